@@ -1,0 +1,46 @@
+"""Backends, opened by URL scheme. Each driver module is imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from ..errors import ConfigurationError
+from .base import Backend
+
+__all__ = ["Backend", "open_backend", "register_backend"]
+
+# scheme -> (module, class, pip extra that provides its driver or None)
+_REGISTRY: dict[str, tuple[str, str, str | None]] = {
+    "memory": ("statebox.backends.memory", "MemoryBackend", None),
+    "sqlite": ("statebox.backends.sqlite", "SqliteBackend", None),
+}
+_FACTORIES: dict[str, Callable[[str], Backend]] = {}
+
+
+def register_backend(scheme: str, factory: Callable[[str], Backend]) -> None:
+    """Make ``scheme://`` URLs open with ``factory(url)`` (for third-party backends)."""
+    _FACTORIES[scheme] = factory
+
+
+def open_backend(url: str) -> Backend:
+    """Open the backend a store URL names (``memory://``, ``sqlite:///…``, …)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in _FACTORIES:
+        return _FACTORIES[scheme](url)
+    if scheme not in _REGISTRY:
+        known = ", ".join(f"{s}://" for s in sorted({*_REGISTRY, *_FACTORIES}))
+        raise ConfigurationError(f"unsupported store URL {url!r}: known schemes are {known}")
+    module_name, class_name, extra = _REGISTRY[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if extra is None:
+            raise
+        raise ConfigurationError(
+            f"the {scheme}:// store needs an optional driver ({exc.name} is missing): "
+            f'run: pip install "statebox[{extra}]"'
+        ) from exc
+    factory: Callable[[str], Backend] = getattr(module, class_name)
+    return factory(url)

@@ -1,0 +1,203 @@
+"""``memory://`` — entries in a dict, for tests and for users testing their workflows.
+
+Atomic across threads (one lock); nothing outlives the process.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import ClassVar
+
+from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
+from ..model import Keyspace
+from .base import (
+    Applied,
+    Backend,
+    Capabilities,
+    Entry,
+    HistoryRecord,
+    Lease,
+    Mutation,
+    WriteContext,
+)
+from .keyrange import prefix_upper_bound
+
+__all__ = ["MemoryBackend"]
+
+
+class _Space:
+    """One keyspace: entries by key, plus the keys kept sorted by UTF-8 bytes."""
+
+    __slots__ = ("entries", "sorted_keys")
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, Entry] = {}
+        self.sorted_keys: list[bytes] = []
+
+
+class MemoryBackend(Backend):
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cross_process=False, cross_machine=False, durable=False
+    )
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._changes = 0
+        self._leases: dict[str, Lease] = {}
+        self._spaces: dict[Keyspace, _Space] = {}
+        self._history: dict[tuple[Keyspace, bytes], deque[HistoryRecord]] = {}
+
+    def _space(self, keyspace: Keyspace) -> _Space:
+        space = self._spaces.get(keyspace)
+        if space is None:
+            space = self._spaces[keyspace] = _Space()
+        return space
+
+    def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
+        with self._lock:
+            space = self._spaces.get(keyspace)
+            entry = space.entries.get(key.encode()) if space else None
+        return entry if entry is not None and entry.is_live(now) else None
+
+    def scan(
+        self,
+        keyspace: Keyspace,
+        prefix: str,
+        *,
+        after: str | None,
+        limit: int,
+        include_values: bool,
+        now: int,
+    ) -> list[Entry]:
+        low = prefix.encode()
+        high = prefix_upper_bound(low)
+        with self._lock:
+            space = self._spaces.get(keyspace)
+            if space is None:
+                return []
+            keys = space.sorted_keys
+            start = bisect.bisect_left(keys, low)
+            if after is not None:
+                start = max(start, bisect.bisect_right(keys, after.encode()))
+            out: list[Entry] = []
+            for raw_key in (
+                keys[start:] if high is None else keys[start : bisect.bisect_left(keys, high)]
+            ):
+                entry = space.entries[raw_key]
+                if entry.is_live(now):
+                    out.append(entry)
+                    if limit and len(out) >= limit:
+                        break
+            return out
+
+    def apply(
+        self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
+    ) -> list[Applied]:
+        with self._lock:
+            space = self._space(keyspace)
+            # Plan everything first against a private view, so a conflict anywhere
+            # leaves the store untouched.
+            staged: dict[bytes, Entry | None] = {}
+            results: list[Applied] = []
+            for index, mutation in enumerate(mutations):
+                raw_key = mutation.key.encode()
+                existing = staged[raw_key] if raw_key in staged else space.entries.get(raw_key)
+                current = existing if existing is not None and existing.is_live(ctx.now) else None
+                if mutation.fence is not None:
+                    check_fence(mutation.fence, self._leases.get(mutation.fence.lease), index=index)
+                new = plan(current, mutation, ctx, index=index)
+                staged[raw_key] = new
+                results.append(Applied(current, new))
+            for applied, mutation in zip(results, mutations, strict=True):
+                self._commit(keyspace, space, mutation.key.encode(), applied, ctx)
+            self._changes += 1
+            self._changed.notify_all()
+            return results
+
+    def _commit(
+        self, keyspace: Keyspace, space: _Space, raw_key: bytes, applied: Applied, ctx: WriteContext
+    ) -> None:
+        if applied.current is not None:
+            if raw_key not in space.entries:
+                bisect.insort(space.sorted_keys, raw_key)
+            space.entries[raw_key] = applied.current
+        elif raw_key in space.entries:
+            del space.entries[raw_key]
+            space.sorted_keys.pop(bisect.bisect_left(space.sorted_keys, raw_key))
+        record = history_record(applied.previous, applied.current, ctx)
+        if record is None:
+            return
+        if ctx.history_limit <= 0:
+            self._history.pop((keyspace, raw_key), None)
+            return
+        kept = self._history.get((keyspace, raw_key))
+        if kept is None or kept.maxlen != ctx.history_limit:
+            kept = deque(kept or (), maxlen=ctx.history_limit)
+            self._history[(keyspace, raw_key)] = kept
+        kept.append(record)
+
+    def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
+        with self._lock:
+            kept = list(self._history.get((keyspace, key.encode()), ()))
+        kept.reverse()
+        return kept[:limit] if limit else kept
+
+    def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None:
+        for record in self.history(keyspace, key, 0):
+            if record.version == version and not record.deleted:
+                return record
+        return None
+
+    def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
+        with self._lock:
+            lease = self._leases[name] = plan_acquire(
+                self._leases.get(name), name, holder, ttl_ns, now
+            )
+            return lease
+
+    def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
+        with self._lock:
+            lease = plan_renew(self._leases.get(name), name, holder, token, ttl_ns, now)
+            self._leases[name] = lease
+            return lease
+
+    def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
+        with self._lock:
+            ended = plan_release(self._leases.get(name), name, holder, token, now)
+            if ended is not None:
+                self._leases[name] = ended
+            return ended is not None
+
+    def get_lease(self, name: str, now: int) -> Lease | None:
+        with self._lock:
+            return self._leases.get(name)
+
+    def change_token(self, keyspace: Keyspace) -> int:
+        with self._lock:
+            return self._changes
+
+    def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: self._changes != token, timeout=max(timeout, 0.0))
+            return self._changes
+
+    def purge_expired(self, now: int, limit: int = 1000) -> int:
+        purged = 0
+        with self._lock:
+            for space in self._spaces.values():
+                for raw_key, entry in list(space.entries.items()):
+                    if purged >= limit:
+                        return purged
+                    if not entry.is_live(now):
+                        del space.entries[raw_key]
+                        space.sorted_keys.pop(bisect.bisect_left(space.sorted_keys, raw_key))
+                        purged += 1
+        return purged
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,391 @@
+"""The SQL middle layer shared by SQLite and PostgreSQL.
+
+The statements and the apply loop live here once; a concrete backend supplies a
+:class:`Dialect` (types, placeholder style, row locking) and two context managers that
+yield a connection-like object: one for reads, one for an exclusive write transaction
+that commits on success and rolls back on any error.
+
+Keys and namespaces are stored as their UTF-8 bytes (``BLOB`` / ``BYTEA``), so both
+databases order and compare them by byte, as SPEC §4 requires, without collations.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
+from ..model import Keyspace, UpdatedBy
+from .base import Applied, Backend, Entry, HistoryRecord, Lease, Mutation, WriteContext
+from .keyrange import prefix_upper_bound
+
+__all__ = ["SCHEMA_VERSION", "Dialect", "SqlBackend", "SqlConnection"]
+
+SCHEMA_VERSION = 1
+
+
+class SqlCursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class SqlConnection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> SqlCursor: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    #: DB-API parameter marker: ``?`` (sqlite3) or ``%s`` (psycopg).
+    param: str
+    blob: str
+    bigint: str
+    history_id: str
+    #: Appended to the read of the current row inside a write transaction.
+    lock_row: str
+
+    def q(self, sql: str) -> str:
+        return sql if self.param == "?" else sql.replace("?", self.param)
+
+    def schema(self) -> list[str]:
+        b, i = self.blob, self.bigint
+        return [
+            f"""CREATE TABLE IF NOT EXISTS statebox_entries (
+                scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
+                version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
+                data {b} NOT NULL, created_at {i} NOT NULL, updated_at {i} NOT NULL,
+                updated_by TEXT NOT NULL, expires_at {i},
+                PRIMARY KEY (scope, namespace, key))""",
+            f"""CREATE TABLE IF NOT EXISTS statebox_history (
+                id {self.history_id},
+                scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
+                version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
+                data {b} NOT NULL, created_at {i} NOT NULL, updated_at {i} NOT NULL,
+                updated_by TEXT NOT NULL, deleted INTEGER NOT NULL)""",
+            """CREATE INDEX IF NOT EXISTS statebox_history_by_key
+                ON statebox_history (scope, namespace, key, id)""",
+            """CREATE INDEX IF NOT EXISTS statebox_entries_expiry
+                ON statebox_entries (expires_at) WHERE expires_at IS NOT NULL""",
+            f"""CREATE TABLE IF NOT EXISTS statebox_leases (
+                name TEXT PRIMARY KEY, holder TEXT NOT NULL, token {i} NOT NULL,
+                expires_at {i} NOT NULL)""",
+            # One row per write transaction's bump: the cheap change counter of watch.
+            f"""CREATE TABLE IF NOT EXISTS statebox_changes (
+                id INTEGER PRIMARY KEY, counter {i} NOT NULL)""",
+            "INSERT INTO statebox_changes (id, counter) VALUES (1, 0) ON CONFLICT DO NOTHING",
+        ]
+
+
+_ENTRY_COLUMNS = "version, hash, content_type, data, created_at, updated_at, updated_by, expires_at"
+_HISTORY_COLUMNS = (
+    "key, version, hash, content_type, data, created_at, updated_at, updated_by, deleted"
+)
+_WHERE_KEY = "scope = ? AND namespace = ? AND key = ?"
+
+
+def _dump_updated_by(who: UpdatedBy) -> str:
+    return json.dumps(who.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _load_updated_by(text: str) -> UpdatedBy:
+    return UpdatedBy.from_dict(json.loads(text)) if text else UpdatedBy()
+
+
+def _entry(key: str, row: Sequence[Any]) -> Entry:
+    return Entry(
+        key=key,
+        version=int(row[0]),
+        hash=row[1],
+        content_type=row[2],
+        data=bytes(row[3]),
+        created_at=int(row[4]),
+        updated_at=int(row[5]),
+        updated_by=_load_updated_by(row[6]),
+        expires_at=None if row[7] is None else int(row[7]),
+    )
+
+
+def _history(row: Sequence[Any]) -> HistoryRecord:
+    return HistoryRecord(
+        key=bytes(row[0]).decode(),
+        version=int(row[1]),
+        hash=row[2],
+        content_type=row[3],
+        data=bytes(row[4]),
+        created_at=int(row[5]),
+        updated_at=int(row[6]),
+        updated_by=_load_updated_by(row[7]),
+        deleted=bool(row[8]),
+    )
+
+
+class SqlBackend(Backend):
+    """Everything of the contract that is plain SQL; subclasses own connections."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[SqlConnection]:
+        """A connection for reads (autocommit or a read-only transaction)."""
+
+    @abstractmethod
+    def _writing(self) -> AbstractContextManager[SqlConnection]:
+        """An exclusive write transaction: commit on success, roll back on error."""
+
+    def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
+        sql = self.dialect.q(f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}")
+        with self._reading() as db:
+            row = db.execute(
+                sql, (keyspace.scope, keyspace.namespace.encode(), key.encode())
+            ).fetchone()
+        if row is None:
+            return None
+        entry = _entry(key, row)
+        return entry if entry.is_live(now) else None
+
+    def scan(
+        self,
+        keyspace: Keyspace,
+        prefix: str,
+        *,
+        after: str | None,
+        limit: int,
+        include_values: bool,
+        now: int,
+    ) -> list[Entry]:
+        low = prefix.encode()
+        conditions = ["scope = ?", "namespace = ?", "(expires_at IS NULL OR expires_at > ?)"]
+        params: list[Any] = [keyspace.scope, keyspace.namespace.encode(), now]
+        if after is not None and after.encode() >= low:
+            conditions.append("key > ?")
+            params.append(after.encode())
+        else:
+            conditions.append("key >= ?")
+            params.append(low)
+        high = prefix_upper_bound(low)
+        if high is not None:
+            conditions.append("key < ?")
+            params.append(high)
+        data = "data" if include_values else "NULL"
+        sql = (
+            f"SELECT key, version, hash, content_type, {data}, created_at, updated_at, "
+            f"updated_by, expires_at FROM statebox_entries WHERE {' AND '.join(conditions)} "
+            "ORDER BY key"
+        )
+        if limit > 0:
+            sql += f" LIMIT {int(limit)}"
+        with self._reading() as db:
+            rows = db.execute(self.dialect.q(sql), params).fetchall()
+        return [
+            _entry(bytes(row[0]).decode(), (*row[1:4], row[4] if include_values else b"", *row[5:]))
+            for row in rows
+        ]
+
+    def apply(
+        self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
+    ) -> list[Applied]:
+        with self._writing() as db:
+            results = [
+                self._apply_one(db, keyspace, mutation, ctx, index)
+                for index, mutation in enumerate(mutations)
+            ]
+            self._note_change(db, keyspace)
+            return results
+
+    def _note_change(self, db: SqlConnection, keyspace: Keyspace) -> None:
+        """Bump the change counter inside the write transaction (watch polls it)."""
+        db.execute("UPDATE statebox_changes SET counter = counter + 1 WHERE id = 1")
+
+    def _apply_one(
+        self,
+        db: SqlConnection,
+        keyspace: Keyspace,
+        mutation: Mutation,
+        ctx: WriteContext,
+        index: int,
+    ) -> Applied:
+        q = self.dialect.q
+        where = (keyspace.scope, keyspace.namespace.encode(), mutation.key.encode())
+        select = f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}"
+        row = db.execute(q(select + self.dialect.lock_row), where).fetchone()
+        stored = _entry(mutation.key, row) if row is not None else None
+        current = stored if stored is not None and stored.is_live(ctx.now) else None
+        if mutation.fence is not None:
+            check_fence(
+                mutation.fence, self._read_lease(db, mutation.fence.lease, lock=True), index=index
+            )
+        new = plan(current, mutation, ctx, index=index)
+        if new is None:
+            if stored is not None:
+                db.execute(q(f"DELETE FROM statebox_entries WHERE {_WHERE_KEY}"), where)
+        elif stored is None:
+            # A plain INSERT: if another transaction created the key meanwhile (only
+            # possible where the missing row could not be locked, i.e. PostgreSQL), the
+            # unique violation aborts this transaction instead of overwriting.
+            db.execute(
+                q(
+                    "INSERT INTO statebox_entries (scope, namespace, key, "
+                    f"{_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (*where, *self._entry_params(new)),
+            )
+        else:
+            db.execute(
+                q(
+                    "UPDATE statebox_entries SET version = ?, hash = ?, content_type = ?, "
+                    "data = ?, created_at = ?, updated_at = ?, updated_by = ?, expires_at = ? "
+                    f"WHERE {_WHERE_KEY}"
+                ),
+                (*self._entry_params(new), *where),
+            )
+        record = history_record(current, new, ctx)
+        if record is not None:
+            self._record_history(db, where, record, ctx.history_limit)
+        return Applied(current, new)
+
+    @staticmethod
+    def _entry_params(entry: Entry) -> tuple[Any, ...]:
+        return (
+            entry.version,
+            entry.hash,
+            entry.content_type,
+            entry.data,
+            entry.created_at,
+            entry.updated_at,
+            _dump_updated_by(entry.updated_by),
+            entry.expires_at,
+        )
+
+    def _record_history(
+        self, db: SqlConnection, where: tuple[Any, ...], record: HistoryRecord, keep: int
+    ) -> None:
+        q = self.dialect.q
+        if keep <= 0:
+            db.execute(q(f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"), where)
+            return
+        db.execute(
+            q(
+                "INSERT INTO statebox_history (scope, namespace, key, version, hash, "
+                "content_type, data, created_at, updated_at, updated_by, deleted) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (
+                *where,
+                record.version,
+                record.hash,
+                record.content_type,
+                record.data,
+                record.created_at,
+                record.updated_at,
+                _dump_updated_by(record.updated_by),
+                1 if record.deleted else 0,
+            ),
+        )
+        db.execute(
+            q(
+                f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
+                f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)"
+            ),
+            (*where, *where, keep),
+        )
+
+    def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
+        sql = f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC"
+        if limit > 0:
+            sql += f" LIMIT {int(limit)}"
+        with self._reading() as db:
+            rows = db.execute(
+                self.dialect.q(sql), (keyspace.scope, keyspace.namespace.encode(), key.encode())
+            ).fetchall()
+        return [_history(row) for row in rows]
+
+    def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None:
+        sql = (
+            f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} "
+            "AND version = ? AND deleted = 0 ORDER BY id DESC LIMIT 1"
+        )
+        with self._reading() as db:
+            row = db.execute(
+                self.dialect.q(sql),
+                (keyspace.scope, keyspace.namespace.encode(), key.encode(), version),
+            ).fetchone()
+        return None if row is None else _history(row)
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def _read_lease(self, db: SqlConnection, name: str, *, lock: bool = False) -> Lease | None:
+        sql = "SELECT holder, token, expires_at FROM statebox_leases WHERE name = ?"
+        row = db.execute(
+            self.dialect.q(sql + (self.dialect.lock_row if lock else "")), (name,)
+        ).fetchone()
+        return None if row is None else Lease(name, row[0], int(row[1]), int(row[2]))
+
+    def _store_lease(self, db: SqlConnection, lease: Lease, existed: bool) -> None:
+        if existed:
+            sql = "UPDATE statebox_leases SET holder = ?, token = ?, expires_at = ? WHERE name = ?"
+            db.execute(
+                self.dialect.q(sql), (lease.holder, lease.token, lease.expires_at, lease.name)
+            )
+        else:
+            sql = (
+                "INSERT INTO statebox_leases (holder, token, expires_at, name) VALUES (?, ?, ?, ?)"
+            )
+            db.execute(
+                self.dialect.q(sql), (lease.holder, lease.token, lease.expires_at, lease.name)
+            )
+
+    def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
+        with self._writing() as db:
+            latest = self._read_lease(db, name, lock=True)
+            lease = plan_acquire(latest, name, holder, ttl_ns, now)
+            self._store_lease(db, lease, latest is not None)
+            return lease
+
+    def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
+        with self._writing() as db:
+            latest = self._read_lease(db, name, lock=True)
+            lease = plan_renew(latest, name, holder, token, ttl_ns, now)
+            self._store_lease(db, lease, True)
+            return lease
+
+    def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
+        with self._writing() as db:
+            ended = plan_release(self._read_lease(db, name, lock=True), name, holder, token, now)
+            if ended is not None:
+                self._store_lease(db, ended, True)
+            return ended is not None
+
+    def get_lease(self, name: str, now: int) -> Lease | None:
+        with self._reading() as db:
+            return self._read_lease(db, name)
+
+    # -- watch and expiry -----------------------------------------------------------------
+
+    def change_token(self, keyspace: Keyspace) -> int:
+        with self._reading() as db:
+            return int(
+                db.execute("SELECT counter FROM statebox_changes WHERE id = 1").fetchone()[0]
+            )
+
+    def purge_expired(self, now: int, limit: int = 1000) -> int:
+        with self._writing() as db:
+            rows = db.execute(
+                self.dialect.q(
+                    "SELECT scope, namespace, key FROM statebox_entries "
+                    f"WHERE expires_at <= ? ORDER BY expires_at LIMIT {int(limit)}"
+                ),
+                (now,),
+            ).fetchall()
+            for row in rows:
+                db.execute(
+                    self.dialect.q(
+                        f"DELETE FROM statebox_entries WHERE {_WHERE_KEY} AND expires_at <= ?"
+                    ),
+                    (row[0], row[1], row[2], now),
+                )
+            return len(rows)

@@ -1,0 +1,175 @@
+"""``sqlite:///relative.db`` / ``sqlite:////absolute.db`` — the embedded default.
+
+WAL mode, so readers never block the writer; every write is one ``BEGIN IMMEDIATE``
+transaction, so check-and-write is atomic across threads and processes. A busy database
+is waited for up to ``timeout`` seconds (URL query ``?timeout=30``), then reported as
+:class:`BackendUnavailableError` — never dropped. ``?synchronous=NORMAL`` trades the
+fsync of every commit for speed (FULL, the default, makes every write durable).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..errors import BackendUnavailableError, ConfigurationError, StateboxError
+from ..model import Keyspace
+from .base import Capabilities
+from .sql import SCHEMA_VERSION, Dialect, SqlBackend, SqlConnection
+
+__all__ = ["SqliteBackend", "sqlite_path_from_url"]
+
+SQLITE = Dialect(
+    name="sqlite",
+    param="?",
+    blob="BLOB",
+    bigint="INTEGER",
+    history_id="INTEGER PRIMARY KEY AUTOINCREMENT",
+    lock_row="",  # BEGIN IMMEDIATE already holds the database's write lock
+)
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
+
+
+def sqlite_path_from_url(url: str) -> tuple[Path, dict[str, str]]:
+    """``sqlite:///rel/x.db`` → ``rel/x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc:
+        raise ConfigurationError(
+            f"invalid SQLite store URL {url!r}: use sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    raw = unquote(parts.path)
+    if not raw.startswith("/") or raw in ("/", "//"):
+        raise ConfigurationError(f"invalid SQLite store URL {url!r}: no database path")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return Path(raw[1:]), options
+
+
+def _translate(exc: sqlite3.Error, path: Path, timeout: float) -> StateboxError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return BackendUnavailableError(
+            f"SQLite database {path} stayed locked for {timeout:g}s by another writer; "
+            "retry, or raise the timeout with ?timeout=SECONDS in the store URL"
+        )
+    return BackendUnavailableError(f"SQLite database {path}: {text}")
+
+
+class SqliteBackend(SqlBackend):
+    capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=False)
+    dialect = SQLITE
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path, options = sqlite_path_from_url(url)
+        try:
+            self.timeout = float(options.get("timeout", "30"))
+        except ValueError:
+            raise ConfigurationError(f"invalid timeout in {url!r}: not a number") from None
+        self.synchronous = options.get("synchronous", "FULL").upper()
+        if self.synchronous not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"invalid synchronous={self.synchronous!r} in {url!r}: "
+                f"use one of {', '.join(_SYNCHRONOUS)}"
+            )
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._pid = os.getpid()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"cannot create the directory for SQLite database {self.path}: {exc}"
+            ) from exc
+        with self._writing() as db:
+            self._ensure_schema(db)
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.timeout) from exc
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:  # forked: the parent's connections are not ours
+            self._local = threading.local()
+            self._all = []
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[SqlConnection]:
+        conn = self._connection()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.timeout) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[SqlConnection]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.timeout) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path, self.timeout) from exc
+            raise
+
+    def _ensure_schema(self, db: SqlConnection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"SQLite database {self.path} has schema version {version}, newer than this "
+                f"statebox understands ({SCHEMA_VERSION}): upgrade statebox"
+            )
+        if version < SCHEMA_VERSION:
+            for statement in self.dialect.schema():
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
+        # Polls one row of a tiny table: cheap, and never a scan of the entries.
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            current = self.change_token(keyspace)
+            remaining = deadline - time.monotonic()
+            if current != token or remaining <= 0:
+                return current
+            time.sleep(min(_POLL_INTERVAL, remaining))
+
+    def close(self) -> None:
+        with self._all_lock:
+            connections, self._all = self._all, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()

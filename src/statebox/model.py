@@ -1,0 +1,270 @@
+"""Addressing (SPEC §1): scopes, the run context, and validation of namespaces and keys.
+
+An entry lives at ``(scope, namespace, key)``. ``Keyspace`` is the ``(scope, namespace)``
+pair that every backend operation works within; namespace defaults come from the
+:class:`RunContext`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from .errors import ConfigurationError, InvalidReferenceError
+
+__all__ = [
+    "GLOBAL_NAMESPACE",
+    "Keyspace",
+    "RunContext",
+    "Scope",
+    "UpdatedBy",
+    "resolve_keyspace",
+    "validate_key",
+    "validate_namespace",
+    "validate_prefix",
+]
+
+GLOBAL_NAMESPACE: Final = "_"
+
+
+class Scope(StrEnum):
+    DAG = "dag"
+    ROOT_DAG = "root_dag"
+    RUN = "run"
+    GLOBAL = "global"
+    CUSTOM = "custom"
+
+    @classmethod
+    def parse(cls, value: str | Scope | None) -> Scope:
+        if value is None:
+            return cls.DAG
+        if isinstance(value, Scope):
+            return value
+        text = value.strip()
+        try:
+            return cls(text)
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise InvalidReferenceError(
+                f"invalid scope {value!r}: must be one of {names} (lower-case)"
+            ) from None
+
+
+# Environment variables, in order of preference, for each part of the run context.
+_ENV_SOURCES: Final[dict[str, tuple[str, ...]]] = {
+    "dag": ("STATEBOX_DAG", "DAG_NAME", "AIRFLOW_CTX_DAG_ID", "GITHUB_WORKFLOW"),
+    "root_dag": ("STATEBOX_ROOT_DAG",),
+    "run_id": ("STATEBOX_RUN_ID", "DAG_RUN_ID", "AIRFLOW_CTX_DAG_RUN_ID", "GITHUB_RUN_ID"),
+    "step": ("STATEBOX_STEP", "DAG_RUN_STEP_NAME", "AIRFLOW_CTX_TASK_ID", "GITHUB_JOB"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Who is running: the workflow, its root, the run id and the step.
+
+    The statebox runner sets it for its steps; elsewhere :meth:`from_env` reads it from
+    statebox's own variables, then from Dagu's, Airflow's and GitHub Actions'.
+    """
+
+    dag: str | None = None
+    root_dag: str | None = None
+    run_id: str | None = None
+    step: str | None = None
+    #: The authenticated principal (set by the server for requests it serves).
+    principal: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RunContext:
+        env = os.environ if environ is None else environ
+
+        def first(part: str) -> str | None:
+            for name in _ENV_SOURCES[part]:
+                value = env.get(name, "").strip()
+                if value:
+                    return value
+            return None
+
+        return cls(
+            dag=first("dag"),
+            root_dag=first("root_dag"),
+            run_id=first("run_id"),
+            step=first("step"),
+        )
+
+    def merged(self, **overrides: str | None) -> RunContext:
+        """A copy where every non-None override replaces the field."""
+        values = {
+            "dag": self.dag,
+            "root_dag": self.root_dag,
+            "run_id": self.run_id,
+            "step": self.step,
+            "principal": self.principal,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return RunContext(**values)
+
+    def updated_by(self) -> UpdatedBy:
+        return UpdatedBy(
+            dag_name=self.dag or "",
+            dag_run_id=self.run_id or "",
+            step_name=self.step or "",
+            principal=self.principal or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatedBy:
+    """Who made a write (SPEC §3): recorded with every version."""
+
+    dag_name: str = ""
+    dag_run_id: str = ""
+    step_name: str = ""
+    principal: str = ""
+    attempt_id: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """The non-empty fields, camelCase as the output envelopes use."""
+        out = {
+            "dagName": self.dag_name,
+            "dagRunId": self.dag_run_id,
+            "attemptId": self.attempt_id,
+            "stepName": self.step_name,
+            "principal": self.principal,
+        }
+        return {k: v for k, v in out.items() if v}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> UpdatedBy:
+        def get(*names: str) -> str:
+            for name in names:
+                value = data.get(name)
+                if isinstance(value, str):
+                    return value
+            return ""
+
+        return cls(
+            dag_name=get("dagName", "dag_name"),
+            dag_run_id=get("dagRunId", "dag_run_id"),
+            step_name=get("stepName", "step_name"),
+            principal=get("principal"),
+            attempt_id=get("attemptId", "attempt_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Keyspace:
+    """A resolved ``(scope, namespace)`` pair: the unit every backend call works in."""
+
+    scope: str
+    namespace: str = field()
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.scope}\0{self.namespace}"
+
+
+def _check_text(kind: str, original: str, text: str) -> None:
+    # Stored as UTF-8 bytes everywhere (SQL BLOBs, hex file names): must encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidReferenceError(
+            f"invalid {kind} {original!r}: must be valid Unicode (it holds a lone surrogate)"
+        ) from None
+
+
+def validate_namespace(namespace: str) -> str:
+    """Trim and check a namespace; return it."""
+    if not isinstance(namespace, str):
+        raise InvalidReferenceError(f"invalid namespace {namespace!r}: must be a string")
+    text = namespace.strip()
+    if not text:
+        raise InvalidReferenceError(f"invalid namespace {namespace!r}: must not be empty")
+    if "/" in text or "\\" in text:
+        raise InvalidReferenceError(f"invalid namespace {text!r}: must not contain '/' or '\\'")
+    if text in (".", ".."):
+        raise InvalidReferenceError(f"invalid namespace {text!r}: must not be '.' or '..'")
+    _check_text("namespace", namespace, text)
+    return text
+
+
+def _key_problem(text: str) -> str | None:
+    if not text:
+        return "must not be empty"
+    if text.startswith("/") or text.endswith("/"):
+        return "must not start or end with '/'"
+    if "\\" in text:
+        return "must not contain '\\'"
+    for segment in text.split("/"):
+        if not segment:
+            return "must not contain an empty segment ('//')"
+        if segment in (".", ".."):
+            return f"must not contain a {segment!r} segment"
+    return None
+
+
+def validate_key(key: str) -> str:
+    """Trim and check a key; return it. Keys are case-sensitive; '/' separates levels."""
+    if not isinstance(key, str):
+        raise InvalidReferenceError(f"invalid key {key!r}: must be a string")
+    text = key.strip()
+    problem = _key_problem(text)
+    if problem:
+        raise InvalidReferenceError(f"invalid key {text!r}: {problem}")
+    _check_text("key", key, text)
+    return text
+
+
+def validate_prefix(prefix: str | None) -> str:
+    """Trim and check a list prefix (may be empty, may end with one '/')."""
+    if prefix is None:
+        return ""
+    if not isinstance(prefix, str):
+        raise InvalidReferenceError(f"invalid prefix {prefix!r}: must be a string")
+    text = prefix.strip()
+    if text.startswith("/"):
+        raise InvalidReferenceError(f"invalid prefix {text!r}: must not start with '/'")
+    if "\\" in text:
+        raise InvalidReferenceError(f"invalid prefix {text!r}: must not contain '\\'")
+    body = text[:-1] if text.endswith("/") else text
+    if body:
+        problem = _key_problem(body)
+        if problem:
+            raise InvalidReferenceError(f"invalid prefix {text!r}: {problem}")
+    _check_text("prefix", prefix, text)
+    return text
+
+
+def resolve_keyspace(
+    scope: str | Scope | None, namespace: str | None, context: RunContext
+) -> Keyspace:
+    """Apply the scope's default namespace (SPEC §1) and validate the result."""
+    resolved = Scope.parse(scope)
+    if namespace is not None and namespace.strip():
+        return Keyspace(resolved.value, validate_namespace(namespace))
+    if namespace is not None:
+        validate_namespace(namespace)  # raises: explicit but empty
+    if resolved is Scope.GLOBAL:
+        return Keyspace(resolved.value, GLOBAL_NAMESPACE)
+    if resolved is Scope.CUSTOM:
+        raise ConfigurationError(
+            "scope 'custom' requires a namespace: pass namespace= (CLI: --namespace NS)"
+        )
+    if resolved is Scope.DAG:
+        default = context.dag
+        hint = "set STATEBOX_DAG (or pass --dag / namespace=)"
+    elif resolved is Scope.ROOT_DAG:
+        default = context.root_dag or context.dag
+        hint = "set STATEBOX_ROOT_DAG or STATEBOX_DAG (or pass --root-dag / namespace=)"
+    else:
+        default = context.run_id
+        hint = "set STATEBOX_RUN_ID (or pass --run-id / namespace=)"
+    if not default:
+        raise ConfigurationError(
+            f"scope {resolved.value!r} needs a default namespace from the run context: {hint}"
+        )
+    return Keyspace(resolved.value, validate_namespace(default))

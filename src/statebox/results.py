@@ -1,0 +1,299 @@
+"""The output objects of the operations (SPEC §4), built here once for every face.
+
+Each result knows its envelope: :meth:`to_dict` gives the fields in the SPEC's order
+(omitting what the SPEC says to omit) and :meth:`to_json` the exact compact line the CLI
+and the runner print. Envelope strings are raw UTF-8 (no ``\\u`` escaping, no HTML
+escaping); a stored JSON value is embedded as its normalized bytes, unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import format_timestamp
+from .model import Keyspace, UpdatedBy
+from .values import JSON_CONTENT_TYPE
+
+__all__ = [
+    "DeleteResult",
+    "DiffResult",
+    "EmbeddedJSON",
+    "GetResult",
+    "HistoryItem",
+    "HistoryResult",
+    "ListEntry",
+    "ListResult",
+    "SetResult",
+    "StoredValue",
+    "dumps_envelope",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedJSON:
+    """Already-normalized JSON text to embed verbatim in an envelope."""
+
+    text: str
+
+
+def _dumps_into(obj: Any, out: list[str]) -> None:
+    if isinstance(obj, EmbeddedJSON):
+        out.append(obj.text)
+    elif isinstance(obj, Mapping):
+        out.append("{")
+        for i, (k, v) in enumerate(obj.items()):
+            if i:
+                out.append(",")
+            out.append(json.dumps(k, ensure_ascii=False))
+            out.append(":")
+            _dumps_into(v, out)
+        out.append("}")
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        for i, v in enumerate(obj):
+            if i:
+                out.append(",")
+            _dumps_into(v, out)
+        out.append("]")
+    else:
+        out.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+def dumps_envelope(obj: Any) -> str:
+    """One compact JSON line; :class:`EmbeddedJSON` parts are inserted verbatim."""
+    out: list[str] = []
+    _dumps_into(obj, out)
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """A stored value: its bytes and content type; parsed on demand."""
+
+    data: bytes
+    content_type: str = JSON_CONTENT_TYPE
+
+    @property
+    def is_json(self) -> bool:
+        return self.content_type == JSON_CONTENT_TYPE
+
+    @property
+    def text(self) -> str:
+        """The normalized JSON text (JSON entries only)."""
+        return self.data.decode("utf-8")
+
+    def parse(self) -> Any:
+        """The value as Python data (JSON entries), or the raw bytes (binary entries)."""
+        return json.loads(self.data) if self.is_json else self.data
+
+    def envelope_fields(self) -> dict[str, Any]:
+        """``value`` for the envelope: embedded JSON, or base64 for a binary entry."""
+        if self.is_json:
+            return {"value": EmbeddedJSON(self.text)}
+        return {
+            "value": base64.b64encode(self.data).decode("ascii"),
+            "contentType": self.content_type,
+            "encoding": "base64",
+        }
+
+
+class _Envelope:
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return dumps_envelope(self.to_dict())
+
+    def as_data(self) -> dict[str, Any]:
+        """The envelope as plain Python data (values parsed)."""
+        parsed: dict[str, Any] = json.loads(self.to_json())
+        return parsed
+
+
+def _address(operation: str, keyspace: Keyspace, key: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operation": operation,
+        "scope": keyspace.scope,
+        "namespace": keyspace.namespace,
+    }
+    if key is not None:
+        out["key"] = key
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult(_Envelope):
+    keyspace: Keyspace
+    key: str
+    found: bool
+    version: int = 0
+    hash: str = ""
+    #: The stored value, or the default when missing and a default was given.
+    stored: StoredValue | None = None
+    created_at: int = 0
+    updated_at: int = 0
+    updated_by: UpdatedBy = field(default_factory=UpdatedBy)
+    expires_at: int | None = None
+
+    @property
+    def value(self) -> Any:
+        """The value as Python data (``None`` when missing with no default)."""
+        return self.stored.parse() if self.stored is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("get", self.keyspace, self.key)
+        out["found"] = self.found
+        if self.found:
+            out["version"] = self.version
+            out["hash"] = self.hash
+        if self.stored is not None:
+            out.update(self.stored.envelope_fields())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult(_Envelope):
+    keyspace: Keyspace
+    key: str
+    version: int
+    hash: str
+    created: bool
+    #: Set by operations that report the value they wrote (``update``, ``rollback``).
+    stored: StoredValue | None = None
+    operation: str = "set"
+
+    @property
+    def value(self) -> Any:
+        return self.stored.parse() if self.stored is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address(self.operation, self.keyspace, self.key)
+        out["version"] = self.version
+        out["hash"] = self.hash
+        out["created"] = self.created
+        if self.stored is not None:
+            out.update(self.stored.envelope_fields())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult(_Envelope):
+    keyspace: Keyspace
+    key: str
+    changed: bool
+    found_previous: bool
+    previous_version: int
+    version: int
+    hash: str
+    previous: StoredValue | None
+    current: StoredValue
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("diff", self.keyspace, self.key)
+        out["changed"] = self.changed
+        out["foundPrevious"] = self.found_previous
+        if self.previous_version:
+            out["previousVersion"] = self.previous_version
+        if self.version:
+            out["version"] = self.version
+        if self.hash:
+            out["hash"] = self.hash
+        if self.previous is not None:
+            out["previous"] = self.previous.envelope_fields()["value"]
+        out["current"] = self.current.envelope_fields()["value"]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult(_Envelope):
+    keyspace: Keyspace
+    key: str
+    deleted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("delete", self.keyspace, self.key)
+        out["deleted"] = self.deleted
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    keyspace: Keyspace
+    key: str
+    version: int
+    hash: str
+    created_at: int
+    updated_at: int
+    stored: StoredValue | None = None
+
+    @property
+    def value(self) -> Any:
+        return self.stored.parse() if self.stored is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "scope": self.keyspace.scope,
+            "namespace": self.keyspace.namespace,
+            "key": self.key,
+            "version": self.version,
+            "hash": self.hash,
+            "createdAt": format_timestamp(self.created_at),
+            "updatedAt": format_timestamp(self.updated_at),
+        }
+        if self.stored is not None:
+            out.update(self.stored.envelope_fields())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult(_Envelope):
+    keyspace: Keyspace
+    prefix: str
+    entries: Sequence[ListEntry]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("list", self.keyspace)
+        if self.prefix:
+            out["prefix"] = self.prefix
+        out["entries"] = [entry.to_dict() for entry in self.entries]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    version: int
+    hash: str
+    deleted: bool
+    created_at: int
+    updated_at: int
+    updated_by: UpdatedBy
+    stored: StoredValue | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": self.version, "hash": self.hash}
+        if self.deleted:
+            out["deleted"] = True
+        out["createdAt"] = format_timestamp(self.created_at)
+        out["updatedAt"] = format_timestamp(self.updated_at)
+        out["updatedBy"] = self.updated_by.to_dict()
+        if self.stored is not None:
+            out.update(self.stored.envelope_fields())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult(_Envelope):
+    keyspace: Keyspace
+    key: str
+    versions: Sequence[HistoryItem]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("history", self.keyspace, self.key)
+        out["versions"] = [item.to_dict() for item in self.versions]
+        return out

@@ -1,0 +1,305 @@
+"""Value normalization, hashing and size limits (SPEC §2).
+
+A JSON value is stored as its *normalized* bytes, byte-compatible with Dagu (Go's
+``encoding/json`` with number literals kept verbatim): compact, object keys sorted by code
+point, last duplicate key wins, Go's string escaping, invalid UTF-8 and lone surrogates
+replaced by U+FFFD. The hash is the lower-case hex SHA-256 of those bytes.
+
+Speed: the C scanner only calls back into Python for float literals, so values without
+floats (and without ``-0``) are encoded by the C encoder; only values that contain a
+float take the slower exact-literal encoder.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from .errors import InvalidValueError, ValueTooLargeError
+
+__all__ = [
+    "DEFAULT_BINARY_LIMIT",
+    "DEFAULT_JSON_LIMIT",
+    "JSON_CONTENT_TYPE",
+    "Blob",
+    "NormalizedValue",
+    "RawJSON",
+    "normalize",
+    "normalize_blob",
+    "sha256_hex",
+]
+
+JSON_CONTENT_TYPE: Final = "application/json"
+DEFAULT_JSON_LIMIT: Final = 1_048_576
+DEFAULT_BINARY_LIMIT: Final = 32 * 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class RawJSON:
+    """JSON *text* to be parsed and normalized, as opposed to a Python value.
+
+    ``store.set("k", "abc")`` stores the JSON string ``"abc"``;
+    ``store.set("k", RawJSON("[1, 2]"))`` stores the array ``[1,2]``.
+    """
+
+    text: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """Raw bytes with a content type (Direktiv's file variables, tarballs, text)."""
+
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedValue:
+    """What a backend stores: the bytes, their content type and their hash."""
+
+    data: bytes
+    content_type: str
+    hash: str
+
+    @property
+    def is_json(self) -> bool:
+        return self.content_type == JSON_CONTENT_TYPE
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- decoding -------------------------------------------------------------------------
+
+
+def _go_replace(exc: UnicodeError) -> tuple[str, int]:
+    """Replace one invalid byte with U+FFFD and resume at the next, as Go does."""
+    if not isinstance(exc, UnicodeDecodeError):  # pragma: no cover - registered for decode
+        raise exc
+    return "\ufffd", exc.start + 1
+
+
+codecs.register_error("statebox-go-replace", _go_replace)
+
+
+class _Float:
+    """A float literal kept exactly as written (``1.2300``, ``1E5``)."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+class _IntLiteral:
+    """``-0``: the one integer literal that ``int()`` cannot give back."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def _parse_int_exact(literal: str) -> int | _IntLiteral:
+    if literal == "-0" or len(literal) > 4000:  # int() refuses > 4300 digits
+        return _IntLiteral(literal)
+    return int(literal)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# Two decoders: the common one leaves integers to the C scanner; the exact one is used
+# only when the text could hold a ``-0`` or a huge integer.
+_FAST_DECODER = json.JSONDecoder(parse_float=_Float, parse_constant=_reject_constant)
+_EXACT_DECODER = json.JSONDecoder(
+    parse_float=_Float, parse_int=_parse_int_exact, parse_constant=_reject_constant
+)
+_WS = " \t\n\r"
+
+
+def _decode(text: str) -> Any:
+    decoder = _EXACT_DECODER if "-0" in text else _FAST_DECODER
+    try:
+        value, end = decoder.raw_decode(text, len(text) - len(text.lstrip(_WS)))
+    except json.JSONDecodeError as exc:
+        raise InvalidValueError(f"invalid JSON value: {exc}") from exc
+    except ValueError as exc:  # huge integers, NaN / Infinity
+        if "-0" not in text and "digits" in str(exc):
+            return _decode_exact(text)
+        raise InvalidValueError(f"invalid JSON value: {exc}") from exc
+    if text[end:].strip(_WS):
+        raise InvalidValueError(
+            f"invalid JSON value: more than one JSON value (extra data at character {end})"
+        )
+    return value
+
+
+def _decode_exact(text: str) -> Any:
+    try:
+        value, end = _EXACT_DECODER.raw_decode(text, len(text) - len(text.lstrip(_WS)))
+    except ValueError as exc:
+        raise InvalidValueError(f"invalid JSON value: {exc}") from exc
+    if text[end:].strip(_WS):
+        raise InvalidValueError("invalid JSON value: more than one JSON value")
+    return value
+
+
+# --- encoding -------------------------------------------------------------------------
+
+# Go escapes these five even with HTML escaping's reasons long gone; Dagu keeps them.
+_GO_EXTRA_ESCAPES: Final = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_encode_string: Any = json.encoder.encode_basestring
+
+
+def _has_literal(value: Any) -> bool:
+    if isinstance(value, (_Float, _IntLiteral)):
+        return True
+    if isinstance(value, dict):
+        return any(_has_literal(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_literal(v) for v in value)
+    return False
+
+
+def _encode_exact(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_encode_string(value))
+    elif isinstance(value, (_Float, _IntLiteral)):
+        out.append(value.literal)
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidValueError(f"value is not JSON-serializable: {value!r}")
+        out.append(float.__repr__(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, key in enumerate(sorted(value)):
+            if i:
+                out.append(",")
+            out.append(_encode_string(key))
+            out.append(":")
+            _encode_exact(value[key], out)
+        out.append("}")
+    elif isinstance(value, list):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode_exact(item, out)
+        out.append("]")
+    else:
+        raise InvalidValueError(
+            f"value is not JSON-serializable: object of type {type(value).__name__}"
+        )
+
+
+def _encode(value: Any, may_hold_literals: bool) -> str:
+    if may_hold_literals and _has_literal(value):
+        parts: list[str] = []
+        _encode_exact(value, parts)
+        text = "".join(parts)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    text = text.translate(_GO_EXTRA_ESCAPES)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+# --- public entry points --------------------------------------------------------------
+
+
+def _too_large(size: int, limit: int) -> ValueTooLargeError:
+    return ValueTooLargeError(f"value too large: {size} bytes exceeds {limit}")
+
+
+class _NeedsExact(Exception):
+    """Raised inside ``json.dumps`` when a Decimal asks for the exact-literal encoder."""
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, Decimal) and obj.is_finite():
+        raise _NeedsExact
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON-serializable")
+
+
+def _with_literals(value: Any) -> Any:
+    """Turn Decimals into exact literals (``Decimal("1.2300")`` stays ``1.2300``)."""
+    if isinstance(value, Decimal):
+        return _Float(str(value))
+    if isinstance(value, dict):
+        return {str(k): _with_literals(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_with_literals(v) for v in value]
+    return value
+
+
+def _python_to_text(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_default)
+    except _NeedsExact:
+        parts: list[str] = []
+        _encode_exact(_with_literals(value), parts)
+        return "".join(parts)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"value is not JSON-serializable: {exc}") from exc
+
+
+def normalize(
+    value: Any, *, limit: int = DEFAULT_JSON_LIMIT, binary_limit: int = DEFAULT_BINARY_LIMIT
+) -> NormalizedValue:
+    """Normalize a value for storage and hash it.
+
+    ``value`` is a Python JSON value (``dict``, ``list``, ``str``, ``int``, ``float``,
+    ``bool``, ``None``, ``Decimal``), or :class:`RawJSON` text, or a :class:`Blob`.
+    Raises :class:`InvalidValueError` or :class:`ValueTooLargeError`.
+    """
+    if isinstance(value, Blob):
+        return normalize_blob(value.data, value.content_type, limit=binary_limit)
+    if isinstance(value, RawJSON):
+        raw = value.text
+        size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise _too_large(size, limit)
+        text = raw.decode("utf-8", "statebox-go-replace") if isinstance(raw, bytes) else raw
+    else:
+        text = _python_to_text(value)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise _too_large(size, limit)
+    may_hold_literals = "." in text or "e" in text or "E" in text or "-0" in text
+    if len(text) > 4000 and not may_hold_literals:
+        may_hold_literals = True  # a huge integer literal may have come back as _IntLiteral
+    data = _encode(_decode(text), may_hold_literals).encode("utf-8")
+    if len(data) > limit:
+        raise _too_large(len(data), limit)
+    return NormalizedValue(data, JSON_CONTENT_TYPE, sha256_hex(data))
+
+
+def normalize_blob(
+    data: bytes, content_type: str, *, limit: int = DEFAULT_BINARY_LIMIT
+) -> NormalizedValue:
+    """Check a binary entry against its limit and hash it (no transformation)."""
+    if not content_type or "\n" in content_type:
+        raise InvalidValueError(f"invalid content type {content_type!r}")
+    if len(data) > limit:
+        raise _too_large(len(data), limit)
+    return NormalizedValue(bytes(data), content_type, sha256_hex(data))
