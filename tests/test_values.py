@@ -214,3 +214,37 @@ def test_strings_round_trip_through_go_escaping(text: str) -> None:
     assert not any(c in out for c in b"<>&")
     expected = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
     assert json.loads(out) == expected
+
+
+def test_python_values_take_the_same_normal_form_as_their_json_text() -> None:
+    cases: list[Any] = [
+        {10: "a", 9: "b"},  # non-string keys sort as their JSON strings
+        {"b": {"y": 1.5, "x": [1e16, -0.0, 1e-7]}, "a": "<\u2028>"},
+        {"k": "\ud800", "j": "x"},
+        [(1, 2), {"z": None}],
+        {True: 1, "a": 2} if False else {"a": 2},
+    ]
+    for value in cases:
+        text = json.dumps(value, ensure_ascii=False)
+        assert norm(value) == norm(RawJSON(text)), value
+    assert norm({10: "a", 9: "b"}) == b'{"10":"a","9":"b"}'
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.text(),
+        ),
+        lambda c: st.one_of(
+            st.lists(c, max_size=4), st.dictionaries(st.text(max_size=4), c, max_size=4)
+        ),
+        max_leaves=10,
+    )
+)
+def test_python_fast_path_matches_the_text_path(value: Any) -> None:
+    assert norm(value) == norm(RawJSON(json.dumps(value, ensure_ascii=False)))

@@ -281,6 +281,9 @@ def normalize(
             raise _too_large(size, limit)
         text = raw.decode("utf-8", "statebox-go-replace") if isinstance(raw, bytes) else raw
     else:
+        direct = _python_fast_path(value)
+        if direct is not None:
+            return _finish(direct, limit)
         text = _python_to_text(value)
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limit:
@@ -288,10 +291,51 @@ def normalize(
     may_hold_literals = "." in text or "e" in text or "E" in text or "-0" in text
     if len(text) > 4000 and not may_hold_literals:
         may_hold_literals = True  # a huge integer literal may have come back as _IntLiteral
-    data = _encode(_decode(text), may_hold_literals).encode("utf-8")
+    return _finish(_encode(_decode(text), may_hold_literals), limit)
+
+
+def _finish(text: str, limit: int) -> NormalizedValue:
+    data = text.encode("utf-8")
     if len(data) > limit:
         raise _too_large(len(data), limit)
     return NormalizedValue(data, JSON_CONTENT_TYPE, sha256_hex(data))
+
+
+def _string_keys_only(value: Any) -> bool:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            if isinstance(v, (dict, list, tuple)) and not _string_keys_only(v):
+                return False
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_string_keys_only(v) for v in value if isinstance(v, (dict, list, tuple)))
+    return True
+
+
+def _python_fast_path(value: Any) -> str | None:
+    """Python data encodes straight to the normal form with the C encoder.
+
+    A Python float's literal is its ``repr``, which ``json.dumps`` writes, and a dict has
+    no duplicate keys, so one sorted compact dump is already normalized — except for
+    what it cannot do: Decimals, non-string keys (sorting mixed types), and lone
+    surrogates (replacing them could merge two keys). Those return ``None`` and take
+    the text route.
+    """
+    if not _string_keys_only(value):
+        return None  # json.dumps would sort 9 before 10, not "10" before "9"
+    try:
+        text = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+        )
+    except (TypeError, ValueError):
+        return None
+    if _SURROGATE.search(text):
+        return None
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        text = text.translate(_GO_EXTRA_ESCAPES)
+    return text
 
 
 def normalize_blob(
