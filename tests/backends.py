@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from .pg import postgres_url
+from .server_util import http_url
+
 
 @contextmanager
 def memory_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
@@ -23,10 +26,18 @@ def sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'state.db'}"
 
 
+@contextmanager
+def file_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    yield f"file://{tmp_path / 'file-store'}"
+
+
 UrlFactory = Callable[[Path, pytest.FixtureRequest], AbstractContextManager[str]]
 
 #: name -> factory of a fresh store URL. Order is the order tests run in.
 BACKENDS: dict[str, UrlFactory] = {
     "memory": memory_url,
     "sqlite": sqlite_url,
+    "file": file_url,
+    "postgres": postgres_url,  # needs the session fixture pg_server (tests/pg.py)
+    "http": http_url,  # a live statebox server in a subprocess (tests/server_util.py)
 }

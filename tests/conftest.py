@@ -9,6 +9,7 @@ import pytest
 from statebox import ManualClock, RunContext, StateStore, open_store
 
 from .backends import BACKENDS
+from .pg import pg_server  # noqa: F401  (the session's PostgreSQL, for BACKENDS["postgres"])
 
 CONTEXT = RunContext(dag="feed-sync", root_dag="nightly", run_id="run-1", step="load")
 

@@ -12,35 +12,41 @@ versioned, and guarded by optimistic concurrency.
 
 from __future__ import annotations
 
-from .aio import AsyncStateStore, open_async_store
-from .backends.base import Backend, Capabilities
-from .clock import Clock, ManualClock, SystemClock
-from .errors import (
-    BackendUnavailableError,
-    ConfigurationError,
-    ConflictError,
-    CorruptEntryError,
-    FencingError,
-    InvalidReferenceError,
-    InvalidValueError,
-    NotFoundError,
-    PermissionDeniedError,
-    StateboxError,
-    ValueTooLargeError,
-)
-from .model import Keyspace, RunContext, Scope, UpdatedBy
-from .results import (
-    DeleteResult,
-    DiffResult,
-    GetResult,
-    HistoryResult,
-    ListEntry,
-    ListResult,
-    SetResult,
-    StoredValue,
-)
-from .store import MISSING, StateStore, open_store
-from .values import Blob, RawJSON, normalize
+import typing as _typing
+from importlib import import_module as _import_module
+
+# The names below are loaded on first use (PEP 562), so ``import statebox`` stays cheap:
+# the command line starts in tens of milliseconds and never imports asyncio.
+if _typing.TYPE_CHECKING:
+    from .aio import AsyncStateStore, open_async_store
+    from .backends.base import Backend, Capabilities
+    from .clock import Clock, ManualClock, SystemClock
+    from .errors import (
+        BackendUnavailableError,
+        ConfigurationError,
+        ConflictError,
+        CorruptEntryError,
+        FencingError,
+        InvalidReferenceError,
+        InvalidValueError,
+        NotFoundError,
+        PermissionDeniedError,
+        StateboxError,
+        ValueTooLargeError,
+    )
+    from .model import Keyspace, RunContext, Scope, UpdatedBy
+    from .results import (
+        DeleteResult,
+        DiffResult,
+        GetResult,
+        HistoryResult,
+        ListEntry,
+        ListResult,
+        SetResult,
+        StoredValue,
+    )
+    from .store import MISSING, StateStore, open_store
+    from .values import Blob, RawJSON, normalize
 
 __version__ = "0.1.0"
 
@@ -83,3 +89,62 @@ __all__ = [
     "open_async_store",
     "open_store",
 ]
+
+# name -> the module (relative to this package) that defines it
+_EXPORTS: dict[str, str] = {
+    "MISSING": ".store",
+    "StateStore": ".store",
+    "open_store": ".store",
+    "AsyncStateStore": ".aio",
+    "open_async_store": ".aio",
+    "Backend": ".backends.base",
+    "Capabilities": ".backends.base",
+    "Clock": ".clock",
+    "ManualClock": ".clock",
+    "SystemClock": ".clock",
+    "BackendUnavailableError": ".errors",
+    "ConfigurationError": ".errors",
+    "ConflictError": ".errors",
+    "CorruptEntryError": ".errors",
+    "FencingError": ".errors",
+    "InvalidReferenceError": ".errors",
+    "InvalidValueError": ".errors",
+    "NotFoundError": ".errors",
+    "PermissionDeniedError": ".errors",
+    "StateboxError": ".errors",
+    "ValueTooLargeError": ".errors",
+    "Keyspace": ".model",
+    "RunContext": ".model",
+    "Scope": ".model",
+    "UpdatedBy": ".model",
+    "DeleteResult": ".results",
+    "DiffResult": ".results",
+    "GetResult": ".results",
+    "HistoryResult": ".results",
+    "ListEntry": ".results",
+    "ListResult": ".results",
+    "SetResult": ".results",
+    "StoredValue": ".results",
+    "Blob": ".values",
+    "RawJSON": ".values",
+    "normalize": ".values",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if not name.startswith("_"):  # ``statebox.errors`` without importing it first
+            try:
+                return _import_module(f".{name}", __name__)
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
+        raise AttributeError(f"module 'statebox' has no attribute {name!r}")
+    value = getattr(_import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -8,13 +8,27 @@ blocking storage I/O never blocks the event loop).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
 
 from .clock import Clock
 from .model import RunContext
-from .results import DeleteResult, DiffResult, GetResult, HistoryResult, ListResult, SetResult
+from .results import (
+    DeleteResult,
+    DiffResult,
+    GetResult,
+    HistoryResult,
+    LeaseResult,
+    ListResult,
+    SetResult,
+    TransactionResult,
+    WatchEvent,
+    WatchResult,
+)
 from .store import DEFAULT_HISTORY_LIMIT, StateStore, open_store
+
+#: ``watch_iter`` waits in slices this long, so a cancelled task frees its thread soon.
+_WATCH_SLICE: Final = 1.0
 
 __all__ = ["AsyncStateStore", "open_async_store"]
 
@@ -49,6 +63,51 @@ class AsyncStateStore:
 
     async def history(self, key: str, **options: Any) -> HistoryResult:
         return await asyncio.to_thread(self.sync.history, key, **options)
+
+    # -- SPEC §5 ------------------------------------------------------------------------
+
+    async def update(self, key: str, **options: Any) -> SetResult:
+        return await asyncio.to_thread(self.sync.update, key, **options)
+
+    async def rollback(self, key: str, to_version: int, **options: Any) -> SetResult:
+        return await asyncio.to_thread(self.sync.rollback, key, to_version, **options)
+
+    async def transaction(self, operations: Any, **options: Any) -> TransactionResult:
+        return await asyncio.to_thread(self.sync.transaction, list(operations), **options)
+
+    async def acquire_lease(self, name: str, ttl: float, **options: Any) -> LeaseResult:
+        return await asyncio.to_thread(self.sync.acquire_lease, name, ttl, **options)
+
+    async def renew_lease(
+        self, lease: LeaseResult | str, ttl: float | None = None, **options: Any
+    ) -> LeaseResult:
+        return await asyncio.to_thread(self.sync.renew_lease, lease, ttl, **options)
+
+    async def release_lease(self, lease: LeaseResult | str, **options: Any) -> LeaseResult:
+        return await asyncio.to_thread(self.sync.release_lease, lease, **options)
+
+    async def get_lease(self, name: str) -> LeaseResult | None:
+        return await asyncio.to_thread(self.sync.get_lease, name)
+
+    async def watch(self, key: str | None = None, **options: Any) -> WatchResult:
+        return await asyncio.to_thread(self.sync.watch, key, **options)
+
+    async def watch_iter(
+        self, key: str | None = None, *, timeout: float | None = None, **options: Any
+    ) -> AsyncIterator[WatchEvent]:
+        """Every change until ``timeout`` seconds pass (None: forever); an async generator."""
+        watcher = await asyncio.to_thread(self.sync.watcher, key, **options)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            remaining = _WATCH_SLICE if deadline is None else deadline - loop.time()
+            if remaining <= 0:
+                return
+            for event in await asyncio.to_thread(watcher.poll, min(remaining, _WATCH_SLICE)):
+                yield event
+
+    async def purge_expired(self, limit: int = 1000) -> int:
+        return await asyncio.to_thread(self.sync.purge_expired, limit)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)

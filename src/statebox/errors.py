@@ -8,6 +8,7 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     ├── InvalidValueError              exit 2  HTTP 422   not JSON, several values, bad transform
     │   └── ValueTooLargeError         exit 2  HTTP 413
     ├── ConfigurationError             exit 2  HTTP 400   missing run context, bad store URL
+    ├── InvalidRequestError            exit 2  HTTP 400   a malformed request (HTTP body, query)
     ├── NotFoundError                  exit 3  HTTP 404
     ├── ConflictError                  exit 4  HTTP 409   expected_version / create_only
     │   └── FencingError               exit 4  HTTP 409   a newer lease holder exists
@@ -28,6 +29,7 @@ __all__ = [
     "CorruptEntryError",
     "FencingError",
     "InvalidReferenceError",
+    "InvalidRequestError",
     "InvalidValueError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -78,6 +80,14 @@ class ConfigurationError(StateboxError):
     exit_code = 2
     http_status = 400
     kind = "configuration"
+
+
+class InvalidRequestError(StateboxError):
+    """A malformed request to a face: an HTTP body that is not JSON, a mistyped field."""
+
+    exit_code = 2
+    http_status = 400
+    kind = "invalid_request"
 
 
 class NotFoundError(StateboxError):

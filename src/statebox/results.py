@@ -25,10 +25,14 @@ __all__ = [
     "GetResult",
     "HistoryItem",
     "HistoryResult",
+    "LeaseResult",
     "ListEntry",
     "ListResult",
     "SetResult",
     "StoredValue",
+    "TransactionResult",
+    "WatchEvent",
+    "WatchResult",
     "dumps_envelope",
 ]
 
@@ -167,6 +171,9 @@ class SetResult(_Envelope):
     #: Set by operations that report the value they wrote (``update``, ``rollback``).
     stored: StoredValue | None = None
     operation: str = "set"
+    #: ``update`` only: how many times it re-read and retried after a concurrent write.
+    #: Observable for benchmarks and logs; not part of the envelope.
+    retries: int = 0
 
     @property
     def value(self) -> Any:
@@ -296,4 +303,113 @@ class HistoryResult(_Envelope):
     def to_dict(self) -> dict[str, Any]:
         out = _address("history", self.keyspace, self.key)
         out["versions"] = [item.to_dict() for item in self.versions]
+        return out
+
+
+# -- SPEC §5 ------------------------------------------------------------------------------
+
+
+def _without_address(envelope: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in envelope.items() if k not in ("scope", "namespace")}
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionResult(_Envelope):
+    """What each operation of a transaction did, in order."""
+
+    keyspace: Keyspace
+    results: Sequence[SetResult | DeleteResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("transaction", self.keyspace)
+        out["results"] = [
+            {"index": i, **_without_address(r.to_dict())} for i, r in enumerate(self.results)
+        ]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseResult(_Envelope):
+    """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
+
+    action: str  # "acquire", "renew", "release", "get"
+    name: str
+    holder: str
+    token: int
+    expires_at: int  # ns since the epoch, UTC
+    #: The duration asked for at acquisition or renewal (seconds); renew reuses it.
+    ttl: float = 0.0
+    #: ``release`` only: whether the lease was ours to end.
+    released: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "operation": "lease",
+            "action": self.action,
+            "name": self.name,
+            "holder": self.holder,
+            "token": self.token,
+            "expiresAt": format_timestamp(self.expires_at),
+        }
+        if self.released is not None:
+            out["released"] = self.released
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent(_Envelope):
+    """One entry that changed past the watcher's known state (changes in between are
+    coalesced: ``previous_version`` is what the watcher knew, ``version`` what is now)."""
+
+    keyspace: Keyspace
+    key: str
+    event: str  # "created", "updated", "deleted"
+    previous_version: int
+    version: int  # 0 when deleted
+    hash: str = ""
+    stored: StoredValue | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.event == "deleted"
+
+    @property
+    def value(self) -> Any:
+        return self.stored.parse() if self.stored is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("watch", self.keyspace, self.key)
+        out["event"] = self.event
+        out["previousVersion"] = self.previous_version
+        out["version"] = self.version
+        if self.hash:
+            out["hash"] = self.hash
+        out["deleted"] = self.deleted
+        if self.stored is not None:
+            out.update(self.stored.envelope_fields())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult(_Envelope):
+    """The changes one ``watch`` call saw; empty with ``timed_out`` when none came."""
+
+    keyspace: Keyspace
+    key: str | None
+    prefix: str | None
+    events: Sequence[WatchEvent]
+
+    @property
+    def timed_out(self) -> bool:
+        return not self.events
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("watch", self.keyspace, self.key)
+        if self.prefix is not None:
+            out["prefix"] = self.prefix
+        out["events"] = [
+            {k: v for k, v in e.to_dict().items() if k not in ("operation", "scope", "namespace")}
+            for e in self.events
+        ]
+        out["timedOut"] = self.timed_out
         return out

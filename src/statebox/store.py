@@ -8,15 +8,36 @@ runner call these methods and nothing below them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import itertools
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from ._plan import check_guard
 from .backends import Backend, open_backend
-from .backends.base import Delete, Entry, HistoryRecord, Put, WriteContext
-from .clock import NS_PER_SECOND, Clock, SystemClock
+from .backends.base import (
+    Applied,
+    Delete,
+    Entry,
+    HistoryRecord,
+    Lease,
+    Mutation,
+    Put,
+    WriteContext,
+)
+from .clock import Clock, SystemClock
 from .config import resolve_store_url
-from .errors import InvalidValueError, NotFoundError
+from .errors import (
+    BackendUnavailableError,
+    ConflictError,
+    FencingError,
+    InvalidReferenceError,
+    InvalidValueError,
+    NotFoundError,
+)
+from .leases import Fencing, as_fence, default_holder, duration_ns, validate_lease_name
 from .model import (
     Keyspace,
     RunContext,
@@ -31,12 +52,26 @@ from .results import (
     GetResult,
     HistoryItem,
     HistoryResult,
+    LeaseResult,
     ListEntry,
     ListResult,
     SetResult,
     StoredValue,
+    TransactionResult,
+    WatchEvent,
+    WatchResult,
 )
-from .values import DEFAULT_BINARY_LIMIT, DEFAULT_JSON_LIMIT, NormalizedValue, normalize
+from .transactions import DeleteOp, SetOp, parse_operation
+from .transforms import DEFAULT_JQ_TIMEOUT, make_transform
+from .values import (
+    DEFAULT_BINARY_LIMIT,
+    DEFAULT_JSON_LIMIT,
+    JSON_CONTENT_TYPE,
+    NormalizedValue,
+    RawJSON,
+    normalize,
+)
+from .watch import Watcher
 
 __all__ = ["MISSING", "StateStore", "open_store"]
 
@@ -49,6 +84,15 @@ class _Missing(enum.Enum):
 
 MISSING: Final = _Missing.MISSING
 DEFAULT_HISTORY_LIMIT: Final = 10
+#: ``update`` re-reads and retries this many times at most when another writer wins.
+DEFAULT_UPDATE_ATTEMPTS: Final = 100
+#: Every this many writes through one store, expired entries are purged (0 = never).
+DEFAULT_PURGE_EVERY: Final = 256
+_PURGE_BATCH: Final = 1000
+# update's backoff between attempts (seconds): full jitter up to base * 2**attempt, capped.
+_BACKOFF_BASE = 0.001
+_BACKOFF_CAP = 0.05
+_log = logging.getLogger("statebox")
 
 
 def _stored(entry: Entry | HistoryRecord) -> StoredValue:
@@ -67,15 +111,25 @@ class StateStore:
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         json_limit: int = DEFAULT_JSON_LIMIT,
         binary_limit: int = DEFAULT_BINARY_LIMIT,
+        jq_timeout: float = DEFAULT_JQ_TIMEOUT,
+        update_attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+        purge_every: int = DEFAULT_PURGE_EVERY,
     ) -> None:
         if history_limit < 0:
             raise ValueError("history_limit must be >= 0")
+        if update_attempts < 1 or purge_every < 0 or not jq_timeout > 0:
+            raise ValueError("update_attempts must be >= 1, purge_every >= 0, jq_timeout > 0")
         self.backend = backend
         self.context = context if context is not None else RunContext.from_env()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.history_limit = history_limit
         self.json_limit = json_limit
         self.binary_limit = binary_limit
+        self.jq_timeout = jq_timeout
+        self.update_attempts = update_attempts
+        self.purge_every = purge_every
+        self._writes = itertools.count(1)
+        self._keyspaces: dict[tuple[str | Scope | None, str | None], Keyspace] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -88,6 +142,9 @@ class StateStore:
             history_limit=self.history_limit,
             json_limit=self.json_limit,
             binary_limit=self.binary_limit,
+            jq_timeout=self.jq_timeout,
+            update_attempts=self.update_attempts,
+            purge_every=self.purge_every,
         )
 
     def close(self) -> None:
@@ -102,7 +159,14 @@ class StateStore:
     # -- helpers shared by the operations ---------------------------------------------
 
     def keyspace(self, scope: str | Scope | None = None, namespace: str | None = None) -> Keyspace:
-        return resolve_keyspace(scope, namespace, self.context)
+        """The resolved ``(scope, namespace)``; cached, as the context never changes."""
+        cache_key = (scope, namespace)
+        keyspace = self._keyspaces.get(cache_key)
+        if keyspace is None:
+            keyspace = resolve_keyspace(scope, namespace, self.context)
+            if len(self._keyspaces) < 1024:
+                self._keyspaces[cache_key] = keyspace
+        return keyspace
 
     def normalize(self, value: Any) -> NormalizedValue:
         """Normalize a value with this store's limits (JSON or :class:`Blob`)."""
@@ -118,9 +182,22 @@ class StateStore:
     def _expires_at(self, ttl: float | None, now: int) -> int | None:
         if ttl is None:
             return None
-        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-            raise InvalidValueError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
-        return now + int(ttl * NS_PER_SECOND)
+        return now + duration_ns(ttl, "ttl")
+
+    def _apply(self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext) -> list[Applied]:
+        """``backend.apply``, purging expired entries every ``purge_every`` writes."""
+        applied = self.backend.apply(ks, mutations, ctx)
+        if self.purge_every and next(self._writes) % self.purge_every == 0:
+            self._purge_quietly(ctx.now)
+        return applied
+
+    def _purge_quietly(self, now: int) -> None:
+        # Opportunistic: the write already succeeded, so a busy database only delays
+        # the purge (expired entries are invisible meanwhile anyway).
+        try:
+            self.backend.purge_expired(now, _PURGE_BATCH)
+        except BackendUnavailableError as exc:
+            _log.warning("statebox: purging expired entries was skipped: %s", exc)
 
     # -- the five operations -----------------------------------------------------------
 
@@ -173,14 +250,21 @@ class StateStore:
         expected_version: int | None = None,
         create_only: bool = False,
         ttl: float | None = None,
+        fencing: Fencing | None = None,
     ) -> SetResult:
-        """Write one entry; ``value`` is Python JSON data, :class:`RawJSON` or :class:`Blob`."""
+        """Write one entry; ``value`` is Python JSON data, :class:`RawJSON` or :class:`Blob`.
+
+        ``ttl`` (seconds) makes it expire; without it the entry never expires (a ``ttl``
+        it had is dropped, as Redis ``SET`` does). ``fencing`` (a lease or
+        ``(lease_name, token)``) refuses the write once a newer lease holder exists.
+        """
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
         normalized = self.normalize(value)
         ctx = self._write_context()
-        put = Put(key, normalized, expected_version, create_only, self._expires_at(ttl, ctx.now))
-        new = self.backend.apply(ks, [put], ctx)[0].current
+        expires_at = self._expires_at(ttl, ctx.now)
+        put = Put(key, normalized, expected_version, create_only, expires_at, as_fence(fencing))
+        new = self._apply(ks, [put], ctx)[0].current
         assert new is not None
         return SetResult(ks, key, new.version, new.hash, new.version == 1)
 
@@ -206,7 +290,7 @@ class StateStore:
         if changed and update:
             # Guarded by what we compared against: a concurrent writer makes this conflict.
             put = Put(key, normalized, expected_version=version)
-            written = self.backend.apply(ks, [put], self._write_context())[0].current
+            written = self._apply(ks, [put], self._write_context())[0].current
             assert written is not None
             version, digest = written.version, written.hash
         return DiffResult(
@@ -228,11 +312,13 @@ class StateStore:
         scope: str | Scope | None = None,
         namespace: str | None = None,
         expected_version: int | None = None,
+        fencing: Fencing | None = None,
     ) -> DeleteResult:
         """Delete one entry; deleting a missing key is not an error (``deleted: false``)."""
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
-        applied = self.backend.apply(ks, [Delete(key, expected_version)], self._write_context())
+        delete = Delete(key, expected_version, as_fence(fencing))
+        applied = self._apply(ks, [delete], self._write_context())
         return DeleteResult(ks, key, applied[0].previous is not None)
 
     def list(
@@ -307,6 +393,383 @@ class StateStore:
                 for r in records
             ],
         )
+
+    # -- update (SPEC §5) --------------------------------------------------------------
+
+    def _json_text(self, value: Any, what: str) -> str:
+        normalized = self.normalize(value)
+        if not normalized.is_json:
+            raise InvalidValueError(f"invalid {what}: must be JSON, not binary data")
+        return normalized.data.decode("utf-8")
+
+    def update(
+        self,
+        key: str,
+        *,
+        jq: str | None = None,
+        merge: Any = MISSING,
+        patch: Any = MISSING,
+        default: Any = MISSING,
+        ttl: float | None = None,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> SetResult:
+        """Transform the stored value atomically: read, apply, write guarded by the
+        version read, and on a conflict re-read and retry (at most ``update_attempts``
+        times, with a short jittered backoff), so concurrent updates are never lost.
+
+        Exactly one of ``jq`` (an expression yielding one value), ``merge`` (an RFC 7386
+        merge patch) or ``patch`` (an RFC 6902 JSON patch, a list of operations) is
+        given; ``merge``/``patch`` are Python data or :class:`RawJSON`. A missing key
+        starts from ``default`` (else ``null``). ``ttl`` sets a new expiry; without it
+        the entry keeps the one it had (as Redis ``INCR`` does). With
+        ``expected_version`` there is no retry: the guard is the caller's.
+        ``result.retries`` says how many retries it took.
+        """
+        ks = self.keyspace(scope, namespace)
+        key = validate_key(key)
+        transform = make_transform(
+            jq=jq,
+            merge_text=None if merge is MISSING else self._json_text(merge, "merge patch"),
+            patch_text=None if patch is MISSING else self._json_text(patch, "JSON patch"),
+            jq_timeout=self.jq_timeout,
+        )
+        start = "null" if default is MISSING else self._json_text(default, "default")
+        fence = as_fence(fencing)
+        conflict: ConflictError | None = None
+        for attempt in range(self.update_attempts):
+            if attempt:
+                # Full jitter, growing: the writers that collided spread out.
+                time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+            ctx = self._write_context()
+            current = self.backend.get(ks, key, ctx.now)
+            if expected_version is not None:
+                check_guard(key, current, expected_version)
+            if current is not None and current.content_type != JSON_CONTENT_TYPE:
+                raise InvalidValueError(
+                    f"cannot update key {key!r}: it holds binary data "
+                    f"({current.content_type}); transforms apply to JSON values"
+                )
+            before = current.data.decode("utf-8") if current is not None else start
+            value = self.normalize(RawJSON(transform.apply(before)))
+            expires_at = (
+                self._expires_at(ttl, ctx.now)
+                if ttl is not None
+                else (current.expires_at if current is not None else None)
+            )
+            version = current.version if current is not None else 0
+            put = Put(key, value, version, expires_at=expires_at, fence=fence)
+            try:
+                new = self._apply(ks, [put], ctx)[0].current
+            except FencingError:
+                raise
+            except ConflictError as exc:
+                if expected_version is not None:
+                    raise
+                conflict = exc
+                continue
+            assert new is not None
+            return SetResult(
+                ks,
+                key,
+                new.version,
+                new.hash,
+                new.version == 1,
+                StoredValue(value.data, value.content_type),
+                operation="update",
+                retries=attempt,
+            )
+        assert conflict is not None
+        raise ConflictError(
+            f"update of key {key!r} gave up after {self.update_attempts} attempts: other "
+            f"writers kept changing it (last: {conflict.message})",
+            current_version=conflict.current_version,
+        ) from conflict
+
+    def rollback(
+        self,
+        key: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> SetResult:
+        """Write the value of a kept past version back as a new version.
+
+        Guarded by the current version (``expected_version``, else the version found
+        when the rollback starts): a concurrent write makes it conflict rather than be
+        overwritten. The entry keeps its expiry, as with ``update``.
+        """
+        ks = self.keyspace(scope, namespace)
+        key = validate_key(key)
+        if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1:
+            raise InvalidValueError(f"invalid version {to_version!r}: must be an integer >= 1")
+        ctx = self._write_context()
+        current = self.backend.get(ks, key, ctx.now)
+        old: Entry | HistoryRecord | None = self.backend.get_version(ks, key, to_version)
+        if old is None and current is not None and current.version == to_version:
+            old = current  # history is off, but the version asked for is the current one
+        if old is None:
+            raise NotFoundError(
+                f"version {to_version} of key {key!r} is not in its history (scope "
+                f"{ks.scope!r}, namespace {ks.namespace!r}; the store keeps the last "
+                f"{self.history_limit} versions)"
+            )
+        guard = expected_version
+        if guard is None:
+            guard = current.version if current is not None else 0
+        value = NormalizedValue(old.data, old.content_type, old.hash)
+        expires_at = current.expires_at if current is not None else None
+        put = Put(key, value, guard, expires_at=expires_at, fence=as_fence(fencing))
+        new = self._apply(ks, [put], ctx)[0].current
+        assert new is not None
+        return SetResult(
+            ks,
+            key,
+            new.version,
+            new.hash,
+            new.version == 1,
+            StoredValue(value.data, value.content_type),
+            operation="rollback",
+        )
+
+    # -- transactions (SPEC §5) --------------------------------------------------------
+
+    def transaction(
+        self,
+        operations: Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+        *,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> TransactionResult:
+        """Apply set/delete operations on one scope+namespace, all or nothing.
+
+        Each operation has its own ``expected_version`` / ``create_only`` (and ``ttl``
+        for a set); ``fencing`` applies to every operation that has none of its own. On
+        a failed guard nothing is written and the :class:`ConflictError` carries the
+        failing operation's ``index`` and names it.
+        """
+        ks = self.keyspace(scope, namespace)
+        ops = [parse_operation(raw, i) for i, raw in enumerate(operations)]
+        ctx = self._write_context()
+        mutations = [self._mutation(op, i, ctx.now, fencing) for i, op in enumerate(ops)]
+        if not mutations:
+            return TransactionResult(ks, [])
+        try:
+            applied = self._apply(ks, mutations, ctx)
+        except ConflictError as exc:
+            failed = mutations[exc.index]
+            kind = "set" if isinstance(failed, Put) else "delete"
+            raise type(exc)(
+                f"transaction operation {exc.index} ({kind} {failed.key!r}) failed, nothing "
+                f"was written: {exc.message}",
+                index=exc.index,
+                current_version=exc.current_version,
+            ) from exc
+        results: list[SetResult | DeleteResult] = []
+        for mutation, outcome in zip(mutations, applied, strict=True):
+            if outcome.current is None:
+                results.append(DeleteResult(ks, mutation.key, outcome.previous is not None))
+            else:
+                new = outcome.current
+                results.append(SetResult(ks, new.key, new.version, new.hash, new.version == 1))
+        return TransactionResult(ks, results)
+
+    def _mutation(
+        self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
+    ) -> Mutation:
+        kind = "set" if isinstance(op, SetOp) else "delete"
+        try:
+            key = validate_key(op.key)
+            fence = as_fence(op.fencing if op.fencing is not None else fencing)
+            if isinstance(op, DeleteOp):
+                return Delete(key, op.expected_version, fence)
+            value = self.normalize(op.value)
+            expires_at = self._expires_at(op.ttl, now)
+            return Put(key, value, op.expected_version, op.create_only, expires_at, fence)
+        except (InvalidReferenceError, InvalidValueError) as exc:
+            raise type(exc)(f"transaction operation {index} ({kind}): {exc.message}") from exc
+
+    # -- leases (SPEC §5) --------------------------------------------------------------
+
+    def acquire_lease(self, name: str, ttl: float, *, holder: str | None = None) -> LeaseResult:
+        """Take the lease ``name`` for ``ttl`` seconds; its token outgrows every earlier
+        one. Raises :class:`ConflictError` while another holder's lease is live."""
+        name = validate_lease_name(name)
+        ttl_ns = duration_ns(ttl, "lease ttl")
+        if holder is None:
+            holder = default_holder(self.context)
+        elif not isinstance(holder, str) or not holder.strip():
+            raise InvalidValueError(f"invalid lease holder {holder!r}: must be a non-empty string")
+        lease = self.backend.acquire_lease(name, holder, ttl_ns, self.clock.now_ns())
+        return _lease_result("acquire", lease, ttl)
+
+    def renew_lease(
+        self,
+        lease: LeaseResult | str,
+        ttl: float | None = None,
+        *,
+        token: int | None = None,
+        holder: str | None = None,
+    ) -> LeaseResult:
+        """Extend a live lease (by its original ``ttl`` unless given). Raises
+        :class:`FencingError` when it expired or another holder took it."""
+        name, token, holder = _lease_identity(lease, token, holder)
+        if ttl is None:
+            ttl = lease.ttl if isinstance(lease, LeaseResult) and lease.ttl else None
+        if ttl is None:
+            raise InvalidValueError("renew_lease needs ttl= (seconds)")
+        ttl_ns = duration_ns(ttl, "lease ttl")
+        renewed = self.backend.renew_lease(name, holder, token, ttl_ns, self.clock.now_ns())
+        return _lease_result("renew", renewed, ttl)
+
+    def release_lease(
+        self, lease: LeaseResult | str, *, token: int | None = None, holder: str | None = None
+    ) -> LeaseResult:
+        """End a lease early so another holder can acquire it at once (its token stays
+        used). ``released`` is False when it was no longer ours."""
+        name, token, holder = _lease_identity(lease, token, holder)
+        now = self.clock.now_ns()
+        released = self.backend.release_lease(name, holder, token, now)
+        return LeaseResult("release", name, holder, token, now, released=released)
+
+    def get_lease(self, name: str) -> LeaseResult | None:
+        """The latest lease on ``name`` (perhaps expired), or None when never acquired."""
+        lease = self.backend.get_lease(validate_lease_name(name), self.clock.now_ns())
+        return None if lease is None else _lease_result("get", lease, 0.0)
+
+    # -- watch (SPEC §5) ---------------------------------------------------------------
+
+    def watcher(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> Watcher:
+        """A :class:`~statebox.watch.Watcher` whose baseline is taken now; its ``poll``
+        returns the next changes. See :mod:`statebox.watch` for the exact rules."""
+        ks = self.keyspace(scope, namespace)
+        if (key is None) == (prefix is None):
+            raise InvalidValueError("watch needs exactly one of a key or a prefix")
+        if after_version is not None and (
+            not isinstance(after_version, int)
+            or isinstance(after_version, bool)
+            or after_version < 0
+        ):
+            raise InvalidValueError(f"invalid after_version {after_version!r}: must be >= 0")
+        return Watcher(
+            self.backend,
+            ks,
+            self.clock,
+            key=validate_key(key) if key is not None else None,
+            prefix=validate_prefix(prefix) if prefix is not None else None,
+            after_version=after_version,
+            include_values=include_values,
+        )
+
+    def watch(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        timeout: float = 30.0,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> WatchResult:
+        """Block until ``key`` (or any key under ``prefix``) changes past the known
+        state, or ``timeout`` seconds pass (then ``result.timed_out``)."""
+        _check_timeout(timeout)
+        watcher = self.watcher(
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+        return WatchResult(watcher.keyspace, watcher.key, watcher.prefix, watcher.poll(timeout))
+
+    def watch_iter(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        timeout: float | None = None,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Every change, as it happens, until ``timeout`` seconds pass (None: forever).
+        The baseline is taken when this is called, not at the first ``next``."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        watcher = self.watcher(
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+        return _follow(watcher, timeout)
+
+    # -- expiry (SPEC §5) --------------------------------------------------------------
+
+    def purge_expired(self, limit: int = _PURGE_BATCH) -> int:
+        """Delete up to ``limit`` expired entries now (history is kept); how many.
+
+        Expired entries are invisible anyway; the store also purges a batch every
+        ``purge_every`` writes. Call this from a maintenance job to purge more eagerly.
+        """
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidValueError(f"invalid limit {limit!r}: must be an integer >= 1")
+        return self.backend.purge_expired(self.clock.now_ns(), limit)
+
+
+def _lease_result(action: str, lease: Lease, ttl: float) -> LeaseResult:
+    return LeaseResult(action, lease.name, lease.holder, lease.token, lease.expires_at, ttl)
+
+
+def _lease_identity(
+    lease: LeaseResult | str, token: int | None, holder: str | None
+) -> tuple[str, int, str]:
+    """(name, token, holder) from a lease result, or from a name plus both parts."""
+    if isinstance(lease, LeaseResult):
+        return lease.name, lease.token if token is None else token, holder or lease.holder
+    name = validate_lease_name(lease)
+    if token is None or holder is None:
+        raise InvalidValueError(
+            f"lease {name!r}: pass the lease returned by acquire_lease, or token= and holder="
+        )
+    if not isinstance(token, int) or isinstance(token, bool):
+        raise InvalidValueError(f"invalid lease token {token!r}: must be an integer")
+    return name, token, holder
+
+
+def _check_timeout(timeout: Any) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+        raise InvalidValueError(f"invalid timeout {timeout!r}: must be a number of seconds >= 0")
+
+
+def _follow(watcher: Watcher, timeout: float | None) -> Iterator[WatchEvent]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        yield from watcher.poll(remaining)
 
 
 def open_store(

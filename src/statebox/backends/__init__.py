@@ -15,6 +15,11 @@ __all__ = ["Backend", "open_backend", "register_backend"]
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "memory": ("statebox.backends.memory", "MemoryBackend", None),
     "sqlite": ("statebox.backends.sqlite", "SqliteBackend", None),
+    "file": ("statebox.backends.file", "FileBackend", None),
+    "postgresql": ("statebox.backends.postgres", "PostgresBackend", "postgres"),
+    "postgres": ("statebox.backends.postgres", "PostgresBackend", "postgres"),
+    "http": ("statebox.backends.http", "HttpBackend", "http"),
+    "https": ("statebox.backends.http", "HttpBackend", "http"),
 }
 _FACTORIES: dict[str, Callable[[str], Backend]] = {}
 

@@ -11,12 +11,13 @@ databases order and compare them by byte, as SPEC §4 requires, without collatio
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
 from ..model import Keyspace, UpdatedBy
@@ -26,6 +27,8 @@ from .keyrange import prefix_upper_bound
 __all__ = ["SCHEMA_VERSION", "Dialect", "SqlBackend", "SqlConnection"]
 
 SCHEMA_VERSION = 1
+
+T = TypeVar("T")
 
 
 class SqlCursor(Protocol):
@@ -47,13 +50,17 @@ class Dialect:
     history_id: str
     #: Appended to the read of the current row inside a write transaction.
     lock_row: str
+    #: Watch through the ``statebox_changes`` counter row (SQLite). PostgreSQL uses
+    #: LISTEN/NOTIFY instead: one row bumped by every writer would serialize them all.
+    change_counter: bool = True
 
     def q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
 
     def schema(self) -> list[str]:
+        """The DDL of the current :data:`SCHEMA_VERSION`, every statement idempotent."""
         b, i = self.blob, self.bigint
-        return [
+        tables = [
             f"""CREATE TABLE IF NOT EXISTS statebox_entries (
                 scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
                 version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
@@ -73,6 +80,11 @@ class Dialect:
             f"""CREATE TABLE IF NOT EXISTS statebox_leases (
                 name TEXT PRIMARY KEY, holder TEXT NOT NULL, token {i} NOT NULL,
                 expires_at {i} NOT NULL)""",
+        ]
+        if not self.change_counter:
+            return tables
+        return [
+            *tables,
             # One row per write transaction's bump: the cheap change counter of watch.
             f"""CREATE TABLE IF NOT EXISTS statebox_changes (
                 id INTEGER PRIMARY KEY, counter {i} NOT NULL)""",
@@ -91,6 +103,7 @@ def _dump_updated_by(who: UpdatedBy) -> str:
     return json.dumps(who.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=256)  # a few writers write most rows: parse each once
 def _load_updated_by(text: str) -> UpdatedBy:
     return UpdatedBy.from_dict(json.loads(text)) if text else UpdatedBy()
 
@@ -136,12 +149,23 @@ class SqlBackend(Backend):
     def _writing(self) -> AbstractContextManager[SqlConnection]:
         """An exclusive write transaction: commit on success, roll back on error."""
 
+    def _read(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` on a reading connection. A backend may run it again (a read
+        that failed on a lost connection is safe to repeat)."""
+        with self._reading() as db:
+            return work(db)
+
+    def _write(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` in one write transaction. A backend may run it again in a new
+        transaction when the first one provably did not commit (PostgreSQL: two
+        inserts of one new key, deadlocks, serialization failures)."""
+        with self._writing() as db:
+            return work(db)
+
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
         sql = self.dialect.q(f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}")
-        with self._reading() as db:
-            row = db.execute(
-                sql, (keyspace.scope, keyspace.namespace.encode(), key.encode())
-            ).fetchone()
+        params = (keyspace.scope, keyspace.namespace.encode(), key.encode())
+        row = self._read(lambda db: db.execute(sql, params).fetchone())
         if row is None:
             return None
         entry = _entry(key, row)
@@ -157,6 +181,27 @@ class SqlBackend(Backend):
         include_values: bool,
         now: int,
     ) -> list[Entry]:
+        sql, params = self.scan_query(
+            keyspace, prefix, after=after, limit=limit, include_values=include_values, now=now
+        )
+        rows = self._read(lambda db: db.execute(sql, params).fetchall())
+        return [
+            _entry(bytes(row[0]).decode(), (*row[1:4], row[4] if include_values else b"", *row[5:]))
+            for row in rows
+        ]
+
+    def scan_query(
+        self,
+        keyspace: Keyspace,
+        prefix: str,
+        *,
+        after: str | None,
+        limit: int,
+        include_values: bool,
+        now: int,
+    ) -> tuple[str, list[Any]]:
+        """The statement :meth:`scan` runs: one primary-key range, so its cost follows
+        the result (tests ``EXPLAIN`` it)."""
         low = prefix.encode()
         conditions = ["scope = ?", "namespace = ?", "(expires_at IS NULL OR expires_at > ?)"]
         params: list[Any] = [keyspace.scope, keyspace.namespace.encode(), now]
@@ -178,23 +223,20 @@ class SqlBackend(Backend):
         )
         if limit > 0:
             sql += f" LIMIT {int(limit)}"
-        with self._reading() as db:
-            rows = db.execute(self.dialect.q(sql), params).fetchall()
-        return [
-            _entry(bytes(row[0]).decode(), (*row[1:4], row[4] if include_values else b"", *row[5:]))
-            for row in rows
-        ]
+        return self.dialect.q(sql), params
 
     def apply(
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
-        with self._writing() as db:
+        def work(db: SqlConnection) -> list[Applied]:
             results = [
                 self._apply_one(db, keyspace, mutation, ctx, index)
                 for index, mutation in enumerate(mutations)
             ]
             self._note_change(db, keyspace)
             return results
+
+        return self._write(work)
 
     def _note_change(self, db: SqlConnection, keyspace: Keyspace) -> None:
         """Bump the change counter inside the write transaction (watch polls it)."""
@@ -298,10 +340,8 @@ class SqlBackend(Backend):
         sql = f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC"
         if limit > 0:
             sql += f" LIMIT {int(limit)}"
-        with self._reading() as db:
-            rows = db.execute(
-                self.dialect.q(sql), (keyspace.scope, keyspace.namespace.encode(), key.encode())
-            ).fetchall()
+        params = (keyspace.scope, keyspace.namespace.encode(), key.encode())
+        rows = self._read(lambda db: db.execute(self.dialect.q(sql), params).fetchall())
         return [_history(row) for row in rows]
 
     def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None:
@@ -309,11 +349,8 @@ class SqlBackend(Backend):
             f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} "
             "AND version = ? AND deleted = 0 ORDER BY id DESC LIMIT 1"
         )
-        with self._reading() as db:
-            row = db.execute(
-                self.dialect.q(sql),
-                (keyspace.scope, keyspace.namespace.encode(), key.encode(), version),
-            ).fetchone()
+        params = (keyspace.scope, keyspace.namespace.encode(), key.encode(), version)
+        row = self._read(lambda db: db.execute(self.dialect.q(sql), params).fetchone())
         return None if row is None else _history(row)
 
     # -- leases ---------------------------------------------------------------------------
@@ -340,52 +377,62 @@ class SqlBackend(Backend):
             )
 
     def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
-        with self._writing() as db:
+        def work(db: SqlConnection) -> Lease:
             latest = self._read_lease(db, name, lock=True)
             lease = plan_acquire(latest, name, holder, ttl_ns, now)
+            # A first acquisition INSERTs: two at once collide on the primary key, and
+            # the loser's transaction is run again by _write where that can happen.
             self._store_lease(db, lease, latest is not None)
             return lease
 
+        return self._write(work)
+
     def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
-        with self._writing() as db:
+        def work(db: SqlConnection) -> Lease:
             latest = self._read_lease(db, name, lock=True)
             lease = plan_renew(latest, name, holder, token, ttl_ns, now)
             self._store_lease(db, lease, True)
             return lease
 
+        return self._write(work)
+
     def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
-        with self._writing() as db:
+        def work(db: SqlConnection) -> bool:
             ended = plan_release(self._read_lease(db, name, lock=True), name, holder, token, now)
             if ended is not None:
                 self._store_lease(db, ended, True)
             return ended is not None
 
+        return self._write(work)
+
     def get_lease(self, name: str, now: int) -> Lease | None:
-        with self._reading() as db:
-            return self._read_lease(db, name)
+        return self._read(lambda db: self._read_lease(db, name))
 
     # -- watch and expiry -----------------------------------------------------------------
 
     def change_token(self, keyspace: Keyspace) -> int:
-        with self._reading() as db:
-            return int(
+        return self._read(
+            lambda db: int(
                 db.execute("SELECT counter FROM statebox_changes WHERE id = 1").fetchone()[0]
             )
+        )
 
     def purge_expired(self, now: int, limit: int = 1000) -> int:
-        with self._writing() as db:
-            rows = db.execute(
+        return self._write(lambda db: self._purge_expired(db, now, limit))
+
+    def _purge_expired(self, db: SqlConnection, now: int, limit: int) -> int:
+        rows = db.execute(
+            self.dialect.q(
+                "SELECT scope, namespace, key FROM statebox_entries "
+                f"WHERE expires_at <= ? ORDER BY expires_at LIMIT {int(limit)}"
+            ),
+            (now,),
+        ).fetchall()
+        for row in rows:
+            db.execute(
                 self.dialect.q(
-                    "SELECT scope, namespace, key FROM statebox_entries "
-                    f"WHERE expires_at <= ? ORDER BY expires_at LIMIT {int(limit)}"
+                    f"DELETE FROM statebox_entries WHERE {_WHERE_KEY} AND expires_at <= ?"
                 ),
-                (now,),
-            ).fetchall()
-            for row in rows:
-                db.execute(
-                    self.dialect.q(
-                        f"DELETE FROM statebox_entries WHERE {_WHERE_KEY} AND expires_at <= ?"
-                    ),
-                    (row[0], row[1], row[2], now),
-                )
-            return len(rows)
+                (row[0], row[1], row[2], now),
+            )
+        return len(rows)

@@ -13,10 +13,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import BackendUnavailableError, ConfigurationError, StateboxError
@@ -35,6 +35,7 @@ SQLITE = Dialect(
     lock_row="",  # BEGIN IMMEDIATE already holds the database's write lock
 )
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+T = TypeVar("T")
 _POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
 
 
@@ -119,6 +120,13 @@ class SqliteBackend(SqlBackend):
         if conn is None:
             conn = self._local.conn = self._connect()
         return conn
+
+    def _read(self, work: Callable[[SqlConnection], T]) -> T:
+        # The hot path of every get: no context-manager machinery.
+        try:
+            return work(self._connection())
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.timeout) from exc
 
     @contextmanager
     def _reading(self) -> Iterator[SqlConnection]:

@@ -1,0 +1,185 @@
+"""Running jq expressions with a time bound.
+
+The ``jq`` binding holds the GIL for as long as jq runs, so a worker thread with a
+deadline would not help: the caller could not even regain control to give up. jq
+therefore runs in a small pool of long-lived child processes (``_jq_worker.py``); a call
+that passes its deadline kills its worker and fails, and the next call starts a fresh
+one. A round trip costs a pipe write and read (tens of microseconds); starting a worker
+costs one interpreter start, paid once per process and pool slot.
+
+The pool is process-wide, survives ``fork`` (the child starts its own workers) and is
+shut down at interpreter exit; a worker also exits when its pipe closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import InvalidValueError
+
+__all__ = ["DEFAULT_JQ_TIMEOUT", "run_jq"]
+
+DEFAULT_JQ_TIMEOUT: Final = 5.0
+_WORKER: Final = Path(__file__).with_name("_jq_worker.py")
+_MAX_IDLE: Final = 4
+# A module directive can only open a program; inside the worker's wrapper it would be a
+# syntax error anyway, but this gives the user a message that says why.
+_DIRECTIVE: Final = re.compile(r"\A(?:\s+|#[^\n]*)*(import|include|module)\b")
+# jq's decoration around a compile error: says nothing the message does not.
+_NOISE: Final = re.compile(r"^jq: error: |\njq: \d+ compile errors?\s*$")
+
+
+class _WorkerDied(Exception):
+    def __init__(self, *, before_request: bool) -> None:
+        super().__init__()
+        self.before_request = before_request
+
+
+class _Worker:
+    """One child process and its pipes."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(_WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # jq's `debug` and `stderr` write there
+            env={},  # `$ENV` and `env` must not reveal the caller's secrets
+            cwd="/",
+            close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._stdin = self.proc.stdin
+        self._fd = self.proc.stdout.fileno()
+        self._buffer = b""
+
+    def ask(self, request: bytes, timeout: float) -> dict[str, Any]:
+        try:
+            self._stdin.write(request)
+            self._stdin.flush()
+        except OSError as exc:  # it died while idle
+            raise _WorkerDied(before_request=True) from exc
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise TimeoutError
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    raise _WorkerDied(before_request=False)
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        response: dict[str, Any] = json.loads(line)
+        return response
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        assert self.proc.stdout is not None
+        for pipe in (self._stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):  # a request still buffered cannot be sent
+                pipe.close()
+
+
+class _Pool:
+    """Idle workers, handed out one per concurrent call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._pid = os.getpid()
+
+    def take(self) -> _Worker:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: those workers belong to the parent
+                self._idle, self._pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        return _Worker()
+
+    def give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle) < _MAX_IDLE:
+                self._idle.append(worker)
+                return
+        worker.kill()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            ours = self._pid == os.getpid()
+        for worker in idle if ours else ():
+            worker.kill()
+
+
+_POOL = _Pool()
+atexit.register(_POOL.shutdown)
+
+
+def run_jq(expr: str, input_text: str, timeout: float = DEFAULT_JQ_TIMEOUT) -> str:
+    """The one JSON text ``expr`` yields for ``input_text`` (jq's own formatting).
+
+    Raises :class:`InvalidValueError` when the expression does not compile, fails, yields
+    nothing or more than one value, or runs longer than ``timeout`` seconds.
+    """
+    if not isinstance(expr, str) or not expr.strip():
+        raise InvalidValueError(f"invalid jq expression {expr!r}: must be a non-empty string")
+    directive = _DIRECTIVE.match(expr)
+    if directive:
+        raise InvalidValueError(
+            f"invalid jq expression {expr!r}: {directive.group(1)} directives are not allowed "
+            "(they read files from the server's disk)"
+        )
+    request = json.dumps({"expr": expr, "input": input_text}).encode("ascii") + b"\n"
+    response = _ask(request, expr, timeout)
+    if "error" in response:
+        if response["error"] == "compile":
+            message = _NOISE.sub("", response["message"]).strip()
+            raise InvalidValueError(f"invalid jq expression {expr!r}: {message}")
+        raise InvalidValueError(f"jq expression {expr!r} failed: {response['message']}")
+    outputs: list[str] = response["outputs"]
+    if not outputs:
+        raise InvalidValueError(f"jq expression {expr!r} yielded no value (it must yield one)")
+    if len(outputs) > 1:
+        raise InvalidValueError(
+            f"jq expression {expr!r} yielded more than one value (it must yield one)"
+        )
+    return outputs[0]
+
+
+def _ask(request: bytes, expr: str, timeout: float) -> dict[str, Any]:
+    # A worker that died while idle (killed, or the machine reclaimed it) is replaced
+    # once; one that dies on this very request is the expression's doing.
+    for attempt in range(2):
+        worker = _POOL.take()
+        try:
+            response = worker.ask(request, timeout)
+        except TimeoutError:
+            worker.kill()
+            raise InvalidValueError(
+                f"jq expression {expr!r} ran longer than {timeout:g}s and was abandoned"
+            ) from None
+        except _WorkerDied as died:
+            worker.kill()
+            if died.before_request and attempt == 0:
+                continue
+            raise InvalidValueError(
+                f"jq expression {expr!r} crashed the jq evaluator (exit status "
+                f"{worker.proc.returncode}): it needs more memory or recursion than allowed"
+            ) from None
+        _POOL.give_back(worker)
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover

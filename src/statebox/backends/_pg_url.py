@@ -1,0 +1,127 @@
+"""The ``postgresql://`` store URL: libpq's own URL plus statebox's few options.
+
+``postgresql://user[:password]@host[:port]/db?schema=NAME&pool_max=10`` (``postgres://``
+too). statebox takes its options out of the query string and hands everything else to
+libpq unchanged, so ``sslmode``, ``connect_timeout``, ``application_name`` … work as
+documented by PostgreSQL.
+
+================  =========  ==========================================================
+option            default    meaning
+================  =========  ==========================================================
+``schema``        ``public``  the schema holding statebox's tables (created on first use),
+                             so several deployments can share one database
+``pool_min``      ``1``      connections the pool keeps open
+``pool_max``      ``10``     connections the pool may open
+``pool_timeout``  ``30``     seconds to wait for a free connection before reporting the
+                             store unavailable
+================  =========  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
+
+from ..errors import ConfigurationError
+
+__all__ = ["PgOptions", "parse_pg_url"]
+
+SCHEMES = ("postgresql", "postgres")
+# A plain identifier: it is used as a schema name and inside the LISTEN channel name,
+# and PostgreSQL truncates identifiers longer than 63 bytes.
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# libpq defaults that suit a store (a URL can override each): fail fast on an unreachable
+# host, name ourselves in pg_stat_activity, notice a dead peer on an idle connection
+# (the watch listener waits on one) within about a minute.
+_LIBPQ_DEFAULTS = {
+    "connect_timeout": "10",
+    "application_name": "statebox",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+
+
+@dataclass(frozen=True)
+class PgOptions:
+    #: What libpq connects with: the URL minus statebox's options.
+    conninfo: str
+    #: The URL with its password masked, for messages.
+    display: str
+    schema: str
+    pool_min: int
+    pool_max: int
+    pool_timeout: float
+
+
+def _int_option(url: str, options: dict[str, str], name: str, default: int, low: int) -> int:
+    text = options.pop(name, None)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"invalid {name}={text!r} in {url!r}: not an integer") from None
+    if value < low:
+        raise ConfigurationError(f"invalid {name}={value} in {url!r}: must be at least {low}")
+    return value
+
+
+def _parse_query(query: str) -> dict[str, str]:
+    """The query as libpq reads it: percent-decoded, a "+" being a plus, not a space."""
+    options: dict[str, str] = {}
+    for pair in query.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            options[unquote(name)] = unquote(value)
+    return options
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def parse_pg_url(url: str) -> PgOptions:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        raise ConfigurationError(
+            f"invalid PostgreSQL store URL {_mask_password(url)!r}: use "
+            "postgresql://user@host:port/database[?schema=NAME]"
+        )
+    display = _mask_password(url)
+    options = _parse_query(parts.query)
+    schema = options.pop("schema", "public").strip()
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigurationError(
+            f"invalid schema {schema!r} in {display!r}: use letters, digits and _ "
+            "(not starting with a digit), at most 63 characters"
+        )
+    pool_min = _int_option(display, options, "pool_min", 1, 0)
+    pool_max = _int_option(display, options, "pool_max", max(10, pool_min), 1)
+    if pool_max < pool_min:
+        raise ConfigurationError(
+            f"invalid pool sizes in {display!r}: pool_max={pool_max} is below pool_min={pool_min}"
+        )
+    timeout_text = options.pop("pool_timeout", "30")
+    try:
+        pool_timeout = float(timeout_text)
+    except ValueError:
+        pool_timeout = -1.0
+    if not pool_timeout > 0:
+        raise ConfigurationError(
+            f"invalid pool_timeout={timeout_text!r} in {display!r}: must be a positive number "
+            "of seconds"
+        )
+    for name, value in _LIBPQ_DEFAULTS.items():
+        options.setdefault(name, value)
+    # libpq reads postgresql:// and postgres:// alike; normalize for older libpq. Its URI
+    # parser percent-decodes but does not read "+" as a space: quote, never quote_plus.
+    query = urlencode(options, quote_via=quote)
+    conninfo = urlunsplit(parts._replace(scheme="postgresql", query=query))
+    return PgOptions(conninfo, display, schema, pool_min, pool_max, pool_timeout)

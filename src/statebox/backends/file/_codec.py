@@ -1,0 +1,297 @@
+"""The bytes of every file a file store writes, and their parsers. No I/O here.
+
+A JSON entry is Dagu's record, byte for byte what Dagu's ``json.Marshal`` of its entry
+writes: compact, fields in the order ``scope, namespace, key, value, version, hash,
+created_at, updated_at, updated_by`` (``updated_by`` and its fields omitted when empty),
+``value`` the normalized bytes embedded as they are, timestamps RFC 3339 UTC with up to 9
+fractional digits, strings escaped as Go escapes them. Parsing accepts that flat record
+and also Dagu's newer envelope ``{"id","encoding":"json","data":{...record...},...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ...clock import format_timestamp, parse_timestamp
+from ...errors import CorruptEntryError
+from ...model import Keyspace, UpdatedBy
+from ...values import JSON_CONTENT_TYPE, RawJSON, normalize
+from ..base import Entry, HistoryRecord, Lease
+
+__all__ = [
+    "Meta",
+    "Stored",
+    "decode_history_line",
+    "decode_lease",
+    "decode_meta",
+    "decode_record",
+    "encode_blob",
+    "encode_history_line",
+    "encode_lease",
+    "encode_meta",
+    "encode_record",
+    "go_string",
+]
+
+# Printable ASCII that Go's encoder writes as is: everything but " \ < > &.
+_GO_PLAIN: Final = re.compile(r"[ !#-%'-;=?-\[\]-~]*\Z")
+_WS: Final = re.compile(r"[ \t\n\r]*")
+_STRING_LITERAL: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+_HAS_WS: Final = re.compile(r"[ \t\n\r]")
+# The stdlib's (C) scanners, which typeshed does not declare: they give each member's
+# value *and* where it ends, so the stored value's exact bytes can be kept.
+_scan_once: Any = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
+scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009
+
+
+def go_string(text: str) -> str:
+    """``text`` as Go's ``encoding/json`` writes a string (SPEC §2 escaping)."""
+    if _GO_PLAIN.match(text):
+        return f'"{text}"'
+    return normalize(text).data.decode("utf-8")
+
+
+def _updated_by_json(who: UpdatedBy) -> str:
+    # Dagu's UpdateSource: these four fields, in this order, each omitted when empty.
+    fields = [
+        ("dag_name", who.dag_name),
+        ("dag_run_id", who.dag_run_id),
+        ("attempt_id", who.attempt_id),
+        ("step_name", who.step_name),
+    ]
+    body = ",".join(f'"{name}":{go_string(value)}' for name, value in fields if value)
+    return f',"updated_by":{{{body}}}' if body else ""
+
+
+def _head(keyspace: Keyspace, key: str) -> str:
+    return (
+        f'{{"scope":{go_string(keyspace.scope)},"namespace":{go_string(keyspace.namespace)},'
+        f'"key":{go_string(key)}'
+    )
+
+
+def _tail(entry: Entry) -> str:
+    return (
+        f',"version":{entry.version},"hash":"{entry.hash}",'
+        f'"created_at":"{format_timestamp(entry.created_at)}",'
+        f'"updated_at":"{format_timestamp(entry.updated_at)}"'
+        f"{_updated_by_json(entry.updated_by)}}}"
+    )
+
+
+def encode_record(keyspace: Keyspace, key: str, entry: Entry) -> bytes:
+    """A JSON entry as the Dagu record file (principal and TTL live in the meta file)."""
+    return b"".join(
+        (
+            _head(keyspace, key).encode(),
+            b',"value":',
+            entry.data,
+            _tail(entry).encode(),
+        )
+    )
+
+
+def encode_blob(keyspace: Keyspace, key: str, entry: Entry) -> bytes:
+    """A binary entry: the same fields, with ``content_type`` and base64 ``data``."""
+    data = base64.b64encode(entry.data).decode("ascii")
+    return (
+        f"{_head(keyspace, key)},"
+        f'"content_type":{go_string(entry.content_type)},"data_base64":"{data}"{_tail(entry)}'
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a record or blob file says (the key comes from its file name)."""
+
+    version: int
+    hash: str
+    data: bytes
+    content_type: str
+    created_at: int
+    updated_at: int
+    updated_by: UpdatedBy
+
+
+def _members(text: str, start: int) -> tuple[dict[str, tuple[Any, int, int]], int]:
+    """Each member of the JSON object at ``text[start:]``: (value, start, end) of its value."""
+    pos = _WS.match(text, start).end()  # type: ignore[union-attr]
+    if text[pos : pos + 1] != "{":
+        raise ValueError("not a JSON object")
+    pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+    members: dict[str, tuple[Any, int, int]] = {}
+    if text[pos : pos + 1] == "}":
+        return members, pos + 1
+    while True:
+        if text[pos : pos + 1] != '"':
+            raise ValueError(f"expected a member name at character {pos}")
+        name, pos = scanstring(text, pos + 1)
+        pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+        if text[pos : pos + 1] != ":":
+            raise ValueError(f"expected ':' at character {pos}")
+        pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        try:
+            value, end = _scan_once(text, pos)
+        except StopIteration:
+            raise ValueError(f"expected a value at character {pos}") from None
+        members[name] = (value, pos, end)
+        pos = _WS.match(text, end).end()  # type: ignore[union-attr]
+        if text[pos : pos + 1] == ",":
+            pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        elif text[pos : pos + 1] == "}":
+            return members, pos + 1
+        else:
+            raise ValueError(f"expected ',' or '}}' at character {pos}")
+
+
+def _compact_value(raw: str) -> bytes:
+    # Dagu writes values compact; a hand-edited record may not be.
+    if _HAS_WS.search(raw) and _HAS_WS.search(_STRING_LITERAL.sub("", raw)):
+        return normalize(RawJSON(raw)).data
+    return raw.encode("utf-8")
+
+
+def _text(members: dict[str, tuple[Any, int, int]], name: str) -> str:
+    value = members[name][0]
+    if not isinstance(value, str):
+        raise ValueError(f"{name!r} is not a string")
+    return value
+
+
+def decode_record(raw: bytes, path: str) -> Stored:
+    """Parse a Dagu record (flat or enveloped) or a blob file; else CorruptEntryError."""
+    try:
+        text = raw.decode("utf-8")
+        members, end = _members(text, 0)
+        if text[end:].strip(" \t\n\r"):
+            raise ValueError("data after the record")
+        if "encoding" in members and "data" in members:  # Dagu's persis envelope
+            if members["encoding"][0] != "json":
+                raise ValueError(f"unsupported encoding {members['encoding'][0]!r}")
+            members, _ = _members(text, members["data"][1])
+        version = members["version"][0]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"invalid version {version!r}")
+        if "value" in members:
+            _, start, stop = members["value"]
+            data, content_type = _compact_value(text[start:stop]), JSON_CONTENT_TYPE
+        else:
+            data = base64.b64decode(_text(members, "data_base64"), validate=True)
+            content_type = _text(members, "content_type")
+        who = members.get("updated_by", (None, 0, 0))[0]
+        return Stored(
+            version=version,
+            hash=_text(members, "hash"),
+            data=data,
+            content_type=content_type,
+            created_at=parse_timestamp(_text(members, "created_at")),
+            updated_at=parse_timestamp(_text(members, "updated_at")),
+            updated_by=UpdatedBy.from_dict(who) if isinstance(who, dict) else UpdatedBy(),
+        )
+    except (KeyError, ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CorruptEntryError(
+            f"cannot parse the record file {path}: {exc}; it is left untouched: "
+            "repair or remove it by hand"
+        ) from exc
+
+
+# --- meta: what a Dagu record cannot hold ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """TTL and principal of one version, valid only while the record is that version."""
+
+    version: int
+    updated_at: int
+    expires_at: int | None
+    principal: str
+
+    def matches(self, stored: Stored) -> bool:
+        return self.version == stored.version and self.updated_at == stored.updated_at
+
+
+def encode_meta(metas: list[Meta]) -> bytes:
+    items = [
+        {"version": m.version, "updated_at": m.updated_at, "expires_at": m.expires_at}
+        | ({"principal": m.principal} if m.principal else {})
+        for m in metas
+    ]
+    return json.dumps({"entries": items}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_meta(raw: bytes, path: str) -> list[Meta]:
+    try:
+        return [
+            Meta(
+                int(item["version"]),
+                int(item["updated_at"]),
+                None if item["expires_at"] is None else int(item["expires_at"]),
+                str(item.get("principal", "")),
+            )
+            for item in json.loads(raw)["entries"]
+        ]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptEntryError(f"cannot parse the meta file {path}: {exc}") from exc
+
+
+# --- history: one JSON line per kept version ------------------------------------------
+
+
+def encode_history_line(record: HistoryRecord, seq: int, keep: int) -> str:
+    """``seq`` numbers the log's lines; ``keep`` is how many lines this write keeps."""
+    is_json = record.content_type == JSON_CONTENT_TYPE
+    line = {
+        "n": seq,
+        "k": keep,
+        "v": record.version,
+        "h": record.hash,
+        "t": record.content_type,
+        "d": record.data.decode("utf-8") if is_json else base64.b64encode(record.data).decode(),
+        "c": record.created_at,
+        "u": record.updated_at,
+        "by": record.updated_by.to_dict(),
+        "x": record.deleted,
+    }
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_history_line(line: str, key: str) -> tuple[HistoryRecord, int, int]:
+    """The record, its sequence number and its keep count; ValueError when malformed."""
+    try:
+        item = json.loads(line)
+        is_json = item["t"] == JSON_CONTENT_TYPE
+        record = HistoryRecord(
+            key=key,
+            version=int(item["v"]),
+            hash=str(item["h"]),
+            data=item["d"].encode("utf-8") if is_json else base64.b64decode(item["d"]),
+            content_type=str(item["t"]),
+            created_at=int(item["c"]),
+            updated_at=int(item["u"]),
+            updated_by=UpdatedBy.from_dict(item["by"]),
+            deleted=bool(item["x"]),
+        )
+        return record, int(item["n"]), int(item["k"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed history line: {exc}") from exc
+
+
+# --- leases ---------------------------------------------------------------------------
+
+
+def encode_lease(lease: Lease) -> bytes:
+    body = {"holder": lease.holder, "token": lease.token, "expires_at": lease.expires_at}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_lease(raw: bytes, name: str, path: str) -> Lease:
+    try:
+        item = json.loads(raw)
+        return Lease(name, str(item["holder"]), int(item["token"]), int(item["expires_at"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptEntryError(f"cannot parse the lease file {path}: {exc}") from exc

@@ -1,0 +1,184 @@
+"""Where everything of a file store lives, and the ``file://`` URL that names it.
+
+Dagu's records, exactly where Dagu puts them::
+
+    <dir>/v1/<scope>/<hex(namespace)>/<hex(key)>.json
+
+statebox's own files, under ``<dir>/statebox/`` and never named ``*.json`` (a Dagu reader
+walks only ``*.json`` files, and only under ``v1/``)::
+
+    statebox/blobs/<scope>/<hex(ns)>/<hex(key)>.blob     binary entries
+    statebox/meta/<scope>/<hex(ns)>/<hex(key)>.meta      TTL and principal of an entry
+    statebox/history/<scope>/<hex(ns)>/<hex(key)>.log    the key's kept versions
+    statebox/leases/<hex(name)>.lease                    leases and their fencing tokens
+    statebox/locks/<bucket>.lock                         flock() buckets
+    statebox/journal/<buckets>-<id>.txn                  multi-file transactions in flight
+    statebox/changes                                     the watch counter
+
+Hex is lower-case hex of the UTF-8 bytes: it keeps byte order and prefixes, so listings
+filter and sort on the names alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ...errors import ConfigurationError, InvalidReferenceError
+from ...model import Keyspace
+
+__all__ = ["BUCKETS", "FileOptions", "KeyPaths", "Layout", "parse_file_url"]
+
+SIDE: Final = "statebox"
+#: Number of lock buckets; a record's bucket is a hash of its record id.
+BUCKETS: Final = 256
+RECORD_SUFFIX: Final = ".json"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileOptions:
+    root: str
+    #: Seconds to wait for a lock before :class:`BackendUnavailableError`.
+    timeout: float = 30.0
+    #: fsync files and directories (``?fsync=false`` trades power-loss safety for speed).
+    fsync: bool = True
+
+
+def parse_file_url(url: str, environ: Mapping[str, str] | None = None) -> FileOptions:
+    """``file:///abs/dir[?timeout=S&fsync=BOOL]``; ``file://`` means ``$DAGU_DAG_STATE_DIR``."""
+    env = os.environ if environ is None else environ
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        raise ConfigurationError(f"invalid file store URL {url!r}: it must start with file://")
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigurationError(
+            f"invalid file store URL {url!r}: {parts.netloc!r} would be a host name; "
+            "use three slashes and an absolute directory: file:///absolute/dir"
+        )
+    root = unquote(parts.path)
+    if not root:
+        root = env.get("DAGU_DAG_STATE_DIR", "").strip()
+        if not root:
+            raise ConfigurationError(
+                f"file store URL {url!r} names no directory and DAGU_DAG_STATE_DIR is not set: "
+                "use file:///absolute/dir, or set DAGU_DAG_STATE_DIR to Dagu's state directory"
+            )
+        if not os.path.isabs(root):
+            raise ConfigurationError(
+                f"DAGU_DAG_STATE_DIR={root!r} is a relative path: set it to an absolute directory"
+            )
+    if not os.path.isabs(root):
+        raise ConfigurationError(
+            f"invalid file store URL {url!r}: {root!r} is a relative path; "
+            "use an absolute directory with three slashes: file:///absolute/dir"
+        )
+    options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = sorted(set(options) - {"timeout", "fsync"})
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option {unknown[0]!r} in file store URL {url!r}: known are timeout, fsync"
+        )
+    try:
+        timeout = float(options.get("timeout", "30"))
+    except ValueError:
+        raise ConfigurationError(f"invalid timeout in {url!r}: not a number of seconds") from None
+    if not timeout >= 0:
+        raise ConfigurationError(f"invalid timeout in {url!r}: must be 0 or more seconds")
+    fsync_text = options.get("fsync", "true").lower()
+    if fsync_text not in _TRUE | _FALSE:
+        raise ConfigurationError(f"invalid fsync={fsync_text!r} in {url!r}: use true or false")
+    return FileOptions(os.path.normpath(root), timeout, fsync_text in _TRUE)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPaths:
+    """Every file of one key, and the lock bucket that guards them."""
+
+    #: Dagu's record id ``v1/<scope>/<hex(ns)>/<hex(key)>``.
+    record_id: str
+    bucket: int
+    record: str
+    blob: str
+    meta: str
+    history: str
+
+
+def _bucket(lock_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(lock_id.encode()).digest()[:4], "big") % BUCKETS
+
+
+class Layout:
+    """Paths under one store directory, with the file-name limit checked up front."""
+
+    def __init__(self, root: str, name_max: int) -> None:
+        self.root = root
+        self.name_max = name_max
+        self.side = os.path.join(root, SIDE)
+        self.journal_dir = os.path.join(self.side, "journal")
+        self.locks_dir = os.path.join(self.side, "locks")
+        self.leases_dir = os.path.join(self.side, "leases")
+        self.meta_root = os.path.join(self.side, "meta")
+        self.changes = os.path.join(self.side, "changes")
+        self._namespaces: dict[Keyspace, str] = {}
+
+    def keyspace_dirs(self, keyspace: Keyspace) -> tuple[str, str]:
+        """The directory of the keyspace's Dagu records and of its binary entries."""
+        hex_ns = self.namespace_part(keyspace)
+        return (
+            os.path.join(self.root, "v1", keyspace.scope, hex_ns),
+            os.path.join(self.side, "blobs", keyspace.scope, hex_ns),
+        )
+
+    def namespace_part(self, keyspace: Keyspace) -> str:
+        hex_ns = self._namespaces.get(keyspace)
+        if hex_ns is None:
+            hex_ns = keyspace.namespace.encode().hex()
+            if len(hex_ns) > self.name_max:
+                raise InvalidReferenceError(
+                    f"invalid namespace {keyspace.namespace!r}: too long for the file store, "
+                    f"whose directory names (hex of the UTF-8 bytes) may have {self.name_max} "
+                    f"characters here; use at most {self.name_max // 2} bytes"
+                )
+            if len(self._namespaces) < 4096:
+                self._namespaces[keyspace] = hex_ns
+        return hex_ns
+
+    def key_paths(self, keyspace: Keyspace, key: str) -> KeyPaths:
+        hex_ns = self.namespace_part(keyspace)
+        hex_key = key.encode().hex()
+        if len(hex_key) + len(RECORD_SUFFIX) > self.name_max:
+            raise InvalidReferenceError(
+                f"invalid key {key!r}: too long for the file store, whose file names "
+                f"(hex of the UTF-8 bytes + {RECORD_SUFFIX}) may have {self.name_max} characters "
+                f"here; use at most {(self.name_max - len(RECORD_SUFFIX)) // 2} bytes"
+            )
+        scope = keyspace.scope
+        record_id = f"v1/{scope}/{hex_ns}/{hex_key}"
+        side = (scope, hex_ns)
+        return KeyPaths(
+            record_id=record_id,
+            bucket=_bucket(record_id),
+            record=os.path.join(self.root, "v1", scope, hex_ns, hex_key + RECORD_SUFFIX),
+            blob=os.path.join(self.side, "blobs", *side, hex_key + ".blob"),
+            meta=os.path.join(self.side, "meta", *side, hex_key + ".meta"),
+            history=os.path.join(self.side, "history", *side, hex_key + ".log"),
+        )
+
+    def lease_path(self, name: str) -> tuple[str, int]:
+        """The lease's file and its lock bucket."""
+        hex_name = name.encode().hex()
+        if len(hex_name) + len(".lease") > self.name_max:
+            raise InvalidReferenceError(
+                f"invalid lease name {name!r}: too long for the file store; "
+                f"use at most {(self.name_max - len('.lease')) // 2} bytes"
+            )
+        return os.path.join(self.leases_dir, hex_name + ".lease"), _bucket("lease/" + hex_name)
+
+    def lock_path(self, bucket: int) -> str:
+        return os.path.join(self.locks_dir, f"{bucket:02x}.lock")

@@ -1,0 +1,158 @@
+"""Reading a file store: one key's files, a keyspace's names, a key's kept history.
+
+Nothing here locks: every file is replaced atomically, so a read sees a whole old or a
+whole new file. The caller finishes pending journals first (``FileBackend._settle``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+
+from ...errors import CorruptEntryError
+from ...model import Keyspace
+from ..base import Entry, HistoryRecord
+from ._codec import Meta, decode_history_line, decode_meta, decode_record
+from ._fsio import read_file
+from ._history import read_lines
+from ._layout import KeyPaths
+
+__all__ = [
+    "Loaded",
+    "as_history",
+    "history_line",
+    "kept_history",
+    "key_from_name",
+    "listdir",
+    "load",
+    "meta_keys",
+    "names_in_range",
+    "same_version",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Loaded:
+    """One key as stored: its entry (live or expired) and its meta file."""
+
+    entry: Entry | None
+    meta: Meta | None  # the meta of exactly this version, if any
+    meta_file: bool  # a meta file exists (perhaps describing an older version)
+
+
+def listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def key_from_name(hex_name: str) -> str | None:
+    """The text a hex file name encodes, or None for a name statebox would not write."""
+    if hex_name != hex_name.lower():
+        return None
+    try:
+        return bytes.fromhex(hex_name).decode("utf-8")
+    except ValueError:
+        return None
+
+
+def load(paths: KeyPaths, key: str, *, for_write: bool = False) -> Loaded:
+    """The key's record (or blob) with its TTL and principal from the meta file."""
+    where, raw = paths.record, read_file(paths.record)
+    if raw is None:
+        where, raw = paths.blob, read_file(paths.blob)
+    if raw is None:
+        # A writer must know of a meta file left without its record, to remove it.
+        return Loaded(None, None, for_write and os.path.exists(paths.meta))
+    stored = decode_record(raw, where)
+    meta_raw = read_file(paths.meta)
+    meta = None
+    if meta_raw is not None:
+        meta = next((m for m in decode_meta(meta_raw, paths.meta) if m.matches(stored)), None)
+    who = stored.updated_by
+    if meta is not None and meta.principal:
+        who = dataclasses.replace(who, principal=meta.principal)
+    entry = Entry(
+        key=key,
+        version=stored.version,
+        hash=stored.hash,
+        data=stored.data,
+        content_type=stored.content_type,
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+        updated_by=who,
+        expires_at=meta.expires_at if meta is not None else None,
+    )
+    return Loaded(entry, meta, meta_raw is not None)
+
+
+def names_in_range(dirs: tuple[str, str], low: str, floor: str) -> list[str]:
+    """Sorted hex names of a keyspace's records and blobs starting with ``low``, after
+    ``floor``: one directory listing each, no file read."""
+    found: set[str] = set()
+    for directory, suffix in zip(dirs, (".json", ".blob"), strict=True):
+        cut = -len(suffix)
+        found.update(
+            name[:cut]
+            for name in listdir(directory)
+            if name.endswith(suffix) and name.startswith(low) and name[:cut] > floor
+        )
+    return sorted(found)
+
+
+def as_history(entry: Entry) -> HistoryRecord:
+    return HistoryRecord(
+        entry.key,
+        entry.version,
+        entry.hash,
+        entry.data,
+        entry.content_type,
+        entry.created_at,
+        entry.updated_at,
+        entry.updated_by,
+    )
+
+
+def same_version(record: HistoryRecord, entry: Entry) -> bool:
+    return not record.deleted and (record.version, record.updated_at) == (
+        entry.version,
+        entry.updated_at,
+    )
+
+
+def history_line(line: str, paths: KeyPaths, key: str) -> tuple[HistoryRecord, int, int]:
+    """A parsed history line: (record, sequence number, keep count)."""
+    try:
+        return decode_history_line(line, key)
+    except ValueError as exc:
+        raise CorruptEntryError(f"cannot parse the history log {paths.history}: {exc}") from exc
+
+
+def kept_history(paths: KeyPaths, key: str, current: Entry | None) -> list[HistoryRecord]:
+    """The kept versions, newest first. The current entry is always the newest: a crash
+    between its rename and its history line is repaired here."""
+    lines = read_lines(paths.history)
+    if not lines:
+        return []  # history was never kept, or turned off
+    parsed = [history_line(line, paths, key) for line in lines]
+    keep = parsed[-1][2]
+    kept = [record for record, _, _ in parsed[-keep:]]
+    if current is not None and not same_version(kept[-1], current):
+        kept = [*kept, as_history(current)][-keep:]
+    kept.reverse()
+    return kept
+
+
+def meta_keys(meta_root: str) -> Iterator[tuple[Keyspace, str]]:
+    """Every (keyspace, key) with a meta file: the only keys that can expire."""
+    for scope in listdir(meta_root):
+        for hex_ns in listdir(os.path.join(meta_root, scope)):
+            namespace = key_from_name(hex_ns)
+            if namespace is None:
+                continue
+            for name in listdir(os.path.join(meta_root, scope, hex_ns)):
+                key = key_from_name(name[: -len(".meta")]) if name.endswith(".meta") else None
+                if key is not None:
+                    yield Keyspace(scope, namespace), key

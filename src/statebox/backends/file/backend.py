@@ -1,0 +1,351 @@
+"""``file:///dir`` — Dagu's on-disk state directory, safe for concurrent local processes.
+
+A JSON entry is exactly a Dagu record (``_codec``); everything else statebox keeps lives
+under ``<dir>/statebox/`` (``_layout``). How a write stays safe:
+
+* it holds the ``flock`` buckets of every key (and lease) it touches, in ascending order;
+* it reads the current entries and plans the whole batch with :mod:`statebox._plan`
+  before changing any file, so a conflict leaves everything untouched;
+* a batch that changes one record file commits by that file's atomic rename; one that
+  changes several writes a journal first, rolled forward by whoever next touches those
+  keys if its writer dies (``_writes``, ``_journal``).
+
+Reads take no lock; they first finish (or wait for) any journal covering what they read.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar, cast
+
+from ..._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
+from ...errors import (
+    BackendUnavailableError,
+    CorruptEntryError,
+    InvalidReferenceError,
+    StateboxError,
+)
+from ...model import Keyspace
+from ...values import JSON_CONTENT_TYPE
+from ..base import (
+    Applied,
+    Backend,
+    Capabilities,
+    Entry,
+    HistoryRecord,
+    Lease,
+    Mutation,
+    WriteContext,
+)
+from ._codec import decode_lease, encode_lease
+from ._fsio import make_dirs, read_file, remove_file, replace_file
+from ._journal import Op, buckets_of, finish, pending, read_journal, run_ops, write_journal
+from ._layout import Layout, parse_file_url
+from ._locks import BucketLocks, ChangeCounter
+from ._reads import Loaded, kept_history, key_from_name, load, meta_keys, names_in_range
+from ._writes import FilePlan
+
+__all__ = ["FileBackend"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
+
+
+def _translating(method: F) -> F:
+    """Driver errors (``OSError``) leave the backend as BackendUnavailableError."""
+
+    @functools.wraps(method)
+    def wrapper(self: FileBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StateboxError:
+            raise
+        except OSError as exc:
+            raise BackendUnavailableError(f"file store {self.root}: {exc}") from exc
+
+    return cast(F, wrapper)
+
+
+class FileBackend(Backend):
+    capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=False)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        options = parse_file_url(url)
+        self.root = options.root
+        self._durable = options.fsync
+        try:
+            make_dirs(self.root, self._durable)
+            name_max = int(os.pathconf(self.root, "PC_NAME_MAX"))
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot open the file store {self.root}: {exc}") from exc
+        self._layout = Layout(self.root, name_max)
+        self._locks = BucketLocks(self._layout.lock_path, self._layout.locks_dir, options.timeout)
+        self._counter = ChangeCounter(self._layout.changes, options.timeout)
+        self._open()
+
+    @_translating
+    def _open(self) -> None:
+        for directory in (self._layout.locks_dir, self._layout.journal_dir):
+            make_dirs(directory, self._durable)
+        self._settle(None)  # roll forward what a crashed writer left
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @_translating
+    def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
+        paths = self._layout.key_paths(keyspace, key)
+        self._settle({paths.bucket})
+        entry = load(paths, key).entry
+        return entry if entry is not None and entry.is_live(now) else None
+
+    @_translating
+    def scan(
+        self,
+        keyspace: Keyspace,
+        prefix: str,
+        *,
+        after: str | None,
+        limit: int,
+        include_values: bool,
+        now: int,
+    ) -> list[Entry]:
+        dirs = self._layout.keyspace_dirs(keyspace)
+        low, floor = prefix.encode().hex(), after.encode().hex() if after is not None else ""
+        deadline = self._locks.deadline()
+        while True:
+            self._settle(None)
+            journaled = self._counter.read()[1]
+            names = names_in_range(dirs, low, floor)
+            entries = self._read_listed(keyspace, names, limit, include_values, now)
+            # A transaction that ran during the listing may be half in it: list again.
+            if self._counter.read()[1] == journaled and not pending(self._layout.journal_dir):
+                return entries
+            if time.monotonic() > deadline:
+                raise BackendUnavailableError(
+                    f"file store {self.root}: transactions kept changing the store while "
+                    "the keyspace was being listed; retry"
+                )
+
+    def _read_listed(
+        self, keyspace: Keyspace, names: list[str], limit: int, include_values: bool, now: int
+    ) -> list[Entry]:
+        """Read the listed names in order until ``limit`` live entries: only those."""
+        out: list[Entry] = []
+        for name in names:
+            key = key_from_name(name)
+            if key is None:
+                continue  # not a file statebox or Dagu would name so
+            entry = load(self._layout.key_paths(keyspace, key), key).entry
+            if entry is None or not entry.is_live(now):
+                continue  # removed since the listing, or expired
+            out.append(entry if include_values else _without_data(entry))
+            if limit and len(out) >= limit:
+                break
+        return out
+
+    @_translating
+    def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
+        paths = self._layout.key_paths(keyspace, key)
+        self._settle({paths.bucket})
+        kept = kept_history(paths, key, load(paths, key).entry)
+        return kept[:limit] if limit > 0 else kept
+
+    @_translating
+    def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None:
+        for record in self.history(keyspace, key, 0):
+            if record.version == version and not record.deleted:
+                return record
+        return None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, buckets: set[int]) -> Iterator[None]:
+        """Hold ``buckets`` with no unfinished journal covering any of them."""
+        deadline = self._locks.deadline()
+        while True:
+            self._settle(buckets)
+            with self._locks.hold(buckets, deadline):
+                names = pending(self._layout.journal_dir)
+                if not any(buckets_of(name) & buckets for name in names):
+                    yield
+                    return
+            # A writer died with a journal on our keys while we waited: finish it first.
+
+    def _settle(self, buckets: set[int] | None) -> None:
+        """Wait for (or roll forward) the journals covering ``buckets`` (None: all)."""
+        names = pending(self._layout.journal_dir)
+        if not names:
+            return
+        deadline = self._locks.deadline()
+        for name in names:
+            covered = buckets_of(name)
+            if buckets is not None and not covered & buckets:
+                continue
+            # Once we hold its buckets its writer is gone: finished, or dead.
+            with self._locks.hold(covered, deadline):
+                path = os.path.join(self._layout.journal_dir, name)
+                ops = read_journal(path, self.root)
+                if ops is None:
+                    continue
+                run_ops(ops, self._durable)
+                self._counter.bump(journaled=True)
+                finish(path, self._durable)
+
+    @_translating
+    def apply(
+        self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
+    ) -> list[Applied]:
+        paths = {m.key: self._layout.key_paths(keyspace, m.key) for m in mutations}
+        buckets = {p.bucket for p in paths.values()}
+        for mutation in mutations:
+            if mutation.fence is not None:
+                buckets.add(self._layout.lease_path(mutation.fence.lease)[1])
+        with self._locked(buckets):
+            loaded: dict[str, Loaded] = {}
+            staged: dict[str, Entry | None] = {}
+            records: dict[str, list[HistoryRecord]] = {}
+            results: list[Applied] = []
+            for index, mutation in enumerate(mutations):
+                key = mutation.key
+                if key not in loaded:
+                    loaded[key] = load(paths[key], key, for_write=True)
+                existing = staged[key] if key in staged else loaded[key].entry
+                current = existing if existing is not None and existing.is_live(ctx.now) else None
+                if mutation.fence is not None:
+                    check_fence(mutation.fence, self._read_lease(mutation.fence.lease), index=index)
+                new = plan(current, mutation, ctx, index=index)
+                staged[key] = new
+                results.append(Applied(current, new))
+                record = history_record(current, new, ctx)
+                if record is not None:
+                    records.setdefault(key, []).append(record)
+            files = FilePlan()
+            for key, final in staged.items():
+                files.add_key(
+                    keyspace,
+                    key,
+                    paths[key],
+                    loaded[key],
+                    final,
+                    records.get(key, []),
+                    ctx.history_limit,
+                )
+            self._commit(buckets, files)
+            return results
+
+    def _commit(self, buckets: set[int], files: FilePlan) -> None:
+        if not files.journaled:  # at most one record file: its rename is the commit
+            run_ops(files.ops, self._durable)
+            self._counter.bump(journaled=False)
+            return
+        journal = write_journal(
+            self._layout.journal_dir, self.root, buckets, files.ops, self._durable
+        )
+        run_ops(files.ops, self._durable)
+        self._counter.bump(journaled=True)
+        finish(journal, self._durable)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def _read_lease(self, name: str) -> Lease | None:
+        path, _ = self._layout.lease_path(name)
+        raw = read_file(path)
+        return None if raw is None else decode_lease(raw, name, path)
+
+    def _store_lease(self, lease: Lease) -> None:
+        replace_file(self._layout.lease_path(lease.name)[0], encode_lease(lease), self._durable)
+
+    @_translating
+    def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
+        with self._locked({self._layout.lease_path(name)[1]}):
+            lease = plan_acquire(self._read_lease(name), name, holder, ttl_ns, now)
+            self._store_lease(lease)
+            return lease
+
+    @_translating
+    def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
+        with self._locked({self._layout.lease_path(name)[1]}):
+            lease = plan_renew(self._read_lease(name), name, holder, token, ttl_ns, now)
+            self._store_lease(lease)
+            return lease
+
+    @_translating
+    def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
+        with self._locked({self._layout.lease_path(name)[1]}):
+            ended = plan_release(self._read_lease(name), name, holder, token, now)
+            if ended is not None:
+                self._store_lease(ended)
+            return ended is not None
+
+    @_translating
+    def get_lease(self, name: str, now: int) -> Lease | None:
+        return self._read_lease(name)
+
+    # -- watch and expiry ------------------------------------------------------------------
+
+    @_translating
+    def change_token(self, keyspace: Keyspace) -> int:
+        return self._counter.read()[0]
+
+    @_translating
+    def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
+        # Polls one small counter file: never a read of the entries.
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            current = self._counter.read()[0]
+            remaining = deadline - time.monotonic()
+            if current != token or remaining <= 0:
+                return current
+            time.sleep(min(_POLL_INTERVAL, remaining))
+
+    @_translating
+    def purge_expired(self, now: int, limit: int = 1000) -> int:
+        """Remove expired entries (their history stays); walks only keys with a meta file."""
+        purged = 0
+        for keyspace, key in meta_keys(self._layout.meta_root):
+            if purged >= limit:
+                break
+            try:
+                paths = self._layout.key_paths(keyspace, key)
+            except InvalidReferenceError:
+                continue  # not a name statebox wrote
+            with self._locked({paths.bucket}):
+                try:
+                    loaded = load(paths, key, for_write=True)
+                except CorruptEntryError:
+                    continue  # reported by every read of it; never touched here
+                entry = loaded.entry
+                if entry is not None and not entry.is_live(now):
+                    is_json = entry.content_type == JSON_CONTENT_TYPE
+                    files = FilePlan(
+                        primary=[Op("remove", paths.record if is_json else paths.blob)],
+                        after=[Op("remove", paths.meta)],
+                    )
+                    self._commit({paths.bucket}, files)
+                    purged += 1
+                elif loaded.meta is None:  # describes no version that is current
+                    remove_file(paths.meta, durable=False)
+        return purged
+
+    def close(self) -> None:
+        self._counter.close()
+
+
+def _without_data(entry: Entry) -> Entry:
+    return Entry(
+        entry.key,
+        entry.version,
+        entry.hash,
+        b"",
+        entry.content_type,
+        entry.created_at,
+        entry.updated_at,
+        entry.updated_by,
+        entry.expires_at,
+    )

@@ -1,0 +1,293 @@
+"""``postgresql://user@host:port/db?schema=NAME`` — the store many machines share.
+
+The SQL is the shared layer's (:mod:`statebox.backends.sql`); this module owns the
+connections and what can go wrong with them:
+
+- A pool (``psycopg_pool``) of autocommit connections whose ``search_path`` is the URL's
+  schema. Reads run as single statements; every write is one transaction in which the
+  shared ``apply`` locks the current row (``SELECT … FOR UPDATE``), so check-and-write
+  is atomic across connections and machines.
+- A transaction that provably did not commit is run again, bounded: two writers
+  inserting the same new key (or the first acquisition of a lease) collide on the
+  primary key and the loser re-plans — it then sees the row, so a guard that no longer
+  holds is a real :class:`~statebox.errors.ConflictError`; deadlocks and serialization
+  failures are retried likewise.
+- A lost connection is :class:`~statebox.errors.BackendUnavailableError`. A read is run
+  once more on a new connection. A write is run once more only when the connection was
+  lost before ``COMMIT`` was sent — PostgreSQL then rolled it back, so nothing can be
+  applied twice; lost *during* ``COMMIT``, the outcome is unknown and the error says so.
+- Watch is LISTEN/NOTIFY (:mod:`._pg_watch`), not a counter row every writer would
+  queue on.
+
+A backend opened before ``fork()`` opens new connections in the child, leaving the
+parent's alone.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import ClassVar, TypeVar
+
+import psycopg
+from psycopg import errors, sql
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from ..errors import BackendUnavailableError, PermissionDeniedError, StateboxError
+from ..model import Keyspace
+from ._pg_schema import ensure_schema
+from ._pg_url import PgOptions, parse_pg_url
+from ._pg_watch import ChangeListener, bucket_of, channel_for
+from .base import Capabilities
+from .sql import Dialect, SqlBackend, SqlConnection
+
+__all__ = ["POSTGRES", "PostgresBackend"]
+
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[object, ...]]
+
+POSTGRES = Dialect(
+    name="postgresql",
+    param="%s",
+    blob="BYTEA",  # compared with memcmp: byte order, as SPEC §4 wants
+    bigint="BIGINT",
+    history_id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    lock_row=" FOR UPDATE",
+    change_counter=False,
+)
+
+#: Attempts of one write transaction before giving up on transient failures.
+MAX_ATTEMPTS = 30
+#: Primary keys two transactions may both INSERT when a row is new.
+_RACED_INSERTS = frozenset({"statebox_entries_pkey", "statebox_leases_pkey"})
+
+
+class _Retry(Exception):
+    """The transaction did not commit and may simply be run again."""
+
+
+class _Lost(Exception):
+    """The connection died before anything could have committed."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class PostgresBackend(SqlBackend):
+    capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=True)
+    dialect = POSTGRES
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.options: PgOptions = parse_pg_url(url)
+        self.where = f"{self.options.display} (schema {self.options.schema})"
+        #: Write transactions run again after a transient failure (benchmarks report it).
+        self.retries = 0
+        self._channel = channel_for(self.options.schema)
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            with self._connect() as conn:
+                ensure_schema(conn, self.options.schema, POSTGRES, self.where)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        self._pid = os.getpid()
+        self._pool = self._new_pool()
+        self._listener = ChangeListener(self._connect, self._channel, self.where)
+        # What a forked child inherited: kept referenced, never used nor closed, since
+        # closing (or collecting) them would end the parent's sessions.
+        self._inherited: list[object] = []
+
+    # -- connections -------------------------------------------------------------------
+
+    def _configure(self, conn: Connection) -> None:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.options.schema)))
+
+    def _connect(self) -> Connection:
+        """A new connection outside the pool (the caller closes it)."""
+        conn: Connection = psycopg.connect(self.options.conninfo, autocommit=True)
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _new_pool(self) -> ConnectionPool[Connection]:
+        return ConnectionPool(
+            self.options.conninfo,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            min_size=self.options.pool_min,
+            max_size=self.options.pool_max,
+            timeout=self.options.pool_timeout,
+            num_workers=2,
+            name=f"statebox:{self.options.schema}",
+            open=True,
+        )
+
+    def _current_pool(self) -> ConnectionPool[Connection]:
+        if os.getpid() != self._pid:
+            with self._lock:
+                if os.getpid() != self._pid:
+                    self._inherited += [self._pool, self._listener]
+                    self._pool = self._new_pool()
+                    self._listener = ChangeListener(self._connect, self._channel, self.where)
+                    self._pid = os.getpid()
+        return self._pool
+
+    @contextmanager
+    def _connection(self, fresh: bool) -> Iterator[Connection]:
+        if fresh:
+            with self._connect() as conn:
+                yield conn
+        else:
+            with self._current_pool().connection() as conn:
+                yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[SqlConnection]:
+        try:
+            with self._connection(fresh=False) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[SqlConnection]:
+        try:
+            with self._connection(fresh=False) as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    # -- one attempt, and the retries around it ------------------------------------------
+
+    def _attempt(self, work: Callable[[SqlConnection], T], *, write: bool, fresh: bool) -> T:
+        conn: Connection | None = None
+        committing = False
+        try:
+            with self._connection(fresh) as conn:
+                if not write:
+                    return work(conn)
+                with conn.transaction():
+                    result = work(conn)
+                    committing = True  # leaving the block sends COMMIT
+                return result
+        except psycopg.Error as exc:
+            if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected) or (
+                isinstance(exc, errors.UniqueViolation)
+                and exc.diag.constraint_name in _RACED_INSERTS
+            ):
+                raise _Retry from exc
+            if conn is not None and conn.broken:
+                if committing:
+                    raise BackendUnavailableError(
+                        f"lost the connection to PostgreSQL {self.where} while committing: "
+                        "the write may or may not have been applied; read it back before "
+                        "retrying"
+                    ) from exc
+                raise _Lost from exc
+            raise self._translate(exc) from exc
+
+    def _read(self, work: Callable[[SqlConnection], T]) -> T:
+        try:
+            return self._attempt(work, write=False, fresh=False)
+        except (_Retry, _Lost):
+            pass
+        # Safe to repeat once, on a connection opened now: after a restart or failover
+        # every pooled connection may be dead, so check them for later callers too.
+        self._check_pool()
+        try:
+            return self._attempt(work, write=False, fresh=True)
+        except (_Retry, _Lost) as again:
+            raise self._unavailable(again) from again.__cause__
+
+    def _write(self, work: Callable[[SqlConnection], T]) -> T:
+        lost = False
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return self._attempt(work, write=True, fresh=lost)
+            except _Retry:
+                self.retries += 1
+                # Jittered, growing pauses, so colliding writers do not collide again.
+                time.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+            except _Lost as exc:
+                if lost:  # twice in a row: the server is really gone
+                    raise self._unavailable(exc) from exc.__cause__
+                lost = True  # not committed (no COMMIT was sent): run it again, once
+                self._check_pool()
+        raise BackendUnavailableError(
+            f"PostgreSQL {self.where}: a write kept colliding with concurrent ones "
+            f"(deadlocks or serialization failures) {MAX_ATTEMPTS} times in a row; retry later"
+        )
+
+    def _check_pool(self) -> None:
+        # What cannot be checked now, the pool replaces in its own time.
+        with suppress(psycopg.Error):
+            self._current_pool().check()
+
+    # -- errors ----------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> BackendUnavailableError:
+        cause = exc.__cause__ or exc
+        return BackendUnavailableError(
+            f"lost the connection to PostgreSQL {self.where}: {_first_line(cause)}"
+        )
+
+    def _translate(self, exc: psycopg.Error) -> StateboxError:
+        reason = _first_line(exc)
+        if isinstance(exc, PoolTimeout):
+            return BackendUnavailableError(
+                f"no connection to PostgreSQL {self.where} within "
+                f"{self.options.pool_timeout:g}s: the server is unreachable, or all "
+                f"{self.options.pool_max} pooled connections stayed busy (raise ?pool_max= "
+                "or ?pool_timeout= in the store URL)"
+            )
+        if isinstance(exc, PoolClosed):
+            return BackendUnavailableError(f"the PostgreSQL store {self.where} is closed")
+        if isinstance(exc, errors.InsufficientPrivilege):
+            return PermissionDeniedError(
+                f"PostgreSQL {self.where}: {reason}: grant this role USAGE (and CREATE, for "
+                "the first use) on the schema, or choose another with ?schema="
+            )
+        if isinstance(exc, errors.UndefinedTable):
+            return BackendUnavailableError(
+                f"PostgreSQL {self.where}: {reason}: statebox's tables are gone (was the "
+                "schema dropped?); reopen the store to create them again"
+            )
+        return BackendUnavailableError(f"PostgreSQL {self.where}: {reason}")
+
+    # -- watch -------------------------------------------------------------------------
+
+    def _note_change(self, db: SqlConnection, keyspace: Keyspace) -> None:
+        # Delivered to every listener when (and only if) this transaction commits.
+        db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(bucket_of(keyspace))))
+
+    def _current_listener(self) -> ChangeListener:
+        self._current_pool()  # after a fork, this makes the child's own listener
+        return self._listener
+
+    def change_token(self, keyspace: Keyspace) -> int:
+        return self._current_listener().token(bucket_of(keyspace))
+
+    def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
+        return self._current_listener().wait(bucket_of(keyspace), token, timeout)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if os.getpid() != self._pid:
+            return  # a forked child that never used us: the pool is the parent's
+        self._listener.close()
+        self._pool.close()

@@ -1,0 +1,140 @@
+"""The ``statebox`` command line: parse, open the store, call one engine method, print.
+
+    statebox [--store URL] COMMAND [options]
+
+Standard output gets exactly the result's SPEC §4 line (``result.to_json()``), or a
+readable rendering with ``--format table``; errors are one ``Error: …`` line on standard
+error, with the exit code of the error's kind (:mod:`statebox.errors`; 2 for usage).
+
+Adding a command
+----------------
+A command is one small module in this package, listed in :data:`COMMANDS` (name →
+module). The module exposes::
+
+    def register(subparsers: Subparsers) -> None:
+        parser = add_command(subparsers, "name", help=..., description=...,
+                             examples=["statebox name KEY ..."])   # epilog of --help
+        parser.add_argument(...)
+        parser.set_defaults(handler=run)
+
+    def run(args: argparse.Namespace, store: StateStore) -> Envelope | None:
+        return store.operation(...)      # one engine call
+
+``add_command`` (from :mod:`._parser`) also adds the common options, so they work after
+the command too; read them as ``args.scope``, ``args.namespace``. JSON arguments go
+through :class:`._input.JsonArgs` (``-`` and ``@path``). The handler returns a result
+(anything with ``to_json()``/``to_dict()``), which is printed in the chosen format, or
+``None`` when it printed its own output (a stream of events, a server). Errors are
+raised as :class:`~statebox.errors.StateboxError` subclasses; never print them.
+
+Importing a command module must stay cheap — every invocation imports the one it runs,
+and ``--help`` imports all: import heavy libraries (jq, httpx, starlette, psycopg)
+inside ``run``. Only the named command's parser is built, so start-up does not grow with
+the number of commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ..errors import StateboxError
+from ._parser import UsageError, new_parser, value_option_strings
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Command name → the module that registers it (in ``--help`` order).
+COMMANDS: dict[str, str] = {
+    "get": "statebox.cli.cmd_get",
+    "set": "statebox.cli.cmd_set",
+    "diff": "statebox.cli.cmd_diff",
+    "delete": "statebox.cli.cmd_delete",
+    "list": "statebox.cli.cmd_list",
+}
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first positional argument), if any."""
+    takes_value = value_option_strings()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            return None  # top-level help lists every command
+        if arg == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if arg in takes_value:
+            i += 2
+        elif arg.startswith("-") and arg != "-":
+            i += 1
+        else:
+            return arg
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with only ``command`` when it is one we know."""
+    parser, subparsers = new_parser()
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for name in names:
+        import_module(COMMANDS[name]).register(subparsers)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write("Error: " + " ".join(message.splitlines()) + "\n")
+    sys.stderr.flush()
+    return code
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        args = build_parser(_command_in(argv)).parse_args(argv)
+    except SystemExit as exc:  # --help printed its text
+        return exc.code if isinstance(exc.code, int) else 0
+
+    # Imported here, after parsing: --help and usage errors never pay for the engine.
+    from ..model import RunContext
+    from ..store import open_store
+    from ._output import write_result
+
+    context = RunContext.from_env().merged(
+        dag=args.dag, root_dag=args.root_dag, run_id=args.run_id, step=args.step
+    )
+    with open_store(args.store, context=context) as store:
+        result = args.handler(args, store)
+        if result is not None:
+            write_result(result, args.format)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (the console script exits with it)."""
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    except StateboxError as exc:
+        return _fail(exc.message, exc.exit_code)
+    except BrokenPipeError:
+        # The reader went away (``statebox list | head``): nothing left to tell it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("STATEBOX_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (set STATEBOX_DEBUG=1 for the traceback)",
+            1,
+        )

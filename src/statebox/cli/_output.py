@@ -1,0 +1,110 @@
+"""What the CLI prints: the SPEC §4 line (``--format json``) or readable text (``table``).
+
+The JSON line comes from the result itself (``to_json()``), built once in
+:mod:`statebox.results` for every face. The table view is derived from the same
+envelope (``to_dict()``), so a new command's result renders without code here: scalar
+fields become ``field  value`` lines, and a list of objects (``entries``, ``versions``)
+becomes a table with a header row.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ..results import EmbeddedJSON
+
+__all__ = ["Envelope", "render_table", "write_result"]
+
+_CELL_WIDTH = 60  # longer table cells are cut with "…"; the field view shows them whole
+_SHORT_HASH = 12
+
+
+class Envelope(Protocol):
+    """What a command handler returns: a result of :mod:`statebox.results`."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def to_json(self) -> str: ...
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, EmbeddedJSON):
+        return value.text
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping | list | tuple):
+        return _compact(value)
+    return json.dumps(value)  # true / false / null / numbers, as JSON spells them
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, EmbeddedJSON):
+        return value.text
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(k, ensure_ascii=False)}:{_compact(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _cell(column: str, value: Any) -> str:
+    text = _text(value)
+    if column == "hash" and len(text) > _SHORT_HASH:
+        return text[:_SHORT_HASH]
+    if len(text) > _CELL_WIDTH:
+        return text[: _CELL_WIDTH - 1] + "…"
+    return text
+
+
+def _heading(name: str) -> str:
+    """``createdAt`` → ``CREATED_AT``."""
+    return "".join(f"_{ch}" if ch.isupper() else ch for ch in name).upper()
+
+
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, Mapping) for v in value)
+
+
+def _table(rows: Sequence[Mapping[str, Any]], skip: Mapping[str, Any]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    columns: list[str] = []
+    for row in rows:
+        for name in row:
+            # scope/namespace repeat the envelope's on every row: shown once, above.
+            if name not in columns and not (name in skip and row[name] == skip[name]):
+                columns.append(name)
+    cells = [[_cell(c, row.get(c, "")) for c in columns] for row in rows]
+    header = [_heading(c) for c in columns]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(columns))]
+    return [
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *cells]
+    ]
+
+
+def render_table(data: Mapping[str, Any]) -> str:
+    """An envelope as text for people: aligned fields, then any list as a table."""
+    # "operation" only echoes the command the person just typed.
+    fields = [(k, v) for k, v in data.items() if k != "operation" and not _is_rows(v)]
+    width = max((len(k) for k, _ in fields), default=0)
+    lines = [f"{k.ljust(width)}  {_text(v)}" for k, v in fields]
+    skip = {k: data[k] for k in ("scope", "namespace") if k in data}
+    for name, value in data.items():
+        if _is_rows(value):
+            lines.append("")
+            lines.append(f"{name}:")
+            lines.extend(_table(value, skip))
+    return "\n".join(lines)
+
+
+def write_result(result: Envelope, fmt: str) -> None:
+    """Print one result to standard output as UTF-8 bytes, whatever the locale says."""
+    text = result.to_json() if fmt == "json" else render_table(result.to_dict())
+    out = sys.stdout.buffer
+    out.write(text.encode("utf-8") + b"\n")
+    out.flush()

@@ -1,0 +1,190 @@
+"""The argument parser: the common options, one subparser per command, usage errors.
+
+Common options (``--store``, ``--format``, ``--scope``, ``--namespace`` and the run
+context) are accepted before *and* after the command: the top-level parser gives them
+their defaults, and every command's parser repeats them with ``SUPPRESS`` defaults so
+that only options actually written after the command override the ones before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
+
+__all__ = [
+    "EXIT_CODES",
+    "UsageError",
+    "add_command",
+    "new_parser",
+    "value_option_strings",
+]
+
+if TYPE_CHECKING:
+    #: What a command module's ``register`` receives.
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+PROG = "statebox"
+
+#: The exit codes scripts branch on; printed in the top-level ``--help`` and the README.
+EXIT_CODES = """\
+exit codes:
+  0  success
+  1  any other error (backend unavailable, permission denied, corrupt entry)
+  2  bad input or configuration (usage, invalid key/scope/namespace, invalid or
+     too large value, missing run context, custom scope without --namespace)
+  3  not found (get --required)
+  4  conflict (--expected-version or --create-only did not hold)"""
+
+_TOP_EPILOG = f"""\
+examples:
+  statebox set cursors/feed '{{"last_id": 123}}' --dag feed-sync
+  statebox get cursors/feed --default '{{"last_id": 0}}' --dag feed-sync
+  statebox list cursors/ --scope global --format table
+
+VALUE and --default are JSON text; '-' reads it from standard input and '@path' from
+a file. The run context comes from --dag/--root-dag/--run-id/--step, else from
+STATEBOX_DAG, STATEBOX_ROOT_DAG, STATEBOX_RUN_ID, STATEBOX_STEP (or Dagu's, Airflow's
+and GitHub Actions' variables).
+
+{EXIT_CODES}
+"""
+
+# argparse only takes "-5" and "-.5" for negative numbers; a JSON VALUE may be any
+# JSON number literal ("-1.5e3", "-0"), and none of our options looks like one.
+_JSON_NEGATIVE_NUMBER = re.compile(r"^-(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+
+
+@functools.cache
+def _terminal_width() -> int:
+    # What shutil.get_terminal_size() answers, without importing shutil (and with it bz2
+    # and lzma) at every start-up: argparse builds a help formatter for every option.
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+        return 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _terminal_width() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class UsageError(Exception):
+    """Bad command-line usage: reported as ``Error: …`` with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs: Any) -> None:
+        # Scripts depend on exact option names: no silent prefix matching.
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(**kwargs)
+        self._negative_number_matcher = _JSON_NEGATIVE_NUMBER
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+# (flags, keyword arguments) of the common options; "default" is the top-level default.
+_COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--store",),
+        {
+            "metavar": "URL",
+            "default": None,
+            "help": "store URL (default: $STATEBOX_STORE, else sqlite:///$STATEBOX_HOME/state.db)",
+        },
+    ),
+    (
+        ("--format",),
+        {
+            "choices": ("json", "table"),
+            "default": "json",
+            "help": "json: the one-line JSON result (default); table: readable text for people",
+        },
+    ),
+    (
+        ("--scope",),
+        {
+            "metavar": "SCOPE",
+            "default": None,
+            "help": "dag (default), root_dag, run, global or custom",
+        },
+    ),
+    (
+        ("--namespace",),
+        {
+            "metavar": "NS",
+            "default": None,
+            "help": "namespace (default: from the scope and the run context; "
+            "required with --scope custom)",
+        },
+    ),
+    (("--dag",), {"metavar": "NAME", "default": None, "help": "workflow name ($STATEBOX_DAG)"}),
+    (
+        ("--root-dag",),
+        {"metavar": "NAME", "default": None, "help": "root workflow name ($STATEBOX_ROOT_DAG)"},
+    ),
+    (("--run-id",), {"metavar": "ID", "default": None, "help": "run id ($STATEBOX_RUN_ID)"}),
+    (("--step",), {"metavar": "NAME", "default": None, "help": "step name ($STATEBOX_STEP)"}),
+)
+
+
+def value_option_strings() -> frozenset[str]:
+    """The common options that take a value (to find the command name in argv cheaply)."""
+    return frozenset(flag for flags, _ in _COMMON for flag in flags)
+
+
+def _add_common(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    group = parser.add_argument_group("common options (before or after the command)")
+    for flags, kwargs in _COMMON:
+        if after_command:
+            kwargs = {**kwargs, "default": argparse.SUPPRESS}
+        group.add_argument(*flags, **kwargs)
+
+
+def new_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
+    """The top-level parser and the subparsers action the commands register into."""
+    parser: argparse.ArgumentParser = _Parser(
+        prog=PROG,
+        description="Persistent state for workflows: small versioned JSON values\n"
+        "addressed by scope, namespace and key.",
+        epilog=_TOP_EPILOG,
+    )
+    _add_common(parser, after_command=False)
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+    return parser, subparsers
+
+
+def add_command(
+    subparsers: Subparsers,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    examples: Sequence[str],
+) -> argparse.ArgumentParser:
+    """Add one command's parser, with the common options and an examples epilog."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description, epilog=epilog
+    )
+    _add_common(parser, after_command=True)
+    return parser

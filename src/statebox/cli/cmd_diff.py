@@ -1,0 +1,61 @@
+"""``statebox diff KEY VALUE [--no-update] [--expected-version N]`` → :meth:`StateStore.diff`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._input import JsonArgs
+from ._parser import add_command
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..results import DiffResult
+    from ..store import StateStore
+    from ._parser import Subparsers
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "diff",
+        help="compare a value with the stored one (and store it when it changed)",
+        description=(
+            "Compare VALUE with the stored value by hash. 'changed' is true when the key is\n"
+            "missing or the value differs; a changed value is then written (guarded by the\n"
+            "version compared against) unless --no-update is given."
+        ),
+        examples=[
+            "statebox diff snapshots/api @response.json",
+            "statebox diff snapshots/api - --no-update < response.json",
+            "statebox diff snapshots/api @response.json | jq -e .changed && ./notify.sh",
+        ],
+    )
+    parser.add_argument("key", metavar="KEY", help="the key, e.g. snapshots/api")
+    parser.add_argument(
+        "value", metavar="VALUE", help="JSON text ('-' reads standard input, '@path' a file)"
+    )
+    parser.add_argument(
+        "--no-update",
+        dest="update",
+        action="store_false",
+        help="only compare: never write, even when changed",
+    )
+    parser.add_argument(
+        "--expected-version",
+        metavar="N",
+        type=int,
+        help="fail with exit code 4 unless the stored version is N (0: key must not exist)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, store: StateStore) -> DiffResult:
+    return store.diff(
+        args.key,
+        JsonArgs().read(args.value, "VALUE"),
+        scope=args.scope,
+        namespace=args.namespace,
+        update=args.update,
+        expected_version=args.expected_version,
+    )

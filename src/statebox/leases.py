@@ -1,0 +1,83 @@
+"""Leases and fencing (SPEC §5): the engine-side rules that need no storage.
+
+A lease names a piece of work ("the nightly import"); whoever acquires it gets a fencing
+token one greater than any token issued for that name before. A write that carries the
+token (``fencing=``) is refused with :class:`~statebox.errors.FencingError` once anyone
+has acquired the lease after it, so a stale retry of a step cannot clobber the work of
+the run that took over. The atomic parts live in the backends (``acquire_lease`` …,
+checked inside ``apply``) and in :mod:`statebox._plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Any
+
+from .backends.base import Fence, Lease
+from .clock import NS_PER_SECOND
+from .errors import InvalidValueError
+from .model import RunContext
+from .results import LeaseResult
+
+__all__ = ["Fencing", "as_fence", "default_holder", "duration_ns", "validate_lease_name"]
+
+#: What a write accepts as ``fencing=``: a lease (as returned by ``acquire_lease``) or a
+#: ``(lease_name, token)`` pair.
+Fencing = LeaseResult | Lease | Fence | tuple[str, int]
+
+
+def validate_lease_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidValueError(f"invalid lease name {name!r}: must be a non-empty string")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"invalid lease name {name!r}: must be valid Unicode") from None
+    return name.strip()
+
+
+def _token(token: Any, lease: str) -> int:
+    if not isinstance(token, int) or isinstance(token, bool) or token < 1:
+        raise InvalidValueError(
+            f"invalid fencing token {token!r} for lease {lease!r}: must be an integer >= 1"
+        )
+    return token
+
+
+def as_fence(fencing: Fencing | None) -> Fence | None:
+    """The :class:`Fence` a write carries, from any accepted form."""
+    if fencing is None:
+        return None
+    if isinstance(fencing, Fence):
+        return Fence(validate_lease_name(fencing.lease), _token(fencing.token, fencing.lease))
+    if isinstance(fencing, (LeaseResult, Lease)):
+        return Fence(fencing.name, _token(fencing.token, fencing.name))
+    if isinstance(fencing, (tuple, list)) and len(fencing) == 2:
+        name = validate_lease_name(fencing[0])
+        return Fence(name, _token(fencing[1], name))
+    raise InvalidValueError(
+        f"invalid fencing {fencing!r}: pass a lease from acquire_lease or (lease_name, token)"
+    )
+
+
+def default_holder(context: RunContext) -> str:
+    """Who holds a lease when the caller does not say: the run, or this host and process,
+    plus a random suffix so two attempts of the same step are different holders."""
+    parts = [p for p in (context.dag, context.run_id, context.step) if p]
+    if not parts:
+        parts = [socket.gethostname(), str(os.getpid())]
+    return "/".join(parts) + "#" + secrets.token_hex(4)
+
+
+def duration_ns(seconds: Any, what: str) -> int:
+    """A positive duration in seconds, as nanoseconds; refuses anything else by name."""
+    if (
+        not isinstance(seconds, (int, float))
+        or isinstance(seconds, bool)
+        or not seconds > 0
+        or seconds == float("inf")
+    ):
+        raise InvalidValueError(f"invalid {what} {seconds!r}: must be a positive number of seconds")
+    return int(seconds * NS_PER_SECOND)

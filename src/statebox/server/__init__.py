@@ -1,0 +1,35 @@
+"""The statebox server: every operation over HTTP, for many workers (``statebox[server]``).
+
+    from statebox.server import create_app, serve
+    serve("sqlite:////var/lib/statebox/state.db", port=8787, tokens="tokens.yaml")
+
+or ``statebox serve`` / ``python -m statebox.server``. The web framework is imported on
+first use, so :mod:`statebox.server.wire` (shared with the ``http://`` remote store) needs
+nothing beyond statebox itself.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import ServerConfig, create_app
+    from .main import serve
+
+__all__ = ["ServerConfig", "create_app", "serve"]
+
+_EXPORTS = {"ServerConfig": ".app", "create_app": ".app", "serve": ".main"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = import_module(_EXPORTS[name], __name__)
+    except ImportError as exc:
+        raise ImportError(
+            f"the statebox server needs its extra ({exc.name} is missing): "
+            'run: pip install "statebox[server]"'
+        ) from exc
+    return getattr(module, name)

@@ -1,0 +1,624 @@
+"""The OpenAPI 3.1 description of the API, served at ``/openapi.json``.
+
+Written by hand next to the routes (a test checks that both list the same operations,
+and a schemathesis run checks every answer against it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = ["build_schema"]
+
+JSON: Final = "application/json"
+
+_SCOPE = {
+    "name": "scope",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["dag", "root_dag", "run", "global", "custom"]},
+    "description": "The entry's scope (SPEC §1).",
+}
+_NAMESPACE = {
+    "name": "namespace",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "The namespace (no '/' or '\\\\', not '.' or '..').",
+}
+_KEY = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "The key; '/' separates levels and is sent unencoded.",
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_INT0 = {"type": "integer", "minimum": 0}
+_INT1 = {"type": "integer", "minimum": 1}
+_BOOL = {"type": "boolean"}
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_IF_MATCH = _header("If-Match", 'Write only if the entry is at this version (its ETag, "3").')
+_IF_NONE_MATCH = _header("If-None-Match", "`*`: write only if the key does not exist.")
+_FENCING = {
+    "type": "object",
+    "required": ["lease", "token"],
+    "properties": {"lease": {"type": "string"}, "token": {"type": "integer"}},
+}
+_ANY: dict[str, Any] = {}
+_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The version, quoted."}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+_ADDRESS = {
+    "operation": {"type": "string"},
+    "scope": {"type": "string"},
+    "namespace": {"type": "string"},
+}
+_VALUE_FIELDS = {
+    "value": _ANY,
+    "contentType": {"type": "string"},
+    "encoding": {"type": "string", "enum": ["base64"]},
+}
+_TIMES = {
+    "createdAt": {"type": "string"},
+    "updatedAt": {"type": "string"},
+    "updatedBy": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
+SCHEMAS: Final[dict[str, Any]] = {
+    "Error": _object(
+        ["error"],
+        error=_object(
+            ["kind", "message"],
+            kind={"type": "string"},
+            message={"type": "string"},
+            index={"type": "integer"},
+            currentVersion={"type": "integer"},
+        ),
+    ),
+    "GetResult": _object(
+        ["operation", "scope", "namespace", "key", "found"],
+        **_ADDRESS,
+        key={"type": "string"},
+        found=_BOOL,
+        version=_INT1,
+        hash={"type": "string"},
+        **_VALUE_FIELDS,
+    ),
+    "SetResult": _object(
+        ["operation", "scope", "namespace", "key", "version", "hash", "created"],
+        **_ADDRESS,
+        key={"type": "string"},
+        version=_INT1,
+        hash={"type": "string"},
+        created=_BOOL,
+        **_VALUE_FIELDS,
+    ),
+    "DiffResult": _object(
+        ["operation", "scope", "namespace", "key", "changed", "foundPrevious", "current"],
+        **_ADDRESS,
+        key={"type": "string"},
+        changed=_BOOL,
+        foundPrevious=_BOOL,
+        previousVersion=_INT1,
+        version=_INT1,
+        hash={"type": "string"},
+        previous=_ANY,
+        current=_ANY,
+    ),
+    "DeleteResult": _object(
+        ["operation", "scope", "namespace", "key", "deleted"],
+        **_ADDRESS,
+        key={"type": "string"},
+        deleted=_BOOL,
+    ),
+    "ListResult": _object(
+        ["operation", "scope", "namespace", "entries"],
+        **_ADDRESS,
+        prefix={"type": "string"},
+        entries={
+            "type": "array",
+            "items": _object(
+                ["scope", "namespace", "key", "version", "hash", "createdAt", "updatedAt"],
+                scope={"type": "string"},
+                namespace={"type": "string"},
+                key={"type": "string"},
+                version=_INT1,
+                hash={"type": "string"},
+                **_TIMES,
+                **_VALUE_FIELDS,
+            ),
+        },
+    ),
+    "HistoryResult": _object(
+        ["operation", "scope", "namespace", "key", "versions"],
+        **_ADDRESS,
+        key={"type": "string"},
+        versions={
+            "type": "array",
+            "items": _object(
+                ["version", "hash", "createdAt", "updatedAt", "updatedBy"],
+                version=_INT1,
+                hash={"type": "string"},
+                deleted=_BOOL,
+                **_TIMES,
+                **_VALUE_FIELDS,
+            ),
+        },
+    ),
+    "TransactionResult": _object(
+        ["operation", "scope", "namespace", "results"],
+        **_ADDRESS,
+        results={"type": "array", "items": _object(["index", "operation", "key"])},
+    ),
+    "LeaseResult": _object(
+        ["operation", "action", "name", "holder", "token", "expiresAt"],
+        operation={"type": "string"},
+        action={"type": "string"},
+        name={"type": "string"},
+        holder={"type": "string"},
+        token=_INT1,
+        expiresAt={"type": "string"},
+        released=_BOOL,
+    ),
+    "WatchResult": _object(
+        ["operation", "scope", "namespace", "events", "timedOut"],
+        **_ADDRESS,
+        key={"type": "string"},
+        prefix={"type": "string"},
+        events={
+            "type": "array",
+            "items": _object(
+                ["key", "event", "previousVersion", "version", "deleted"],
+                key={"type": "string"},
+                event={"type": "string", "enum": ["created", "updated", "deleted"]},
+                previousVersion=_INT0,
+                version=_INT0,
+                hash={"type": "string"},
+                deleted=_BOOL,
+                **_VALUE_FIELDS,
+            ),
+        },
+        timedOut=_BOOL,
+    ),
+    "Entry": _object(
+        ["key", "version", "hash", "contentType", "createdAt", "updatedAt", "updatedBy"],
+        key={"type": "string"},
+        version=_INT1,
+        hash={"type": "string"},
+        contentType={"type": "string"},
+        value=_ANY,
+        encoding={"type": "string", "enum": ["base64"]},
+        expiresAt={"type": "string"},
+        deleted=_BOOL,
+        **_TIMES,
+    ),
+    "Operation": {
+        "type": "object",
+        "required": ["op", "key"],
+        "properties": {
+            "op": {"type": "string", "enum": ["set", "delete"]},
+            "key": {"type": "string"},
+            **_VALUE_FIELDS,
+            "expected_version": {"type": "integer"},
+            "create_only": _BOOL,
+            "ttl": {"type": "number"},
+            "fencing": _FENCING,
+        },
+    },
+}
+
+
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": schema}}}
+
+
+def _answers(
+    ok: str | dict[str, Any], *errors: int, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    schema = _ref(ok) if isinstance(ok, str) else ok
+    success: dict[str, Any] = {"description": "OK", "content": {JSON: {"schema": schema}}}
+    if headers:
+        success["headers"] = headers
+    out: dict[str, Any] = {"200": success}
+    # Any operation may meet bad input, a missing or refused token, an unroutable path,
+    # a body over the limit, or storage that is down.
+    for status in sorted({400, 401, 403, 404, 413, 422, 500, 503, *errors}):
+        out[str(status)] = {
+            "description": _REASONS[status],
+            "content": {JSON: {"schema": _ref("Error")}},
+        }
+    return out
+
+
+_REASONS: Final = {
+    400: "Invalid reference or request",
+    401: "Missing or invalid bearer token",
+    403: "The token has no grant for this scope and namespace",
+    404: "Not found",
+    409: "Conflict: a version guard or a fence failed; nothing was written",
+    412: "Precondition failed: If-Match / If-None-Match did not hold",
+    413: "Request body or value too large",
+    422: "Invalid value",
+    500: "A stored record is corrupt",
+    503: "The storage backend is unavailable",
+}
+
+
+def _op(summary: str, responses: dict[str, Any], *params: dict[str, Any], **extra: Any) -> Any:
+    out: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        out["parameters"] = list(params)
+    out.update(extra)
+    return out
+
+
+def _paths() -> dict[str, Any]:
+    keyed = (_SCOPE, _NAMESPACE, _KEY)
+    spaced = (_SCOPE, _NAMESPACE)
+    set_body = {
+        "required": True,
+        "description": "The value: JSON, or any other content type stored as bytes.",
+        "content": {
+            JSON: {"schema": _ANY},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    fence_query = (
+        _query("lease", {"type": "string"}, "Fenced write: the lease name."),
+        _query("token", _INT1, "Fenced write: the lease's fencing token."),
+    )
+    return {
+        "/v1/kv/{scope}/{namespace}/{key}": {
+            "get": _op(
+                "get: read one entry (or a past version)",
+                _answers("GetResult", headers=_ETAG),
+                *keyed,
+                _query("default", {"type": "string"}, "JSON text answered when missing."),
+                _query("required", _BOOL, "Missing is 404 (wins over default)."),
+                _query("version", _INT1, "A past version from the history."),
+            ),
+            "put": _op(
+                "set: write one entry",
+                _answers("SetResult", 409, 412, headers=_ETAG),
+                *keyed,
+                _query("expected_version", {"type": "integer"}, "Guard (409 on conflict)."),
+                _query("create_only", _BOOL, "Conflict if the key exists (409)."),
+                _query("ttl", _SECONDS, "Expire after this many seconds."),
+                *fence_query,
+                _IF_MATCH,
+                _IF_NONE_MATCH,
+                requestBody=set_body,
+            ),
+            "delete": _op(
+                "delete: remove one entry (missing is not an error)",
+                _answers("DeleteResult", 409, 412),
+                *keyed,
+                _query("expected_version", {"type": "integer"}, "Guard (409 on conflict)."),
+                *fence_query,
+                _IF_MATCH,
+            ),
+        },
+        "/v1/kv/{scope}/{namespace}": {
+            "get": _op(
+                "list: entries by key prefix, ascending by bytes",
+                _answers("ListResult"),
+                *spaced,
+                _query("prefix", {"type": "string"}, "A plain byte prefix of the keys."),
+                _query("limit", _INT0, "At most this many (0: all)."),
+                _query("after", {"type": "string"}, "Continue after this key."),
+                _query("include_values", _BOOL, "Include each value."),
+            )
+        },
+        "/v1/diff/{scope}/{namespace}/{key}": {
+            "post": _op(
+                "diff: compare by hash, write when changed",
+                _answers("DiffResult", 409, 412),
+                *keyed,
+                _IF_MATCH,
+                requestBody=_fields_body("value", "update", "expected_version"),
+            )
+        },
+        "/v1/update/{scope}/{namespace}/{key}": {
+            "post": _op(
+                "update: atomic read-modify-write with jq, a merge patch or a JSON patch",
+                _answers("SetResult", 409, 412, headers=_ETAG),
+                *keyed,
+                _IF_MATCH,
+                requestBody=_fields_body(
+                    "jq", "merge", "patch", "default", "ttl", "expected_version", "fencing"
+                ),
+            )
+        },
+        "/v1/rollback/{scope}/{namespace}/{key}": {
+            "post": _op(
+                "rollback: write a kept past version back as a new version",
+                _answers("SetResult", 409, 412, headers=_ETAG),
+                *keyed,
+                _IF_MATCH,
+                requestBody=_fields_body("version", "expected_version", "fencing"),
+            )
+        },
+        "/v1/history/{scope}/{namespace}/{key}": {
+            "get": _op(
+                "history: kept versions, newest first, deletions included",
+                _answers("HistoryResult"),
+                *keyed,
+                _query("limit", _INT0, "At most this many (0: all kept)."),
+                _query("include_values", _BOOL, "Include each version's value."),
+            )
+        },
+        "/v1/txn/{scope}/{namespace}": {
+            "post": _op(
+                "transaction: set/delete operations, all or nothing",
+                _answers("TransactionResult", 409),
+                *spaced,
+                requestBody=_body(
+                    _object(
+                        ["ops"],
+                        ops={"type": "array", "items": _ref("Operation")},
+                        fencing=_FENCING,
+                    )
+                ),
+            )
+        },
+        "/v1/watch/{scope}/{namespace}": {
+            "get": _op(
+                "watch (long poll): wait until a key or a prefix changes",
+                _answers("WatchResult"),
+                *spaced,
+                *_WATCH_QUERY,
+                _query("timeout", {"type": "number", "minimum": 0, "maximum": 3600}, "Seconds."),
+            )
+        },
+        "/v1/events/{scope}/{namespace}": {
+            "get": _op(
+                "watch (server-sent events): every change as it happens",
+                {
+                    **_answers("WatchResult"),
+                    "200": {
+                        "description": "An event stream: event created|updated|deleted, "
+                        "data: the event's envelope",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                },
+                *spaced,
+                *_WATCH_QUERY,
+                _query("timeout", {"type": "number", "minimum": 0, "maximum": 3600}, "Seconds."),
+            )
+        },
+        **_lease_paths(),
+        "/v1/purge": {
+            "post": _op(
+                "purge expired entries now (needs a write grant on every namespace)",
+                _answers(
+                    _object(["operation", "purged"], operation={"type": "string"}, purged=_INT0)
+                ),
+                requestBody=_body(_object([], limit=_INT1)),
+            )
+        },
+        **_entry_paths(keyed, spaced),
+        **_meta_paths(),
+    }
+
+
+_UPDATE_FIELDS: Final[dict[str, Any]] = {
+    "value": _ANY,
+    "update": _BOOL,
+    "expected_version": {"type": "integer"},
+    "jq": {"type": "string"},
+    "merge": _ANY,
+    "patch": {"type": "array", "items": {"type": "object"}},
+    "default": _ANY,
+    "ttl": _SECONDS,
+    "fencing": _FENCING,
+    "version": _INT1,
+}
+
+
+def _fields_body(*names: str) -> dict[str, Any]:
+    return _body({"type": "object", "properties": {n: _UPDATE_FIELDS[n] for n in names}})
+
+
+_WATCH_QUERY: Final = (
+    _query("key", {"type": "string"}, "Watch this key (or give prefix)."),
+    _query("prefix", {"type": "string"}, "Watch every key under this prefix."),
+    _query("after_version", _INT0, "The version already known."),
+    _query("include_values", _BOOL, "Include the new values."),
+)
+
+
+def _lease_paths() -> dict[str, Any]:
+    name = {"type": "string", "minLength": 1}
+    token = {"holder": {"type": "string"}, "token": _INT1}
+    return {
+        "/v1/leases/acquire": {
+            "post": _op(
+                "acquire a lease (409 while another holder's lease is live)",
+                _answers("LeaseResult", 409),
+                requestBody=_body(
+                    _object(["name", "ttl"], name=name, ttl=_SECONDS, holder={"type": "string"})
+                ),
+            )
+        },
+        "/v1/leases/renew": {
+            "post": _op(
+                "renew a live lease",
+                _answers("LeaseResult", 409),
+                requestBody=_body(
+                    _object(["name", "ttl", "holder", "token"], name=name, ttl=_SECONDS, **token)
+                ),
+            )
+        },
+        "/v1/leases/release": {
+            "post": _op(
+                "release a lease early",
+                _answers("LeaseResult", 409),
+                requestBody=_body(_object(["name", "holder", "token"], name=name, **token)),
+            )
+        },
+        "/v1/leases/{name}": {
+            "get": _op(
+                "the latest lease on a name (404: never acquired)",
+                _answers("LeaseResult"),
+                {"name": "name", "in": "path", "required": True, "schema": name},
+            )
+        },
+    }
+
+
+def _entry_paths(keyed: tuple[Any, ...], spaced: tuple[Any, ...]) -> dict[str, Any]:
+    entries = {"type": "array", "items": _ref("Entry")}
+    maybe_entry = {"oneOf": [_ref("Entry"), {"type": "null"}]}
+    return {
+        "/v1/entries/{scope}/{namespace}/{key}": {
+            "get": _op(
+                "entries API: one whole entry (404 when missing)",
+                _answers(_object(["entry"], entry=_ref("Entry"))),
+                *keyed,
+            )
+        },
+        "/v1/entries/{scope}/{namespace}": {
+            "get": _op(
+                "entries API: whole entries by prefix",
+                _answers(_object(["entries"], entries=entries)),
+                *spaced,
+                _query("prefix", {"type": "string"}, "Key prefix."),
+                _query("after", {"type": "string"}, "Continue after this key."),
+                _query("limit", _INT0, "At most this many (0: all)."),
+                _query("include_values", _BOOL, "Include the values."),
+            )
+        },
+        "/v1/records/{scope}/{namespace}/{key}": {
+            "get": _op(
+                "entries API: history records (or the one of a version)",
+                _answers(_object(["records"], records=entries)),
+                *keyed,
+                _query("limit", _INT0, "At most this many (0: all)."),
+                _query("version", _INT1, "Only the newest record of this version."),
+            )
+        },
+        "/v1/apply/{scope}/{namespace}": {
+            "post": _op(
+                "entries API: apply mutations all or nothing; answers the entries before "
+                "and after each",
+                _answers(
+                    _object(
+                        ["results"],
+                        results={
+                            "type": "array",
+                            "items": _object(
+                                ["previous", "current"], previous=maybe_entry, current=maybe_entry
+                            ),
+                        },
+                    ),
+                    409,
+                ),
+                *spaced,
+                requestBody=_body(
+                    _object(
+                        ["ops"],
+                        ops={"type": "array", "minItems": 1, "items": _ref("Operation")},
+                        history_limit=_INT0,
+                    )
+                ),
+            )
+        },
+        "/v1/changes/{scope}/{namespace}": {
+            "get": _op(
+                "entries API: the change token; with after=, wait until it moves",
+                _answers(_object(["token"], token={"type": "integer"})),
+                *spaced,
+                _query("after", {"type": "integer"}, "Wait until the token differs."),
+                _query("timeout", {"type": "number", "minimum": 0, "maximum": 3600}, "Seconds."),
+            )
+        },
+    }
+
+
+def _meta_paths() -> dict[str, Any]:
+    text = {"schema": {"type": "string"}}
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "liveness and storage check",
+                "security": [],
+                "responses": {
+                    "200": {"description": "OK", "content": {JSON: {"schema": _object(["ok"])}}},
+                    "503": {
+                        "description": "storage unavailable",
+                        "content": {JSON: {"schema": _ref("Error")}},
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {"200": {"description": "OK", "content": {"text/plain": text}}},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "this document",
+                "security": [],
+                "responses": {"200": {"description": "OK", "content": {JSON: {"schema": {}}}}},
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "interactive documentation",
+                "security": [],
+                "responses": {"200": {"description": "OK", "content": {"text/html": text}}},
+            }
+        },
+    }
+
+
+def build_schema(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "statebox",
+            "version": version,
+            "description": "Persistent state for workflows: every operation of the statebox "
+            "engine over HTTP. Answers are the operations' JSON envelopes; errors are "
+            '{"error": {"kind", "message"}}.',
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": _paths(),
+    }

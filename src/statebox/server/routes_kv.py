@@ -1,0 +1,338 @@
+"""The operations of SPEC §4 and §5 over HTTP: each route calls one engine method.
+
+Every answer is the operation's own envelope (``result.to_json()``, the same line the CLI
+prints). Versions travel as ``ETag: "<version>"``; ``If-Match: "<version>"`` is
+``expected_version`` and ``If-None-Match: *`` is ``create_only`` — a guard given that way
+fails with 412, one given in the query or body with 409.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from starlette.responses import Response
+
+from ..errors import ConflictError, FencingError, InvalidRequestError
+from ..leases import Fencing
+from ..results import SetResult
+from ..store import MISSING
+from ..values import JSON_CONTENT_TYPE, Blob, RawJSON
+from .app import (
+    Call,
+    PreconditionFailed,
+    RouteSpec,
+    check_fields,
+    field_bool,
+    field_int,
+    field_str,
+    json_response,
+)
+from .auth import Access
+from .wire import float_seconds, parse_seconds, value_from_wire
+
+__all__ = ["ROUTES"]
+
+KEY_PATH = "/{scope}/{namespace}/{key:path}"
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"etag": f'"{version}"'}
+
+
+def _ttl(raw: object) -> float | None:
+    return None if raw is None else float_seconds(parse_seconds(raw, "ttl"))
+
+
+def _fencing_query(call: Call) -> Fencing | None:
+    lease, token = call.q_str("lease"), call.q_int("token")
+    if lease is None and token is None:
+        return None
+    if lease is None or token is None:
+        raise InvalidRequestError("a fenced write needs both lease= and token=")
+    return (lease, token)
+
+
+def _fencing_body(body: dict[str, Any]) -> Fencing | None:
+    raw = body.get("fencing")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"lease", "token"}:
+        raise InvalidRequestError('invalid fencing: use {"lease": NAME, "token": N}')
+    return (raw["lease"], raw["token"])
+
+
+def _preconditions(call: Call, body_version: int | None) -> tuple[int | None, bool, bool]:
+    """``(expected_version, create_only_from_header, guarded_by_header)``."""
+    headers = call.request.headers
+    expected = body_version
+    if_match, if_none_match = headers.get("if-match"), headers.get("if-none-match")
+    if if_match is not None:
+        text = if_match.strip().removeprefix("W/")
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]
+        if not text.isdigit():
+            raise InvalidRequestError(
+                f'invalid If-Match {if_match!r}: send the ETag of the version you read, e.g. "3"'
+            )
+        if body_version is not None:
+            raise InvalidRequestError("give expected_version or If-Match, not both")
+        expected = int(text)
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise InvalidRequestError('If-None-Match on a write must be "*" (create only)')
+    header = if_match is not None or if_none_match is not None
+    return expected, if_none_match is not None, header
+
+
+async def _guarded_write(call: Call, header: bool, fn: Any) -> Any:
+    try:
+        return await call.state.write(fn)
+    except FencingError:
+        raise
+    except ConflictError as exc:
+        if header:
+            raise PreconditionFailed.from_conflict(exc) from exc
+        raise
+
+
+def _is_json(media_type: str) -> bool:
+    """A body to parse as JSON: no type, a JSON type, or what ``curl -d`` sends (a form
+    is never a value anyone stores); any other type is stored as bytes with that type."""
+    essence = media_type.split(";")[0].strip().lower()
+    return essence in _JSON_TYPES or essence.endswith("+json")
+
+
+_JSON_TYPES = ("", JSON_CONTENT_TYPE, "text/json", "application/x-www-form-urlencoded")
+
+
+def _written(result: SetResult) -> Response:
+    return json_response(result.to_json(), headers=_etag(result.version))
+
+
+# --- SPEC §4 ----------------------------------------------------------------------------
+
+
+async def kv_get(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    raw_default = call.q_str("default")
+    store = call.store()
+    result = await call.state.read(
+        partial(
+            store.get,
+            call.request.path_params["key"],
+            scope=ks.scope,
+            namespace=ks.namespace,
+            default=MISSING if raw_default is None else RawJSON(raw_default),
+            required=call.q_bool("required"),
+            version=call.q_int("version", minimum=1),
+        )
+    )
+    return json_response(result.to_json(), headers=_etag(result.version) if result.found else None)
+
+
+async def kv_put(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    expected, create_only, header = _preconditions(call, call.q_int("expected_version"))
+    body = await call.request.body()
+    media = call.request.headers.get("content-type", "").strip()
+    value: Any = RawJSON(body) if _is_json(media) else Blob(body, media)
+    store = call.store()
+    result = await _guarded_write(
+        call,
+        header,
+        partial(
+            store.set,
+            call.request.path_params["key"],
+            value,
+            scope=ks.scope,
+            namespace=ks.namespace,
+            expected_version=expected,
+            create_only=create_only or call.q_bool("create_only"),
+            ttl=_ttl(call.q_str("ttl")),
+            fencing=_fencing_query(call),
+        ),
+    )
+    return _written(result)
+
+
+async def kv_delete(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    expected, create_only, header = _preconditions(call, call.q_int("expected_version"))
+    if create_only:
+        raise InvalidRequestError("If-None-Match does not apply to a delete")
+    store = call.store()
+    result = await _guarded_write(
+        call,
+        header,
+        partial(
+            store.delete,
+            call.request.path_params["key"],
+            scope=ks.scope,
+            namespace=ks.namespace,
+            expected_version=expected,
+            fencing=_fencing_query(call),
+        ),
+    )
+    return json_response(result.to_json())
+
+
+async def kv_list(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    store = call.store()
+    result = await call.state.read(
+        partial(
+            store.list,
+            call.q_str("prefix"),
+            scope=ks.scope,
+            namespace=ks.namespace,
+            limit=call.q_int("limit", minimum=0) or 0,
+            include_values=call.q_bool("include_values"),
+            after=call.q_str("after"),
+        )
+    )
+    return json_response(result.to_json())
+
+
+async def diff(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    body = await call.body_object()
+    check_fields(body, {"value", "encoding", "contentType", "update", "expected_version"}, "diff")
+    expected, create_only, header = _preconditions(call, field_int(body, "expected_version"))
+    if create_only:
+        raise InvalidRequestError("If-None-Match does not apply to diff")
+    store = call.store()
+    result = await _guarded_write(
+        call,
+        header,
+        partial(
+            store.diff,
+            call.request.path_params["key"],
+            value_from_wire(body),
+            scope=ks.scope,
+            namespace=ks.namespace,
+            update=field_bool(body, "update", True),
+            expected_version=expected,
+        ),
+    )
+    return json_response(result.to_json())
+
+
+# --- SPEC §5 ----------------------------------------------------------------------------
+
+
+async def update(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    body = await call.body_object()
+    allowed = {"jq", "merge", "patch", "default", "ttl", "expected_version", "fencing"}
+    check_fields(body, allowed, "update")
+    expected, create_only, header = _preconditions(call, field_int(body, "expected_version"))
+    if create_only:
+        raise InvalidRequestError("If-None-Match does not apply to update")
+    store = call.store()
+    result = await _guarded_write(
+        call,
+        header,
+        partial(
+            store.update,
+            call.request.path_params["key"],
+            jq=field_str(body, "jq"),
+            merge=body.get("merge", MISSING),
+            patch=body.get("patch", MISSING),
+            default=body.get("default", MISSING),
+            ttl=_ttl(body.get("ttl")),
+            expected_version=expected,
+            fencing=_fencing_body(body),
+            scope=ks.scope,
+            namespace=ks.namespace,
+        ),
+    )
+    return _written(result)
+
+
+async def rollback(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    body = await call.body_object()
+    check_fields(body, {"version", "expected_version", "fencing"}, "rollback")
+    to_version = field_int(body, "version", minimum=1)
+    if to_version is None:
+        raise InvalidRequestError('rollback needs "version": the version to write back')
+    expected, create_only, header = _preconditions(call, field_int(body, "expected_version"))
+    if create_only:
+        raise InvalidRequestError("If-None-Match does not apply to rollback")
+    store = call.store()
+    result = await _guarded_write(
+        call,
+        header,
+        partial(
+            store.rollback,
+            call.request.path_params["key"],
+            to_version,
+            expected_version=expected,
+            fencing=_fencing_body(body),
+            scope=ks.scope,
+            namespace=ks.namespace,
+        ),
+    )
+    return _written(result)
+
+
+async def history(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    store = call.store()
+    result = await call.state.read(
+        partial(
+            store.history,
+            call.request.path_params["key"],
+            scope=ks.scope,
+            namespace=ks.namespace,
+            limit=call.q_int("limit", minimum=0) or 0,
+            include_values=call.q_bool("include_values"),
+        )
+    )
+    return json_response(result.to_json())
+
+
+def _operation(raw: Any, index: int) -> Any:
+    """A transaction operation with a base64 value turned into a Blob."""
+    if isinstance(raw, dict) and "encoding" in raw:
+        op = {k: v for k, v in raw.items() if k not in ("encoding", "contentType")}
+        op["value"] = value_from_wire(raw)
+        raw = op
+    if isinstance(raw, dict) and raw.get("ttl") is not None:
+        raw = {**raw, "ttl": _ttl(raw["ttl"])}
+    if isinstance(raw, dict) and isinstance(raw.get("fencing"), dict):
+        raw = {**raw, "fencing": _fencing_body(raw)}
+    return raw
+
+
+async def transaction(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    body = await call.body_object()
+    check_fields(body, {"ops", "fencing"}, "transaction")
+    ops = body.get("ops")
+    if not isinstance(ops, list):
+        raise InvalidRequestError('a transaction needs "ops": a list of set/delete operations')
+    store = call.store()
+    result = await call.state.write(
+        partial(
+            store.transaction,
+            [_operation(op, i) for i, op in enumerate(ops)],
+            fencing=_fencing_body(body),
+            scope=ks.scope,
+            namespace=ks.namespace,
+        )
+    )
+    return json_response(result.to_json())
+
+
+ROUTES: list[RouteSpec] = [
+    ("GET", "/v1/kv" + KEY_PATH, kv_get, False),
+    ("PUT", "/v1/kv" + KEY_PATH, kv_put, False),
+    ("DELETE", "/v1/kv" + KEY_PATH, kv_delete, False),
+    ("GET", "/v1/kv/{scope}/{namespace}", kv_list, False),
+    ("POST", "/v1/diff" + KEY_PATH, diff, False),
+    ("POST", "/v1/update" + KEY_PATH, update, False),
+    ("POST", "/v1/rollback" + KEY_PATH, rollback, False),
+    ("GET", "/v1/history" + KEY_PATH, history, False),
+    ("POST", "/v1/txn/{scope}/{namespace}", transaction, False),
+]

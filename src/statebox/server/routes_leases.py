@@ -1,0 +1,110 @@
+"""Leases (SPEC §5) and the store-wide purge, each route one engine method.
+
+A lease is authorized as scope ``lease`` with its name as the namespace: a token needs a
+write grant matching ``lease``/``<name>`` to acquire, renew or release it, a read grant
+to look at it. Durations (``ttl``) are seconds, exact to the nanosecond.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from starlette.responses import Response
+
+from ..errors import InvalidRequestError, NotFoundError
+from ..leases import validate_lease_name
+from ..model import Keyspace
+from ..results import dumps_envelope
+from .app import Call, RouteSpec, check_fields, field_int, field_str, json_response
+from .auth import LEASE_SCOPE, Access
+from .wire import float_seconds, parse_seconds
+
+__all__ = ["ROUTES"]
+
+
+def _lease_name(call: Call, raw: object, access: Access) -> str:
+    name = validate_lease_name(raw)
+    call.authorize(access, Keyspace(LEASE_SCOPE, name))
+    return name
+
+
+def _ttl(body: dict[str, object], required: bool) -> float | None:
+    raw = body.get("ttl")
+    if raw is None:
+        if required:
+            raise InvalidRequestError('missing "ttl": the lease duration in seconds')
+        return None
+    return float_seconds(parse_seconds(raw, "ttl"))
+
+
+def _holder_and_token(body: dict[str, object]) -> tuple[str, int]:
+    holder, token = field_str(body, "holder"), field_int(body, "token")
+    if holder is None or token is None:
+        raise InvalidRequestError('"holder" and "token" are required (as acquire returned them)')
+    return holder, token
+
+
+async def acquire(call: Call) -> Response:
+    body = await call.body_object()
+    check_fields(body, {"name", "ttl", "holder"}, "acquire")
+    name = _lease_name(call, body.get("name"), Access.WRITE)
+    store = call.store()
+    result = await call.state.write(
+        partial(
+            store.acquire_lease,
+            name,
+            _ttl(body, required=True),  # type: ignore[arg-type]
+            holder=field_str(body, "holder"),
+        )
+    )
+    return json_response(result.to_json())
+
+
+async def renew(call: Call) -> Response:
+    body = await call.body_object()
+    check_fields(body, {"name", "ttl", "holder", "token"}, "renew")
+    name = _lease_name(call, body.get("name"), Access.WRITE)
+    holder, token = _holder_and_token(body)
+    store = call.store()
+    result = await call.state.write(
+        partial(store.renew_lease, name, _ttl(body, required=True), token=token, holder=holder)
+    )
+    return json_response(result.to_json())
+
+
+async def release(call: Call) -> Response:
+    body = await call.body_object()
+    check_fields(body, {"name", "holder", "token"}, "release")
+    name = _lease_name(call, body.get("name"), Access.WRITE)
+    holder, token = _holder_and_token(body)
+    store = call.store()
+    result = await call.state.write(partial(store.release_lease, name, token=token, holder=holder))
+    return json_response(result.to_json())
+
+
+async def get_lease(call: Call) -> Response:
+    name = _lease_name(call, call.request.path_params["name"], Access.READ)
+    store = call.store()
+    result = await call.state.read(partial(store.get_lease, name))
+    if result is None:
+        raise NotFoundError(f"lease {name!r} was never acquired")
+    return json_response(result.to_json())
+
+
+async def purge(call: Call) -> Response:
+    call.authorize_everything(Access.WRITE)
+    body = await call.body_object()
+    check_fields(body, {"limit"}, "purge")
+    limit = field_int(body, "limit", minimum=1) or 1000
+    store = call.store()
+    purged = await call.state.write(partial(store.purge_expired, limit))
+    return json_response(dumps_envelope({"operation": "purge", "purged": purged}))
+
+
+ROUTES: list[RouteSpec] = [
+    ("POST", "/v1/leases/acquire", acquire, False),
+    ("POST", "/v1/leases/renew", renew, False),
+    ("POST", "/v1/leases/release", release, False),
+    ("GET", "/v1/leases/{name:path}", get_lease, False),
+    ("POST", "/v1/purge", purge, False),
+]

@@ -1,0 +1,155 @@
+"""The entries API: the backend contract over HTTP, for the remote store (``http://``).
+
+These routes carry exactly what :class:`~statebox.backends.base.Backend` needs — whole
+entries with their timestamps, writers and expiry, history records, an all-or-nothing
+apply that answers with the entries before and after, and the change token that watch
+waits on — so a :class:`~statebox.StateStore` over ``http://`` behaves as one over the
+server's own store. They are plain JSON and documented in ``/openapi.json``, so any
+client may use them too.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from starlette.responses import Response
+
+from ..backends.base import Delete, Entry, Mutation, Put, WriteContext
+from ..errors import InvalidRequestError, NotFoundError
+from ..leases import as_fence
+from ..model import validate_key, validate_prefix
+from ..results import dumps_envelope
+from ..store import StateStore
+from ..transactions import DeleteOp, SetOp, parse_operation
+from .app import Call, RouteSpec, check_fields, field_int, json_response
+from .auth import Access
+from .routes_kv import KEY_PATH
+from .wire import encode_entry, encode_record, parse_seconds, value_from_wire
+
+__all__ = ["ROUTES", "reset"]
+
+
+def _entry_or_null(entry: Entry | None) -> Any:
+    return None if entry is None else encode_entry(entry)
+
+
+async def get_entry(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    key = validate_key(call.request.path_params["key"])
+    entry = await call.state.read(partial(call.state.backend.get, ks, key, call.now()))
+    if entry is None:
+        raise NotFoundError(
+            f"key {key!r} not found in scope {ks.scope!r}, namespace {ks.namespace!r}"
+        )
+    return json_response(dumps_envelope({"entry": encode_entry(entry)}))
+
+
+async def scan_entries(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    prefix = validate_prefix(call.q_str("prefix"))
+    after = call.q_str("after")
+    include_values = call.q_bool("include_values")
+    entries = await call.state.read(
+        partial(
+            call.state.backend.scan,
+            ks,
+            prefix,
+            after=None if after is None else validate_key(after),
+            limit=call.q_int("limit", minimum=0) or 0,
+            include_values=include_values,
+            now=call.now(),
+        )
+    )
+    body = {"entries": [encode_entry(e, include_value=include_values) for e in entries]}
+    return json_response(dumps_envelope(body))
+
+
+async def records(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    key = validate_key(call.request.path_params["key"])
+    version = call.q_int("version", minimum=1)
+    backend = call.state.backend
+    if version is not None:
+        record = await call.state.read(partial(backend.get_version, ks, key, version))
+        found = [] if record is None else [record]
+    else:
+        limit = call.q_int("limit", minimum=0) or 0
+        found = await call.state.read(partial(backend.history, ks, key, limit))
+    return json_response(dumps_envelope({"records": [encode_record(r) for r in found]}))
+
+
+def _mutation(store: StateStore, raw: Any, index: int, now: int) -> Mutation:
+    if isinstance(raw, dict) and "encoding" in raw:
+        value = value_from_wire(raw)
+        raw = {k: v for k, v in raw.items() if k not in ("encoding", "contentType")}
+        raw["value"] = value
+    if isinstance(raw, dict) and isinstance(raw.get("fencing"), dict):
+        fencing = raw["fencing"]
+        raw = {**raw, "fencing": (fencing.get("lease"), fencing.get("token"))}
+    op = parse_operation(raw, index)
+    key = validate_key(op.key)
+    fence = as_fence(op.fencing)
+    if isinstance(op, DeleteOp):
+        return Delete(key, op.expected_version, fence)
+    assert isinstance(op, SetOp)
+    # The contract's apply takes any expiry, even a past one: ttl is exact and may be <= 0.
+    expires_at = None if op.ttl is None else now + parse_seconds(op.ttl, "ttl")
+    return Put(
+        key, store.normalize(op.value), op.expected_version, op.create_only, expires_at, fence
+    )
+
+
+async def apply(call: Call) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    body = await call.body_object()
+    check_fields(body, {"ops", "history_limit"}, "apply")
+    ops = body.get("ops")
+    if not isinstance(ops, list) or not ops:
+        raise InvalidRequestError('apply needs "ops": a non-empty list of set/delete operations')
+    history_limit = field_int(body, "history_limit", minimum=0)
+    store = call.store()
+    ctx = WriteContext(
+        now=call.now(),
+        updated_by=call.updated_by(),
+        history_limit=store.history_limit if history_limit is None else history_limit,
+    )
+    mutations = [_mutation(store, raw, i, ctx.now) for i, raw in enumerate(ops)]
+    applied = await call.state.write(partial(call.state.backend.apply, ks, mutations, ctx))
+    results = [
+        {"previous": _entry_or_null(a.previous), "current": _entry_or_null(a.current)}
+        for a in applied
+    ]
+    return json_response(dumps_envelope({"results": results}))
+
+
+async def changes(call: Call) -> Response:
+    ks = call.keyspace(Access.READ)
+    after = call.q_int("after")
+    backend = call.state.backend
+    if after is None:
+        token = await call.state.read(partial(backend.change_token, ks))
+    else:
+        raw_timeout = call.q_str("timeout")
+        seconds = 30.0 if raw_timeout is None else parse_seconds(raw_timeout, "timeout") / 1e9
+        if seconds < 0:
+            raise InvalidRequestError("invalid timeout: must be 0 or more seconds")
+        timeout = min(seconds, call.state.config.max_wait)
+        token = await call.state.wait(partial(backend.wait_for_change, ks, after, timeout))
+    return json_response(dumps_envelope({"token": token}))
+
+
+async def reset(call: Call) -> Response:
+    """Test mode only: empty the store (each conformance test starts from nothing)."""
+    call.authorize_everything(Access.WRITE)
+    call.state.reset()
+    return json_response(dumps_envelope({"reset": True}))
+
+
+ROUTES: list[RouteSpec] = [
+    ("GET", "/v1/entries" + KEY_PATH, get_entry, False),
+    ("GET", "/v1/entries/{scope}/{namespace}", scan_entries, False),
+    ("GET", "/v1/records" + KEY_PATH, records, False),
+    ("POST", "/v1/apply/{scope}/{namespace}", apply, False),
+    ("GET", "/v1/changes/{scope}/{namespace}", changes, False),
+]

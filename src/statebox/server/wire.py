@@ -1,0 +1,399 @@
+"""The wire format shared by the server and the remote store (``http://`` backend).
+
+Both sides encode and decode entries, history records, leases, errors and the run context
+here, once; nothing here does I/O or imports the web framework, so the remote store
+needs only its HTTP client.
+
+Values travel as JSON: a JSON entry's normalized text is embedded verbatim as ``value``
+(a binary entry's bytes as base64 with ``"encoding": "base64"``). A receiver that needs
+the exact stored bytes parses with :func:`loads_exact`, which keeps every number literal
+as written, and normalizes again: normalization is idempotent, so it gets the very bytes
+the sender stored, and checks them against ``hash``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+from ..backends.base import Entry, HistoryRecord, Lease
+from ..clock import NS_PER_SECOND, format_timestamp, parse_timestamp
+from ..errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    ConflictError,
+    CorruptEntryError,
+    FencingError,
+    InvalidReferenceError,
+    InvalidRequestError,
+    InvalidValueError,
+    NotFoundError,
+    PermissionDeniedError,
+    StateboxError,
+    ValueTooLargeError,
+)
+from ..model import UpdatedBy
+from ..results import EmbeddedJSON, dumps_envelope
+from ..values import JSON_CONTENT_TYPE, Blob, normalize, sha256_hex
+
+__all__ = [
+    "CONTEXT_HEADERS",
+    "NOW_HEADER",
+    "JsonNumber",
+    "decode_entry",
+    "decode_lease",
+    "decode_record",
+    "encode_entry",
+    "encode_lease",
+    "encode_record",
+    "error_body",
+    "error_from_body",
+    "float_seconds",
+    "format_seconds",
+    "loads_exact",
+    "parse_seconds",
+    "updated_by_from_headers",
+    "updated_by_headers",
+    "value_fields",
+    "value_from_wire",
+]
+
+#: The client's clock, in ns since the epoch; honoured only by a server in test mode.
+NOW_HEADER: Final = "x-statebox-now"
+#: The run context a write records in ``updatedBy`` (values percent-encoded UTF-8).
+CONTEXT_HEADERS: Final = {
+    "dag_name": "x-statebox-dag",
+    "dag_run_id": "x-statebox-run-id",
+    "step_name": "x-statebox-step",
+    "attempt_id": "x-statebox-attempt-id",
+}
+
+_ERRORS_BY_KIND: Final[dict[str, type[StateboxError]]] = {
+    cls.kind: cls
+    for cls in (
+        StateboxError,
+        InvalidReferenceError,
+        InvalidValueError,
+        ValueTooLargeError,
+        ConfigurationError,
+        InvalidRequestError,
+        NotFoundError,
+        ConflictError,
+        FencingError,
+        BackendUnavailableError,
+        CorruptEntryError,
+        PermissionDeniedError,
+    )
+}
+
+
+# --- exact JSON -----------------------------------------------------------------------
+
+
+class JsonNumber(Decimal):
+    """A JSON number literal kept exactly as written (``1.2300``, ``1E5``, ``-0``).
+
+    A :class:`~decimal.Decimal`, so :func:`statebox.values.normalize` accepts it and
+    writes ``str()`` of it — the literal itself — back unchanged.
+    """
+
+    __slots__ = ("literal",)
+    literal: str
+
+    def __new__(cls, literal: str) -> JsonNumber:
+        self = super().__new__(cls, literal)
+        self.literal = literal
+        return self
+
+    def __str__(self) -> str:
+        return self.literal
+
+    def __repr__(self) -> str:
+        return f"JsonNumber({self.literal!r})"
+
+
+def _parse_int(literal: str) -> int | JsonNumber:
+    # int() would lose "-0" and refuses more than 4300 digits.
+    return JsonNumber(literal) if literal == "-0" or len(literal) > 4000 else int(literal)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_EXACT: Final = json.JSONDecoder(
+    parse_float=JsonNumber, parse_int=_parse_int, parse_constant=_reject_constant
+)
+
+
+def loads_exact(data: bytes | str) -> Any:
+    """Parse one JSON document, keeping number literals; raises ``ValueError``."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return _EXACT.decode(text)
+
+
+def value_from_wire(obj: Mapping[str, Any], field: str = "value") -> Any:
+    """The value to store from ``{"value": ...}`` (JSON) or its base64 form (a Blob)."""
+    if field not in obj:
+        raise InvalidRequestError(f"missing field {field!r}")
+    value = obj[field]
+    encoding = obj.get("encoding")
+    if encoding is None:
+        return value
+    if encoding != "base64" or not isinstance(value, str):
+        raise InvalidRequestError(
+            f'invalid encoding {encoding!r}: the only one is "base64", with a string value'
+        )
+    content_type = obj.get("contentType", "application/octet-stream")
+    if not isinstance(content_type, str):
+        raise InvalidRequestError("invalid contentType: must be a string")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequestError(f"invalid base64 in {field!r}: {exc}") from exc
+    return Blob(data, content_type)
+
+
+def value_fields(data: bytes, content_type: str) -> dict[str, Any]:
+    """``{"value": <embedded JSON>}``, or for bytes ``{"value": base64, "contentType",
+    "encoding": "base64"}`` — what :func:`value_from_wire` reads back."""
+    if content_type == JSON_CONTENT_TYPE:
+        return {"value": EmbeddedJSON(data.decode("utf-8"))}
+    return {
+        "value": base64.b64encode(data).decode("ascii"),
+        "contentType": content_type,
+        "encoding": "base64",
+    }
+
+
+def _value_bytes(
+    obj: Mapping[str, Any], content_type: str, digest: str, known: Mapping[str, bytes]
+) -> bytes:
+    """The exact stored bytes of a wire entry (``b""`` when it came without its value).
+
+    ``known`` maps hashes to bytes the receiver already has (the values it just wrote),
+    which spares normalizing them again.
+    """
+    if "value" not in obj:
+        return b""
+    if digest in known:
+        return known[digest]
+    if obj.get("encoding") == "base64":
+        data = base64.b64decode(obj["value"])
+        actual = sha256_hex(data)
+    elif content_type == JSON_CONTENT_TYPE:
+        normalized = normalize(obj["value"], limit=1 << 62)
+        data, actual = normalized.data, normalized.hash
+    else:
+        raise CorruptEntryError(f"entry with content type {content_type!r} came without base64")
+    if actual != digest:
+        raise CorruptEntryError("an entry's value does not match its hash: refusing it")
+    return data
+
+
+# --- seconds --------------------------------------------------------------------------
+
+
+def format_seconds(ns: int) -> str:
+    """Nanoseconds as an exact decimal number of seconds (JSON number text)."""
+    sign = "-" if ns < 0 else ""
+    whole, frac = divmod(abs(ns), NS_PER_SECOND)
+    return f"{sign}{whole}.{frac:09d}" if frac else f"{sign}{whole}"
+
+
+def parse_seconds(value: object, what: str) -> int:
+    """A JSON / query number of seconds as exact nanoseconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        raise InvalidRequestError(f"invalid {what} {value!r}: must be a number of seconds")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequestError(
+            f"invalid {what} {value!r}: must be a number of seconds"
+        ) from None
+    if not number.is_finite():
+        raise InvalidRequestError(f"invalid {what} {value!r}: must be finite")
+    return int(number * NS_PER_SECOND)
+
+
+def float_seconds(ns: int) -> float:
+    """Seconds as the float the engine takes, chosen so that ``int(t * 1e9) == ns``.
+
+    The engine's methods take ``ttl`` as float seconds and compute ``int(ttl * 1e9)``;
+    the wire carries exact decimals, so the server picks the float that gives back the
+    exact nanoseconds (off by at most 1 ns for durations of months).
+    """
+    seconds = ns / NS_PER_SECOND
+    for _ in range(4):
+        got = int(seconds * NS_PER_SECOND)
+        if got == ns:
+            return seconds
+        seconds = math.nextafter(seconds, math.inf if got < ns else -math.inf)
+    return ns / NS_PER_SECOND
+
+
+# --- entries, records, leases ---------------------------------------------------------
+
+
+def encode_entry(entry: Entry, *, include_value: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": entry.key,
+        "version": entry.version,
+        "hash": entry.hash,
+        "contentType": entry.content_type,
+    }
+    if include_value:
+        out.update(value_fields(entry.data, entry.content_type))
+    out["createdAt"] = format_timestamp(entry.created_at)
+    out["updatedAt"] = format_timestamp(entry.updated_at)
+    out["updatedBy"] = entry.updated_by.to_dict()
+    if entry.expires_at is not None:
+        out["expiresAt"] = format_timestamp(entry.expires_at)
+    return out
+
+
+def _int(obj: Mapping[str, Any], field: str) -> int:
+    value = obj[field]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CorruptEntryError(f"field {field!r} is not an integer: {value!r}")
+    return value
+
+
+def decode_entry(obj: Mapping[str, Any], known: Mapping[str, bytes] | None = None) -> Entry:
+    try:
+        content_type = str(obj["contentType"])
+        expires = obj.get("expiresAt")
+        return Entry(
+            key=str(obj["key"]),
+            version=_int(obj, "version"),
+            hash=str(obj["hash"]),
+            data=_value_bytes(obj, content_type, str(obj["hash"]), known or {}),
+            content_type=content_type,
+            created_at=parse_timestamp(obj["createdAt"]),
+            updated_at=parse_timestamp(obj["updatedAt"]),
+            updated_by=UpdatedBy.from_dict(obj.get("updatedBy") or {}),
+            expires_at=None if expires is None else parse_timestamp(expires),
+        )
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise CorruptEntryError(f"the server sent a malformed entry: {exc!r}") from exc
+
+
+def encode_record(record: HistoryRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": record.key,
+        "version": record.version,
+        "hash": record.hash,
+        "contentType": record.content_type,
+    }
+    if record.deleted:
+        out["deleted"] = True
+    else:
+        out.update(value_fields(record.data, record.content_type))
+    out["createdAt"] = format_timestamp(record.created_at)
+    out["updatedAt"] = format_timestamp(record.updated_at)
+    out["updatedBy"] = record.updated_by.to_dict()
+    return out
+
+
+def decode_record(obj: Mapping[str, Any]) -> HistoryRecord:
+    try:
+        content_type = str(obj["contentType"])
+        deleted = obj.get("deleted", False) is True
+        return HistoryRecord(
+            key=str(obj["key"]),
+            version=_int(obj, "version"),
+            hash=str(obj["hash"]),
+            data=b"" if deleted else _value_bytes(obj, content_type, str(obj["hash"]), {}),
+            content_type=content_type,
+            created_at=parse_timestamp(obj["createdAt"]),
+            updated_at=parse_timestamp(obj["updatedAt"]),
+            updated_by=UpdatedBy.from_dict(obj.get("updatedBy") or {}),
+            deleted=deleted,
+        )
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise CorruptEntryError(f"the server sent a malformed history record: {exc!r}") from exc
+
+
+def encode_lease(lease: Lease) -> dict[str, Any]:
+    return {
+        "name": lease.name,
+        "holder": lease.holder,
+        "token": lease.token,
+        "expiresAt": format_timestamp(lease.expires_at),
+    }
+
+
+def decode_lease(obj: Mapping[str, Any]) -> Lease:
+    try:
+        return Lease(
+            name=str(obj["name"]),
+            holder=str(obj["holder"]),
+            token=_int(obj, "token"),
+            expires_at=parse_timestamp(obj["expiresAt"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptEntryError(f"the server sent a malformed lease: {exc!r}") from exc
+
+
+# --- the run context ------------------------------------------------------------------
+
+
+def updated_by_headers(who: UpdatedBy) -> dict[str, str]:
+    """Headers carrying who writes (percent-encoded: header values are ASCII)."""
+    return {
+        header: quote(getattr(who, field), safe="")
+        for field, header in CONTEXT_HEADERS.items()
+        if getattr(who, field)
+    }
+
+
+def updated_by_from_headers(headers: Mapping[str, str], principal: str) -> UpdatedBy:
+    """The writer as the server records it: the client's context, the server's principal."""
+    fields = {
+        field: unquote(headers.get(header, ""), errors="replace")
+        for field, header in CONTEXT_HEADERS.items()
+    }
+    return UpdatedBy(principal=principal, **fields)
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+def error_body(exc: StateboxError) -> str:
+    """``{"error": {"kind", "message", ...}}`` — conflicts add ``index`` and ``currentVersion``."""
+    inner: dict[str, Any] = {"kind": exc.kind, "message": exc.message}
+    if isinstance(exc, ConflictError):
+        inner["index"] = exc.index
+        inner["currentVersion"] = exc.current_version
+    return dumps_envelope({"error": inner})
+
+
+def error_from_body(status: int, body: bytes, where: str) -> StateboxError:
+    """The exception a server's error response stands for."""
+    try:
+        inner = json.loads(body)["error"]
+        kind, message = str(inner["kind"]), str(inner["message"])
+    except (ValueError, KeyError, TypeError):
+        text = body[:200].decode("utf-8", "replace").strip()
+        if status in (502, 503, 504):
+            return BackendUnavailableError(f"{where} answered HTTP {status}: {text}")
+        return StateboxError(f"{where} answered HTTP {status}: {text}")
+    if status == 401:
+        return PermissionDeniedError(
+            f"{where} refused the request: {message} (set STATEBOX_TOKEN to a valid token)"
+        )
+    cls = _ERRORS_BY_KIND.get(kind, StateboxError)
+    if issubclass(cls, ConflictError):
+        index, current = inner.get("index", 0), inner.get("currentVersion", 0)
+        return cls(
+            message,
+            index=index if isinstance(index, int) else 0,
+            current_version=current if isinstance(current, int) else 0,
+        )
+    return cls(message)

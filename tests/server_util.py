@@ -1,0 +1,147 @@
+"""Real statebox servers for the tests: ``python -m statebox.server`` in subprocesses.
+
+Each server binds port 0 on 127.0.0.1 and prints the URL it listens on; nothing is
+mocked. The conformance suite runs through one shared server per test session
+(``--test-mode`` over ``memory://``): before each test it is emptied with
+``POST /v1/_test/reset``, so every test starts from an empty store, as on the other
+backends, at the cost of one request instead of a process start. Test mode also makes
+the server honour ``X-Statebox-Now``, so the suite's manual clock drives TTL and leases.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["ServerProcess", "http_url", "running_server", "shared_test_server", "start_server"]
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen[str], url: str, log: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+        self._client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        """A keep-alive client for the test's own requests to this server."""
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.url, timeout=30)
+        return self._client
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def reset(self) -> None:
+        response = self.client.post("/v1/_test/reset")
+        assert response.status_code == 200, response.text
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start_server(
+    store_url: str,
+    *,
+    test_mode: bool = False,
+    tokens: Path | None = None,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> ServerProcess:
+    """Start a server over ``store_url``; returns once it listens."""
+    command = [
+        sys.executable,
+        "-m",
+        "statebox.server",
+        "--store",
+        store_url,
+        "--port",
+        "0",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        *(["--test-mode"] if test_mode else []),
+        *(["--tokens", str(tokens)] if tokens is not None else []),
+        *args,
+    ]
+    log = Path(tempfile.mkstemp(prefix="statebox-server-", suffix=".log")[1])
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if "listening on " in line:
+                url = line.split("listening on ", 1)[1].split()[0]
+                return ServerProcess(proc, url, log)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"statebox server did not start: {log.read_text(errors='replace')}")
+
+
+@contextmanager
+def running_server(store_url: str, **options: object) -> Iterator[ServerProcess]:
+    server = start_server(store_url, **options)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_shared: ServerProcess | None = None
+
+
+def shared_test_server(config: pytest.Config) -> ServerProcess:
+    """The session's test-mode server over ``memory://`` (started on first use)."""
+    global _shared
+    if _shared is None or not _shared.alive:
+        server = _shared = start_server("memory://", test_mode=True)
+        config.add_cleanup(server.stop)
+    return _shared
+
+
+@contextmanager
+def http_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``BACKENDS["http"]``: the shared server, emptied for this test."""
+    server = shared_test_server(request.config)
+    server.reset()
+    yield server.url

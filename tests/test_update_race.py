@@ -1,0 +1,111 @@
+"""SPEC §5 update under a real race: 8 processes × 100 ``update(jq='.n += 1')`` on one key
+end at exactly 800, with no retry loop in the caller — the store retries internally.
+
+Runs on every backend in tests/backends.py: with processes where the backend is shared
+across processes (SQLite, file, PostgreSQL, …), with threads where it lives in one
+process (memory). A new backend joins by being added there.
+
+The worker side is this module itself: ``python -m tests.test_update_race URL N``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from statebox import RunContext, StateStore, open_store
+
+from .conftest import make_store
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = 8
+UPDATES = 100
+KEY = "race/counter"
+
+
+def increments(store: StateStore, count: int) -> int:
+    """``count`` increments, no retry loop here; the internal retries they needed."""
+    retries = 0
+    for _ in range(count):
+        result = store.update(KEY, jq=".n += 1", default={"n": 0}, scope="global")
+        retries += result.retries
+    return retries
+
+
+def race_processes(url: str) -> int:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.test_update_race", url, str(UPDATES)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for proc in procs:  # every worker has started, connected and warmed up jq
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:  # then all start at once
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        retries = 0
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            retries += int(out)
+        return retries
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def race_threads(store: StateStore) -> int:
+    barrier = threading.Barrier(PROCESSES)
+    retries: list[int] = []
+
+    def work() -> None:
+        barrier.wait()
+        retries.append(increments(store, UPDATES))
+
+    threads = [threading.Thread(target=work) for _ in range(PROCESSES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(retries) == PROCESSES
+    return sum(retries)
+
+
+@pytest.mark.slow
+def test_racing_updates_lose_nothing(backend_url: str) -> None:
+    with make_store(backend_url) as store:
+        if store.backend.capabilities.cross_process:
+            retries = race_processes(backend_url)
+            assert retries > 0  # the processes really collided, or this proves nothing
+        else:
+            race_threads(store)
+        got = store.get(KEY, scope="global")
+        assert (got.value, got.version) == ({"n": PROCESSES * UPDATES}, PROCESSES * UPDATES)
+
+
+def main(argv: list[str]) -> int:
+    url, count = argv[0], int(argv[1])
+    with open_store(url, context=RunContext(dag="race")) as store:
+        store.update("race/warm-up", jq=".", scope="run", namespace="warm")
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(increments(store, count), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
