@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .common import Row, Section, median
@@ -42,8 +43,6 @@ def _environment(workdir: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> float:
-    import time
-
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start

@@ -15,10 +15,12 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -60,8 +62,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -72,6 +72,7 @@ def start_server(
     *,
     test_mode: bool = False,
     tokens: Path | None = None,
+    access_log: bool = False,
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
@@ -85,9 +86,7 @@ def start_server(
         store_url,
         "--port",
         "0",
-        "--no-access-log",
-        "--log-level",
-        "warning",
+        *([] if access_log else ["--no-access-log", "--log-level", "warning"]),
         *(["--test-mode"] if test_mode else []),
         *(["--tokens", str(tokens)] if tokens is not None else []),
         *args,
@@ -110,12 +109,22 @@ def start_server(
             line = proc.stdout.readline()
             if "listening on " in line:
                 url = line.split("listening on ", 1)[1].split()[0]
+                # uvicorn's access log goes to stdout: keep draining it into the log file,
+                # or a full pipe would stall the server.
+                threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
                 return ServerProcess(proc, url, log)
         if proc.poll() is not None:
             break
     proc.kill()
     proc.wait()
     raise RuntimeError(f"statebox server did not start: {log.read_text(errors='replace')}")
+
+
+def _drain(stream: IO[str], log: Path) -> None:
+    with log.open("a") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
 
 
 @contextmanager

@@ -4,6 +4,8 @@ on every backend in tests/backends.py. Public API and the fixture's ManualClock 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import subprocess
 import sys
 import threading
@@ -800,3 +802,20 @@ def test_with_context_keeps_the_beyond_options(store: StateStore) -> None:
         store.update_attempts,
         store.purge_every,
     )
+
+
+# --- docs/beyond.md runs --------------------------------------------------------------
+
+
+def test_the_beyond_doc_examples_run(store: StateStore, clock: ManualClock) -> None:
+    doc = (ROOT / "docs" / "beyond.md").read_text()
+    blocks = re.findall(r"```(python|json)\n(.*?)```", doc, re.S)
+    python = [code for lang, code in blocks if lang == "python"]
+    assert len(python) > 5
+    namespace: dict[str, Any] = {"store": store, "clock": clock}
+    for code in python[1:]:  # the first opens its own store: the fixture's replaces it
+        exec(code, namespace)
+    assert store.get("cursor").value == {"id": 11}
+    for lang, code in blocks:
+        if lang == "json":
+            assert json.loads(code)["operation"] in ("update", "transaction", "watch")

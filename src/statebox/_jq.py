@@ -28,9 +28,8 @@ from typing import Any, Final
 
 from .errors import InvalidValueError
 
-__all__ = ["DEFAULT_JQ_TIMEOUT", "run_jq"]
+__all__ = ["run_jq"]
 
-DEFAULT_JQ_TIMEOUT: Final = 5.0
 _WORKER: Final = Path(__file__).with_name("_jq_worker.py")
 _MAX_IDLE: Final = 4
 # A module directive can only open a program; inside the worker's wrapper it would be a
@@ -129,7 +128,7 @@ _POOL = _Pool()
 atexit.register(_POOL.shutdown)
 
 
-def run_jq(expr: str, input_text: str, timeout: float = DEFAULT_JQ_TIMEOUT) -> str:
+def run_jq(expr: str, input_text: str, timeout: float) -> str:
     """The one JSON text ``expr`` yields for ``input_text`` (jq's own formatting).
 
     Raises :class:`InvalidValueError` when the expression does not compile, fails, yields

@@ -11,8 +11,6 @@ checked inside ``apply``) and in :mod:`statebox._plan`.
 from __future__ import annotations
 
 import os
-import secrets
-import socket
 from typing import Any
 
 from .backends.base import Fence, Lease
@@ -65,6 +63,9 @@ def as_fence(fencing: Fencing | None) -> Fence | None:
 def default_holder(context: RunContext) -> str:
     """Who holds a lease when the caller does not say: the run, or this host and process,
     plus a random suffix so two attempts of the same step are different holders."""
+    import secrets  # not at import time: the CLI starts with the engine, rarely leases
+    import socket
+
     parts = [p for p in (context.dag, context.run_id, context.step) if p]
     if not parts:
         parts = [socket.gethostname(), str(os.getpid())]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import enum
 import itertools
-import logging
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
@@ -62,7 +60,7 @@ from .results import (
     WatchResult,
 )
 from .transactions import DeleteOp, SetOp, parse_operation
-from .transforms import DEFAULT_JQ_TIMEOUT, make_transform
+from .transforms import DEFAULT_JQ_TIMEOUT
 from .values import (
     DEFAULT_BINARY_LIMIT,
     DEFAULT_JSON_LIMIT,
@@ -84,15 +82,15 @@ class _Missing(enum.Enum):
 
 MISSING: Final = _Missing.MISSING
 DEFAULT_HISTORY_LIMIT: Final = 10
-#: ``update`` re-reads and retries this many times at most when another writer wins.
-DEFAULT_UPDATE_ATTEMPTS: Final = 100
+#: ``update`` re-reads and retries this many times at most when another writer wins:
+#: with the backoff below, that is about 25 s of trying before a ConflictError.
+DEFAULT_UPDATE_ATTEMPTS: Final = 1000
 #: Every this many writes through one store, expired entries are purged (0 = never).
 DEFAULT_PURGE_EVERY: Final = 256
 _PURGE_BATCH: Final = 1000
 # update's backoff between attempts (seconds): full jitter up to base * 2**attempt, capped.
 _BACKOFF_BASE = 0.001
 _BACKOFF_CAP = 0.05
-_log = logging.getLogger("statebox")
 
 
 def _stored(entry: Entry | HistoryRecord) -> StoredValue:
@@ -197,7 +195,9 @@ class StateStore:
         try:
             self.backend.purge_expired(now, _PURGE_BATCH)
         except BackendUnavailableError as exc:
-            _log.warning("statebox: purging expired entries was skipped: %s", exc)
+            import logging  # rare; not worth its import time at every CLI start
+
+            logging.getLogger("statebox").warning("purging expired entries was skipped: %s", exc)
 
     # -- the five operations -----------------------------------------------------------
 
@@ -428,6 +428,8 @@ class StateStore:
         ``expected_version`` there is no retry: the guard is the caller's.
         ``result.retries`` says how many retries it took.
         """
+        from .transforms import make_transform  # jsonpatch loads for update only (CLI speed)
+
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
         transform = make_transform(
@@ -441,6 +443,8 @@ class StateStore:
         conflict: ConflictError | None = None
         for attempt in range(self.update_attempts):
             if attempt:
+                import random  # only under contention
+
                 # Full jitter, growing: the writers that collided spread out.
                 time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
             ctx = self._write_context()

@@ -21,14 +21,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-import jsonpatch
-import jsonpointer
-
-from ._jq import DEFAULT_JQ_TIMEOUT, run_jq
 from .errors import InvalidValueError
 from .values import _decode, _encode, _Float, _IntLiteral
+
+# jsonpatch and the jq runner (subprocess, selectors) are imported when first used: the
+# CLI imports the engine at every start and most commands never transform anything.
+
+#: Seconds a jq expression may run before it is abandoned.
+DEFAULT_JQ_TIMEOUT: Final = 5.0
 
 __all__ = [
     "DEFAULT_JQ_TIMEOUT",
@@ -106,6 +108,8 @@ class JqTransform:
     timeout: float = DEFAULT_JQ_TIMEOUT
 
     def apply(self, text: str) -> str:
+        from ._jq import run_jq
+
         output = run_jq(self.expr, text, self.timeout)
         try:
             value = _decode(output)
@@ -144,6 +148,9 @@ class JsonPatch:
         return cls(tuple(ops))
 
     def apply(self, text: str) -> str:
+        import jsonpatch
+        import jsonpointer
+
         original = _decode(text)
         document = json.loads(text)
         for index, operation in enumerate(self.operations):

@@ -21,11 +21,13 @@ module). The module exposes::
         return store.operation(...)      # one engine call
 
 ``add_command`` (from :mod:`._parser`) also adds the common options, so they work after
-the command too; read them as ``args.scope``, ``args.namespace``. JSON arguments go
-through :class:`._input.JsonArgs` (``-`` and ``@path``). The handler returns a result
-(anything with ``to_json()``/``to_dict()``), which is printed in the chosen format, or
-``None`` when it printed its own output (a stream of events, a server). Errors are
-raised as :class:`~statebox.errors.StateboxError` subclasses; never print them.
+the command too; read them as ``args.scope``, ``args.namespace``. ``Subparsers`` is a
+type alias: import it, ``argparse`` and ``StateStore`` under ``if TYPE_CHECKING:`` as
+``cmd_get.py`` does. JSON arguments go through :class:`._input.JsonArgs` (``-`` and
+``@path``). The handler returns a result (anything with ``to_json()``/``to_dict()``),
+which is printed in the chosen format, or ``None`` when it printed its own output (a
+stream of events, a server). Errors are raised as
+:class:`~statebox.errors.StateboxError` subclasses; never print them.
 
 Importing a command module must stay cheap — every invocation imports the one it runs,
 and ``--help`` imports all: import heavy libraries (jq, httpx, starlette, psycopg)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidValueError
-from ..values import RawJSON
+
+if TYPE_CHECKING:
+    from ..values import RawJSON
 
 __all__ = ["JsonArgs"]
 
@@ -24,6 +27,8 @@ class JsonArgs:
 
     def read(self, argument: str, what: str) -> RawJSON:
         """``argument`` as JSON text; ``what`` names it in errors (``VALUE``, ``--default``)."""
+        from ..values import RawJSON  # loaded with the engine anyway; not for --help
+
         if argument == "-":
             if self._stdin_used_by is not None:
                 raise InvalidValueError(

@@ -51,6 +51,7 @@ __all__ = [
     "Call",
     "ServerConfig",
     "ServerState",
+    "bounded_int",
     "check_fields",
     "create_app",
     "endpoint",
@@ -64,6 +65,7 @@ log = logging.getLogger("statebox.server")
 T = TypeVar("T")
 JSON: Final = "application/json"
 _NO_CONTEXT: Final = RunContext()
+INT64: Final = 2**63
 #: Room for one binary value of the default 32 MiB limit, base64-encoded in a JSON body.
 DEFAULT_MAX_BODY_BYTES: Final = 48 * 1024 * 1024
 
@@ -268,9 +270,7 @@ class Call:
             value = int(raw)
         except ValueError:
             raise InvalidRequestError(f"invalid {name} {raw!r}: must be an integer") from None
-        if minimum is not None and value < minimum:
-            raise InvalidRequestError(f"invalid {name} {raw!r}: must be {minimum} or more")
-        return value
+        return bounded_int(name, value, minimum)
 
     def q_bool(self, name: str) -> bool:
         raw = self.query.get(name)
@@ -292,15 +292,21 @@ def check_fields(body: dict[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
+def bounded_int(name: str, value: int, minimum: int | None) -> int:
+    if minimum is not None and value < minimum:
+        raise InvalidRequestError(f"invalid {name} {value!r}: must be {minimum} or more")
+    if not -INT64 <= value < INT64:  # every backend stores versions and limits in 64 bits
+        raise InvalidRequestError(f"invalid {name} {value!r}: out of range")
+    return value
+
+
 def field_int(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int | None:
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequestError(f"invalid {name} {value!r}: must be an integer")
-    if minimum is not None and value < minimum:
-        raise InvalidRequestError(f"invalid {name} {value!r}: must be {minimum} or more")
-    return value
+    return bounded_int(name, value, minimum)
 
 
 def field_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
@@ -329,6 +335,9 @@ def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> A
             return await handler(Call(request, state, principal))
         except StateboxError as exc:
             return state.error_response(exc)
+        except OverflowError:  # a number too large for the storage's 64-bit integers
+            problem = InvalidRequestError("a number in the request is out of range")
+            return state.error_response(problem)
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             return state.error_response(

@@ -84,6 +84,7 @@ def serve(
     test_mode: bool = False,
     access_log: bool = True,
     log_level: str = "info",
+    max_wait: float = 60.0,
 ) -> None:
     """Serve the statebox API over ``store`` (a URL; default as everywhere) until stopped."""
     import uvicorn
@@ -94,6 +95,7 @@ def serve(
         tokens=load_tokens(tokens) if tokens is not None else None,
         max_body_bytes=max_body_bytes,
         test_mode=test_mode,
+        max_wait=max_wait,
         purge_interval=0.0 if test_mode else 60.0,
     )
     app = create_app(url, config)
@@ -143,6 +145,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--no-access-log", dest="access_log", action="store_false", help="no per-request log"
     )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=60.0,
+        help="the longest a watch long poll blocks, in seconds (60)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")
     return parser
 
@@ -159,6 +167,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             test_mode=args.test_mode,
             access_log=args.access_log,
             log_level=args.log_level,
+            max_wait=args.max_wait,
         )
     except StateboxError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)

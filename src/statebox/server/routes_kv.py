@@ -22,6 +22,7 @@ from .app import (
     Call,
     PreconditionFailed,
     RouteSpec,
+    bounded_int,
     check_fields,
     field_bool,
     field_int,
@@ -77,7 +78,7 @@ def _preconditions(call: Call, body_version: int | None) -> tuple[int | None, bo
             )
         if body_version is not None:
             raise InvalidRequestError("give expected_version or If-Match, not both")
-        expected = int(text)
+        expected = bounded_int("If-Match", int(text), None)
     if if_none_match is not None and if_none_match.strip() != "*":
         raise InvalidRequestError('If-None-Match on a write must be "*" (create only)')
     header = if_match is not None or if_none_match is not None

@@ -38,7 +38,7 @@ def _ttl(body: dict[str, object], required: bool) -> float | None:
 
 
 def _holder_and_token(body: dict[str, object]) -> tuple[str, int]:
-    holder, token = field_str(body, "holder"), field_int(body, "token")
+    holder, token = field_str(body, "holder"), field_int(body, "token", minimum=1)
     if holder is None or token is None:
         raise InvalidRequestError('"holder" and "token" are required (as acquire returned them)')
     return holder, token

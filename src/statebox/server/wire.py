@@ -64,6 +64,9 @@ __all__ = [
     "value_from_wire",
 ]
 
+#: The longest duration (ttl, timeout) the wire accepts: far in the future, yet an expiry
+#: in ns stays well inside a 64-bit integer for every backend.
+MAX_SECONDS: Final = 1_000_000_000
 #: The client's clock, in ns since the epoch; honoured only by a server in test mode.
 NOW_HEADER: Final = "x-statebox-now"
 #: The run context a write records in ``updatedBy`` (values percent-encoded UTF-8).
@@ -217,8 +220,11 @@ def parse_seconds(value: object, what: str) -> int:
         raise InvalidRequestError(
             f"invalid {what} {value!r}: must be a number of seconds"
         ) from None
-    if not number.is_finite():
-        raise InvalidRequestError(f"invalid {what} {value!r}: must be finite")
+    if not number.is_finite() or abs(number) > MAX_SECONDS:
+        raise InvalidRequestError(
+            f"invalid {what} {value!r}: must be a number of seconds up to {MAX_SECONDS} "
+            "(about 31 years)"
+        )
     return int(number * NS_PER_SECOND)
 
 

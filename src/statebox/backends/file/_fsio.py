@@ -8,10 +8,20 @@ directory after, so a crash leaves either the old file or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 
-__all__ = ["TEMP_PREFIX", "fsync_dir", "make_dirs", "read_file", "remove_file", "replace_file"]
+__all__ = [
+    "TEMP_PREFIX",
+    "Syncs",
+    "fsync_dir",
+    "fsync_file",
+    "make_dirs",
+    "read_file",
+    "remove_file",
+    "replace_file",
+]
 
 TEMP_PREFIX = ".tmp-"
 _DIR_MODE = 0o750
@@ -24,6 +34,32 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Syncs:
+    """The fsyncs a commit may owe after its lock is released (directories of renames,
+    appended logs): they make it durable, but nothing else waits for them."""
+
+    def __init__(self) -> None:
+        self.dirs: set[str] = set()
+        self.files: set[str] = set()
+
+    def flush(self) -> None:
+        # A file or directory gone since was replaced or removed, durably, by a later writer.
+        for path in sorted(self.files):
+            with contextlib.suppress(FileNotFoundError):
+                fsync_file(path)
+        for path in sorted(self.dirs):
+            with contextlib.suppress(FileNotFoundError):
+                fsync_dir(path)
 
 
 def make_dirs(path: str, durable: bool) -> None:
@@ -71,8 +107,9 @@ def _write_temp(directory: str, data: bytes, durable: bool) -> str:
     return tmp
 
 
-def replace_file(path: str, data: bytes, durable: bool) -> None:
-    """Atomically make ``path`` hold ``data``: temp file, fsync, rename, fsync directory."""
+def replace_file(path: str, data: bytes, durable: bool, syncs: Syncs | None = None) -> None:
+    """Atomically make ``path`` hold ``data``: temp file, fsync, rename, fsync directory
+    (now, or through ``syncs``)."""
     directory = os.path.dirname(path)
     try:
         tmp = _write_temp(directory, data, durable)
@@ -86,15 +123,21 @@ def replace_file(path: str, data: bytes, durable: bool) -> None:
         os.unlink(tmp)
         raise
     if durable:
-        fsync_dir(directory)
+        if syncs is None:
+            fsync_dir(directory)
+        else:
+            syncs.dirs.add(directory)
 
 
-def remove_file(path: str, durable: bool) -> bool:
+def remove_file(path: str, durable: bool, syncs: Syncs | None = None) -> bool:
     """Remove ``path`` if it exists (fsyncing its directory); True when it existed."""
     try:
         os.unlink(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
     if durable:
-        fsync_dir(os.path.dirname(path))
+        if syncs is None:
+            fsync_dir(os.path.dirname(path))
+        else:
+            syncs.dirs.add(os.path.dirname(path))
     return True

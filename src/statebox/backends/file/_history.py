@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from ._fsio import fsync_dir, make_dirs, read_file, replace_file
+from ._fsio import Syncs, fsync_dir, make_dirs, read_file, replace_file
 
 __all__ = ["append_lines", "read_lines", "tail_lines"]
 
@@ -77,7 +77,7 @@ def _open_log(path: str, durable: bool) -> tuple[int, bool]:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), True
 
 
-def append_lines(path: str, lines: list[str], durable: bool) -> None:
+def append_lines(path: str, lines: list[str], durable: bool, syncs: Syncs | None = None) -> None:
     """Append ``lines`` unless (a prefix of) them is already at the end of the log."""
     fd, created = _open_log(path, durable)
     try:
@@ -91,7 +91,11 @@ def append_lines(path: str, lines: list[str], durable: bool) -> None:
             return
         data = ("\n".join(lines) + "\n").encode("utf-8")
         os.pwrite(fd, data, end)
-        if durable:
+        if durable and syncs is not None:
+            syncs.files.add(path)
+            if created:
+                syncs.dirs.add(os.path.dirname(path))
+        elif durable:
             os.fsync(fd)
             if created:
                 fsync_dir(os.path.dirname(path))
@@ -99,6 +103,6 @@ def append_lines(path: str, lines: list[str], durable: bool) -> None:
         keep, count = int(newest["k"]), int(newest["n"]) - _first_seq(fd) + 1
         if count > 2 * keep + 8:
             kept, _ = _tail(fd, end + len(data), keep)
-            replace_file(path, b"".join(line + b"\n" for line in kept), durable)
+            replace_file(path, b"".join(line + b"\n" for line in kept), durable, syncs)
     finally:
         os.close(fd)

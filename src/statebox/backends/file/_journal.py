@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...errors import CorruptEntryError
-from ._fsio import read_file, remove_file, replace_file
+from ._fsio import Syncs, read_file, remove_file, replace_file
 from ._history import append_lines
 from ._layout import BUCKETS
 
@@ -39,14 +39,15 @@ class Op:
     lines: tuple[str, ...] = ()
 
 
-def run_ops(ops: Iterable[Op], durable: bool) -> None:
+def run_ops(ops: Iterable[Op], durable: bool, syncs: Syncs | None = None) -> None:
+    """Run ``ops`` in order; with ``syncs``, directory and log fsyncs are left to it."""
     for op in ops:
         if op.kind == "write":
-            replace_file(op.path, op.data, durable)
+            replace_file(op.path, op.data, durable, syncs)
         elif op.kind == "remove":
-            remove_file(op.path, durable)
+            remove_file(op.path, durable, syncs)
         else:
-            append_lines(op.path, list(op.lines), durable)
+            append_lines(op.path, list(op.lines), durable, syncs)
 
 
 def _name(buckets: Iterable[int]) -> str:

@@ -140,7 +140,10 @@ def kept_history(paths: KeyPaths, key: str, current: Entry | None) -> list[Histo
     keep = parsed[-1][2]
     kept = [record for record, _, _ in parsed[-keep:]]
     if current is not None and not same_version(kept[-1], current):
-        kept = [*kept, as_history(current)][-keep:]
+        # Its write kept one line more, unless the log already held more than it kept
+        # (the limit was reached).
+        grown = keep + 1 if len(parsed) == keep else keep
+        kept = [*kept, as_history(current)][-grown:]
     kept.reverse()
     return kept
 

@@ -42,7 +42,7 @@ from ..base import (
     WriteContext,
 )
 from ._codec import decode_lease, encode_lease
-from ._fsio import make_dirs, read_file, remove_file, replace_file
+from ._fsio import Syncs, make_dirs, read_file, remove_file, replace_file
 from ._journal import Op, buckets_of, finish, pending, read_journal, run_ops, write_journal
 from ._layout import Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
@@ -236,20 +236,26 @@ class FileBackend(Backend):
                     records.get(key, []),
                     ctx.history_limit,
                 )
-            self._commit(buckets, files)
-            return results
+            syncs = self._commit(buckets, files)
+        syncs.flush()  # durable before we return, without holding the lock meanwhile
+        return results
 
-    def _commit(self, buckets: set[int], files: FilePlan) -> None:
+    def _commit(self, buckets: set[int], files: FilePlan) -> Syncs:
+        """Run the plan; returns the fsyncs still owed once the locks are released."""
+        syncs = Syncs()
         if not files.journaled:  # at most one record file: its rename is the commit
-            run_ops(files.ops, self._durable)
+            # The meta file must be durable before the record's rename can be.
+            run_ops(files.before, self._durable)
+            run_ops([*files.primary, *files.after], self._durable, syncs)
             self._counter.bump(journaled=False)
-            return
+            return syncs
         journal = write_journal(
             self._layout.journal_dir, self.root, buckets, files.ops, self._durable
         )
         run_ops(files.ops, self._durable)
         self._counter.bump(journaled=True)
-        finish(journal, self._durable)
+        finish(journal, self._durable)  # durably gone before the locks are released
+        return syncs
 
     # -- leases ----------------------------------------------------------------------------
 
@@ -327,7 +333,7 @@ class FileBackend(Backend):
                         primary=[Op("remove", paths.record if is_json else paths.blob)],
                         after=[Op("remove", paths.meta)],
                     )
-                    self._commit({paths.bucket}, files)
+                    self._commit({paths.bucket}, files).flush()
                     purged += 1
                 elif loaded.meta is None:  # describes no version that is current
                     remove_file(paths.meta, durable=False)

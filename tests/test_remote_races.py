@@ -1,0 +1,94 @@
+"""Real races through real servers (SPEC §3, §8): 8 processes × 100 ``update`` increments
+through the remote store end at exactly 800 — through one server, through two servers
+sharing one SQLite file, and through two servers sharing one PostgreSQL database.
+
+The workers are ``python -m tests.test_update_race URL N`` (each starts, connects, says
+``ready``, and all begin together on ``go``); each process talks to the server its URL
+names, and every increment is ``store.update(jq=".n += 1")`` with the store's own retries.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from statebox import RunContext, open_store
+
+from .pg import fresh_schema_url
+from .server_util import ROOT, running_server
+from .test_update_race import KEY
+
+PROCESSES = 8
+UPDATES = 100
+
+
+def race(urls: list[str]) -> int:
+    """One worker per URL, all at once; the retries they needed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.test_update_race", url, str(UPDATES)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for url in urls
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        retries = 0
+        for proc in procs:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err
+            retries += int(out)
+        return retries
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def assert_exact(store_url: str) -> None:
+    with open_store(store_url, context=RunContext(dag="check")) as store:
+        got = store.get(KEY, scope="global")
+    total = PROCESSES * UPDATES
+    assert (got.value, got.version) == ({"n": total}, total)
+
+
+@pytest.mark.slow
+def test_eight_processes_through_one_server(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'one.db'}"
+    with running_server(store) as server:
+        retries = race([server.url] * PROCESSES)
+    assert retries > 0  # they really collided
+    assert_exact(store)
+
+
+@pytest.mark.slow
+def test_eight_processes_through_two_servers_sharing_one_sqlite_file(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'shared.db'}"
+    with running_server(store) as a, running_server(store) as b:
+        retries = race([a.url, b.url] * (PROCESSES // 2))
+    assert retries > 0
+    assert_exact(store)
+
+
+@pytest.mark.slow
+def test_eight_processes_through_two_servers_sharing_one_postgresql_database(
+    pg_server: str,
+) -> None:
+    with fresh_schema_url(pg_server) as store:
+        with running_server(store) as a, running_server(store) as b:
+            retries = race([a.url, b.url] * (PROCESSES // 2))
+        assert retries > 0
+        assert_exact(store)
