@@ -73,15 +73,17 @@ def start_server(
     test_mode: bool = False,
     tokens: Path | None = None,
     access_log: bool = False,
+    via_cli: bool = False,
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> ServerProcess:
-    """Start a server over ``store_url``; returns once it listens."""
+    """Start a server over ``store_url`` (``python -m statebox.server``, or ``statebox
+    serve`` with ``via_cli``); returns once it listens."""
     command = [
         sys.executable,
         "-m",
-        "statebox.server",
+        *(["statebox.cli", "serve"] if via_cli else ["statebox.server"]),
         "--store",
         store_url,
         "--port",

@@ -20,6 +20,7 @@ from statebox import (
     AsyncStateStore,
     Blob,
     ConflictError,
+    DeleteOp,
     FencingError,
     InvalidReferenceError,
     InvalidValueError,
@@ -27,9 +28,9 @@ from statebox import (
     NotFoundError,
     RawJSON,
     RunContext,
+    SetOp,
     StateStore,
 )
-from statebox.transactions import DeleteOp, SetOp
 
 from .conftest import make_store
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from statebox import (
     CorruptEntryError,
     InvalidReferenceError,
     ManualClock,
+    RawJSON,
     RunContext,
     StateboxError,
     StateStore,
@@ -192,6 +194,15 @@ def test_a_record_dagu_wrote_reads_back(
     assert written.version == 8
     fields = json.loads(path.read_bytes())  # rewritten as a flat record, which Dagu reads
     assert (fields["version"], fields["created_at"]) == (8, "2026-05-25T10:00:00Z")
+
+
+def test_values_json_loads_refuses_still_read_back(store: StateStore) -> None:
+    huge = "9" * 5000  # an integer literal longer than int() accepts
+    store.set("big", RawJSON(f'{{"n":{huge},"f":1.2300}}'))
+    got = store.get("big")
+    assert got.stored is not None and got.stored.data == f'{{"f":1.2300,"n":{huge}}}'.encode()
+    [listed] = store.list(include_values=True).entries
+    assert listed.stored == got.stored
 
 
 def test_extras_stay_out_of_the_dagu_tree(store: StateStore, root: Path) -> None:
@@ -461,10 +472,11 @@ def test_an_open_store_rolls_forward_before_reading_or_writing(
         assert pending(str(root / "statebox" / "journal")) == []
 
 
-def test_a_journal_torn_before_its_rename_is_ignored(root: Path) -> None:
+def test_a_journal_torn_before_its_rename_or_a_foreign_file_is_ignored(root: Path) -> None:
     journal = root / "statebox" / "journal"
     journal.mkdir(parents=True)
     (journal / ".tmp-0123").write_bytes(b'{"ops":[{"op":"wri')
+    (journal / "notes.txn").write_bytes(b"not a journal statebox would name so")
     with make_store(f"file://{root}") as s:
         assert s.list().entries == []
         s.set("k", 1)
@@ -621,3 +633,22 @@ def test_same_answers_as_the_memory_backend(steps: list[tuple], limit: int) -> N
         finally:
             for s in stores:
                 s.close()
+
+
+# --- docs/file-backend.md tells the truth ------------------------------------------------
+
+
+def test_the_docs_example_runs_and_its_record_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = (ROOT / "docs" / "file-backend.md").read_text()
+    blocks = re.findall(r"```(python|json)\n(.*?)```", doc, re.S)
+    [python] = [code for lang, code in blocks if lang == "python"]
+    [record] = [code.strip() for lang, code in blocks if lang == "json"]
+    monkeypatch.setenv("STATEBOX_DAG", "feed-sync")
+    exec(python.replace("/var/lib/dagu/dag-state", str(tmp_path / "a")), {})
+    assert record_path(tmp_path / "a", "dag", "feed-sync", "cursors/feed").is_file()
+    with make_store(f"file://{tmp_path / 'b'}", clock=ManualClock()) as s:
+        digest = s.set("cursors/feed", {"last_id": 123}).hash
+    written = record_path(tmp_path / "b", "dag", "feed-sync", "cursors/feed").read_text()
+    assert written == record.replace('"hash":"…"', f'"hash":"{digest}"')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,16 @@ def test_missing_driver_fails_with_the_install_command(module: str) -> None:
     assert result.returncode == 0, result.stderr
     assert 'pip install "statebox[postgres]"' in result.stdout
     assert module in result.stdout
+
+
+def test_the_documented_options_and_defaults_are_the_real_ones() -> None:
+    doc = (ROOT / "docs" / "postgres.md").read_text()
+    documented = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", doc, re.M))
+    opts = parse_pg_url("postgresql://h/db")
+    actual = {
+        "schema": opts.schema,
+        "pool_min": str(opts.pool_min),
+        "pool_max": str(opts.pool_max),
+        "pool_timeout": f"{opts.pool_timeout:g}",
+    }
+    assert documented == actual

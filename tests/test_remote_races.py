@@ -1,4 +1,4 @@
-"""Real races through real servers (SPEC §3, §8): 8 processes × 100 ``update`` increments
+"""Real races through real servers (SPEC §3, §8): 8 processes x 100 ``update`` increments
 through the remote store end at exactly 800 — through one server, through two servers
 sharing one SQLite file, and through two servers sharing one PostgreSQL database.
 

@@ -433,3 +433,10 @@ def test_module_entry_point_names_the_port(tmp_path: Path) -> None:
     with running_server(f"sqlite:///{tmp_path / 'x.db'}") as other:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", other.url)
         assert other.client.get("/healthz").status_code == 200
+
+
+def test_statebox_serve_command(tmp_path: Path) -> None:
+    with running_server(f"sqlite:///{tmp_path / 'cli.db'}", via_cli=True) as served:
+        assert served.client.put("/v1/kv/global/_/k", content=b"1").status_code == 200
+    with running_server(f"sqlite:///{tmp_path / 'cli.db'}") as again:  # the data stayed
+        assert again.client.get("/v1/kv/global/_/k").json()["value"] == 1

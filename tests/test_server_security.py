@@ -266,15 +266,16 @@ def test_a_public_address_needs_tokens_or_insecure() -> None:
         check_bind("0.0.0.0", has_tokens=True, insecure=True, test_mode=True)
 
 
-def test_serve_refuses_a_public_address_without_tokens() -> None:
+@pytest.mark.parametrize("entry", [["statebox.server"], ["statebox.cli", "serve"]])
+def test_serve_refuses_a_public_address_without_tokens(entry: list[str]) -> None:
     """It exits before binding anything, naming the way out."""
     done = subprocess.run(
-        [sys.executable, "-m", "statebox.server", "--store", "memory://", "--host", "0.0.0.0"],
+        [sys.executable, "-m", *entry, "--store", "memory://", "--host", "0.0.0.0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 2
-    assert "refusing to listen on 0.0.0.0 without --tokens" in done.stderr
+    assert "Error: refusing to listen on 0.0.0.0 without --tokens" in done.stderr
     assert "--insecure" in done.stderr and "listening" not in done.stdout

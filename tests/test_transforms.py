@@ -120,8 +120,14 @@ def test_an_infinite_generator_is_refused_without_running_forever() -> None:
         JqTransform("repeat(1)", timeout=10).apply("null")
 
 
-def test_a_worker_that_died_while_idle_is_replaced() -> None:
-    JqTransform(".").apply("1")  # at least one idle worker now
+def test_workers_that_died_while_idle_are_replaced() -> None:
+    # several idle workers, all killed from outside
+    threads = [threading.Thread(target=JqTransform(".").apply, args=("1",)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert jq_runner._POOL._idle
     for worker in list(jq_runner._POOL._idle):
         worker.proc.kill()
         worker.proc.wait()

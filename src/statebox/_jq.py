@@ -101,13 +101,21 @@ class _Pool:
         self._idle: list[_Worker] = []
         self._pid = os.getpid()
 
-    def take(self) -> _Worker:
+    def take(self, *, fresh: bool = False) -> _Worker:
+        dead: list[_Worker] = []
+        worker = None
         with self._lock:
             if self._pid != os.getpid():  # forked: those workers belong to the parent
                 self._idle, self._pid = [], os.getpid()
-            if self._idle:
-                return self._idle.pop()
-        return _Worker()
+            while self._idle and not fresh:
+                candidate = self._idle.pop()
+                if candidate.proc.poll() is None:
+                    worker = candidate
+                    break
+                dead.append(candidate)  # killed while idle (OOM killer, an operator)
+        for corpse in dead:
+            corpse.kill()
+        return worker if worker is not None else _Worker()
 
     def give_back(self, worker: _Worker) -> None:
         with self._lock:
@@ -163,7 +171,7 @@ def _ask(request: bytes, expr: str, timeout: float) -> dict[str, Any]:
     # A worker that died while idle (killed, or the machine reclaimed it) is replaced
     # once; one that dies on this very request is the expression's doing.
     for attempt in range(2):
-        worker = _POOL.take()
+        worker = _POOL.take(fresh=attempt > 0)
         try:
             response = worker.ask(request, timeout)
         except TimeoutError:

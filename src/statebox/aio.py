@@ -26,6 +26,7 @@ from .results import (
     WatchResult,
 )
 from .store import DEFAULT_HISTORY_LIMIT, StateStore, open_store
+from .watch import Watcher
 
 #: ``watch_iter`` waits in slices this long, so a cancelled task frees its thread soon.
 _WATCH_SLICE: Final = 1.0
@@ -89,6 +90,11 @@ class AsyncStateStore:
     async def get_lease(self, name: str) -> LeaseResult | None:
         return await asyncio.to_thread(self.sync.get_lease, name)
 
+    async def watcher(self, key: str | None = None, **options: Any) -> Watcher:
+        """The sync :class:`~statebox.watch.Watcher` (its baseline taken now); poll it with
+        ``await asyncio.to_thread(watcher.poll, timeout)``, or use :meth:`watch_iter`."""
+        return await asyncio.to_thread(self.sync.watcher, key, **options)
+
     async def watch(self, key: str | None = None, **options: Any) -> WatchResult:
         return await asyncio.to_thread(self.sync.watch, key, **options)
 
@@ -96,7 +102,7 @@ class AsyncStateStore:
         self, key: str | None = None, *, timeout: float | None = None, **options: Any
     ) -> AsyncIterator[WatchEvent]:
         """Every change until ``timeout`` seconds pass (None: forever); an async generator."""
-        watcher = await asyncio.to_thread(self.sync.watcher, key, **options)
+        watcher = await self.watcher(key, **options)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -126,7 +132,7 @@ async def open_async_store(
     clock: Clock | None = None,
     history_limit: int = DEFAULT_HISTORY_LIMIT,
     environ: Mapping[str, str] | None = None,
-    **limits: int,
+    **options: Any,
 ) -> AsyncStateStore:
     """Open a store for async use (same resolution as :func:`statebox.open_store`)."""
     sync = await asyncio.to_thread(
@@ -136,6 +142,6 @@ async def open_async_store(
         clock=clock,
         history_limit=history_limit,
         environ=environ,
-        **limits,
+        **options,
     )
     return AsyncStateStore(sync)

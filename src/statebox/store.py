@@ -1,8 +1,11 @@
-"""The engine: the operations of SPEC §4 over any backend, for every face.
+"""The engine: the operations of SPEC §4 and §5 over any backend, for every face.
 
 :class:`StateStore` resolves addresses, normalizes values, applies the version rules
 through the backend contract, and builds the result objects. The CLI, the server and the
-runner call these methods and nothing below them.
+runner call these methods and nothing below them. The logic of SPEC §5 that needs no
+storage lives in its own modules — :mod:`statebox.transforms` (update),
+:mod:`statebox.transactions`, :mod:`statebox.leases`, :mod:`statebox.watch` — so the
+methods here stay thin.
 """
 
 from __future__ import annotations
@@ -686,14 +689,15 @@ class StateStore:
         *,
         prefix: str | None = None,
         after_version: int | None = None,
-        timeout: float = 30.0,
+        timeout: float | None = 30.0,
         include_values: bool = False,
         scope: str | Scope | None = None,
         namespace: str | None = None,
     ) -> WatchResult:
         """Block until ``key`` (or any key under ``prefix``) changes past the known
-        state, or ``timeout`` seconds pass (then ``result.timed_out``)."""
-        _check_timeout(timeout)
+        state, or ``timeout`` seconds pass (then ``result.timed_out``; None: no limit)."""
+        if timeout is not None:
+            _check_timeout(timeout)
         watcher = self.watcher(
             key,
             prefix=prefix,
@@ -702,7 +706,8 @@ class StateStore:
             scope=scope,
             namespace=namespace,
         )
-        return WatchResult(watcher.keyspace, watcher.key, watcher.prefix, watcher.poll(timeout))
+        events = next(_follow_batches(watcher, timeout), [])
+        return WatchResult(watcher.keyspace, watcher.key, watcher.prefix, events)
 
     def watch_iter(
         self,
@@ -727,7 +732,7 @@ class StateStore:
             scope=scope,
             namespace=namespace,
         )
-        return _follow(watcher, timeout)
+        return (event for batch in _follow_batches(watcher, timeout) for event in batch)
 
     # -- expiry (SPEC §5) --------------------------------------------------------------
 
@@ -767,13 +772,16 @@ def _check_timeout(timeout: Any) -> None:
         raise InvalidValueError(f"invalid timeout {timeout!r}: must be a number of seconds >= 0")
 
 
-def _follow(watcher: Watcher, timeout: float | None) -> Iterator[WatchEvent]:
+def _follow_batches(watcher: Watcher, timeout: float | None) -> Iterator[list[WatchEvent]]:
+    """Each non-empty batch of events until ``timeout`` seconds pass (None: forever)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         remaining = 3600.0 if deadline is None else deadline - time.monotonic()
-        if remaining <= 0:
+        events = watcher.poll(max(remaining, 0.0))
+        if events:
+            yield events
+        elif remaining <= 0 or (deadline is not None and time.monotonic() >= deadline):
             return
-        yield from watcher.poll(remaining)
 
 
 def open_store(
@@ -783,14 +791,18 @@ def open_store(
     clock: Clock | None = None,
     history_limit: int = DEFAULT_HISTORY_LIMIT,
     environ: Mapping[str, str] | None = None,
-    **limits: int,
+    **options: Any,
 ) -> StateStore:
-    """Open a store: ``url``, else ``STATEBOX_STORE``, else ``$STATEBOX_HOME/state.db``."""
+    """Open a store: ``url``, else ``STATEBOX_STORE``, else ``$STATEBOX_HOME/state.db``.
+
+    ``options`` are :class:`StateStore`'s: ``json_limit``, ``binary_limit``,
+    ``jq_timeout``, ``update_attempts``, ``purge_every``.
+    """
     backend = open_backend(resolve_store_url(url, environ))
     return StateStore(
         backend,
         context=context if context is not None else RunContext.from_env(environ),
         clock=clock,
         history_limit=history_limit,
-        **limits,
+        **options,
     )

@@ -18,8 +18,8 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "file": ("statebox.backends.file", "FileBackend", None),
     "postgresql": ("statebox.backends.postgres", "PostgresBackend", "postgres"),
     "postgres": ("statebox.backends.postgres", "PostgresBackend", "postgres"),
-    "http": ("statebox.backends.http", "HttpBackend", "http"),
-    "https": ("statebox.backends.http", "HttpBackend", "http"),
+    "http": ("statebox.backends.http", "HttpBackend", None),  # stdlib http.client only
+    "https": ("statebox.backends.http", "HttpBackend", None),
 }
 _FACTORIES: dict[str, Callable[[str], Backend]] = {}
 

@@ -19,15 +19,18 @@ it only in test mode, else its own.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import json
 import os
+import select
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
-
-import httpx
+from urllib.parse import quote, urlencode, urlsplit
 
 from ..errors import BackendUnavailableError, ConfigurationError, NotFoundError, StateboxError
 from ..model import Keyspace
@@ -60,7 +63,8 @@ __all__ = ["HttpBackend", "parse_coordinators"]
 
 #: Seconds to wait for an answer (a write may wait on a busy database server-side).
 READ_TIMEOUT = 60.0
-CONNECT_TIMEOUT = 5.0
+#: An idle connection older than this is not reused (the server keeps them 75 s).
+IDLE_LIMIT = 20.0
 #: The longest one long poll of ``wait_for_change`` asks the server to block.
 WAIT_SLICE = 30.0
 
@@ -109,6 +113,76 @@ def _operation(mutation: Mutation, now: int) -> dict[str, Any]:
     return op
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's trust store, loaded once per process (it takes milliseconds)."""
+    return ssl.create_default_context()
+
+
+class _Connections:
+    """Keep-alive connections, one per thread and coordinator (``http.client``: a few
+    times cheaper per request than a full-featured client, which matters when every
+    store operation is a request).
+
+    An idle connection the server may have closed is never reused: one idle for longer
+    than ``IDLE_LIMIT`` (well below the server's keep-alive of 75 s) or whose socket has
+    become readable (the server's FIN) is replaced before sending — so a write is never
+    lost to a connection that was already dead.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _mine(self) -> dict[str, tuple[http.client.HTTPConnection, float]]:
+        if os.getpid() != self._pid:  # forked: the parent's connections are not ours
+            self._local, self._all, self._pid = threading.local(), [], os.getpid()
+        mine: dict[str, tuple[http.client.HTTPConnection, float]] | None = getattr(
+            self._local, "connections", None
+        )
+        if mine is None:
+            mine = self._local.connections = {}
+        return mine
+
+    def take(self, coordinator: str) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to ``coordinator``, and whether it is already connected."""
+        conn, idle_since = self._mine().pop(coordinator, (None, 0.0))
+        if conn is not None:
+            if conn.sock is not None and time.monotonic() - idle_since < IDLE_LIMIT:
+                readable, _, _ = select.select([conn.sock], [], [], 0)
+                if not readable:
+                    return conn, True
+            self.discard(conn)
+        parts = urlsplit(coordinator)
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.netloc, timeout=self.timeout, context=_tls_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
+        with self._lock:
+            self._all.append(conn)
+        return conn, False
+
+    def give_back(self, coordinator: str, conn: http.client.HTTPConnection) -> None:
+        self._mine()[coordinator] = (conn, time.monotonic())
+
+    def discard(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock, contextlib.suppress(ValueError):
+            self._all.remove(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+
 class HttpBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         cross_process=True, cross_machine=True, durable=True
@@ -117,11 +191,10 @@ class HttpBackend(Backend):
     def __init__(self, url: str, *, token: str | None = None) -> None:
         self.url = url
         self.coordinators = parse_coordinators(url)
+        self._prefixes = {c: urlsplit(c).path.rstrip("/") for c in self.coordinators}
         secret = token if token is not None else os.environ.get("STATEBOX_TOKEN", "")
-        self._auth = {"authorization": f"Bearer {secret.strip()}"} if secret.strip() else {}
-        self._clients: dict[str, httpx.Client] = {}
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._auth = {"Authorization": f"Bearer {secret.strip()}"} if secret.strip() else {}
+        self._connections = _Connections(READ_TIMEOUT)
         self._owners: dict[str, str] = {}
 
     # -- plumbing ----------------------------------------------------------------------
@@ -134,24 +207,6 @@ class HttpBackend(Backend):
                 self._owners[routing_key] = owner
         return owner
 
-    def _client(self, coordinator: str) -> httpx.Client:
-        if os.getpid() != self._pid:  # forked: the parent's connections are not ours
-            self._clients, self._pid = {}, os.getpid()
-        client = self._clients.get(coordinator)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(coordinator)
-                if client is None:
-                    client = httpx.Client(
-                        base_url=coordinator.rstrip("/"),
-                        headers=self._auth,
-                        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-                        # Loading the CA bundle costs ~0.1 s: only https needs it.
-                        verify=coordinator.startswith("https:"),
-                    )
-                    self._clients[coordinator] = client
-        return client
-
     def _send(
         self,
         coordinator: str,
@@ -163,49 +218,63 @@ class HttpBackend(Backend):
         body: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> httpx.Response:
-        client = self._client(coordinator)
-        extra = {"content-type": "application/json"} if body is not None else {}
-        extra.update(headers or {})
+    ) -> tuple[int, bytes]:
+        target = self._prefixes[coordinator] + path
+        if params:
+            target += "?" + urlencode(params)
+        sent_headers = {**self._auth, **(headers or {})}
+        if body is not None:
+            sent_headers["Content-Type"] = "application/json"
+        payload = body.encode() if body is not None else None
         attempts = 1 if write else 2
         for attempt in range(attempts):
+            conn, connected = self._connections.take(coordinator)
+            sent = False
             try:
-                return client.request(
-                    method,
-                    path,
-                    params=params,
-                    content=body.encode() if body is not None else None,
-                    headers=extra,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-            except httpx.TransportError as exc:
+                conn.timeout = timeout if timeout is not None else READ_TIMEOUT
+                if not connected:
+                    conn.connect()
+                elif conn.sock is not None:
+                    conn.sock.settimeout(conn.timeout)
+                sent = True
+                conn.request(method, target, body=payload, headers=sent_headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._connections.discard(conn)
                 if attempt + 1 < attempts:
                     continue
-                raise self._unreachable(coordinator, exc, write) from exc
+                raise self._unreachable(coordinator, exc, write, sent) from exc
+            if response.will_close:
+                self._connections.discard(conn)
+            else:
+                self._connections.give_back(coordinator, conn)
+            return response.status, data
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _unreachable(coordinator: str, exc: httpx.TransportError, write: bool) -> StateboxError:
-        what = type(exc).__name__
+    def _unreachable(coordinator: str, exc: Exception, write: bool, sent: bool) -> StateboxError:
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if not write:
             return BackendUnavailableError(
-                f"statebox server {coordinator} is unreachable ({what}: {exc}); "
-                "tried twice; check that it runs and the URL is right"
+                f"statebox server {coordinator} is unreachable ({what}); tried twice; "
+                "check that it runs and that the store URL is right"
             )
-        if isinstance(exc, httpx.ConnectError):
+        if not sent:
             outcome = "the write was not sent"
         else:
             outcome = "the write may or may not have been applied: read before retrying"
         return BackendUnavailableError(
-            f"statebox server {coordinator} failed during a write ({what}: {exc}); {outcome}. "
+            f"statebox server {coordinator} failed during a write ({what}); {outcome}. "
             "It is not retried on another coordinator, which would break the one-owner rule"
         )
 
-    def _json(self, response: httpx.Response, coordinator: str, *, exact: bool = False) -> Any:
-        if response.status_code >= 400:
-            raise error_from_body(response.status_code, response.content, coordinator)
+    @staticmethod
+    def _json(status: int, data: bytes, coordinator: str, *, exact: bool = False) -> Any:
+        if status >= 400:
+            raise error_from_body(status, data, coordinator)
         try:
-            return loads_exact(response.content) if exact else json.loads(response.content)
+            return loads_exact(data) if exact else json.loads(data)
         except ValueError as exc:
             raise BackendUnavailableError(
                 f"statebox server {coordinator} sent a response that is not JSON: {exc}"
@@ -222,8 +291,8 @@ class HttpBackend(Backend):
         **options: Any,
     ) -> Any:
         coordinator = self._owner(routing_key)
-        response = self._send(coordinator, method, path, write=write, **options)
-        return self._json(response, coordinator, exact=exact)
+        status, data = self._send(coordinator, method, path, write=write, **options)
+        return self._json(status, data, coordinator, exact=exact)
 
     @staticmethod
     def _space(prefix: str, keyspace: Keyspace) -> str:
@@ -331,10 +400,7 @@ class HttpBackend(Backend):
         return decode_record(records[0]) if records else None
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, {}
-        for client in clients.values():
-            client.close()
+        self._connections.close()
 
     # -- leases ------------------------------------------------------------------------
 
@@ -402,7 +468,7 @@ class HttpBackend(Backend):
         body = dumps_envelope({"limit": max(1, limit)})
         purged = 0
         for coordinator in self.coordinators:  # expiry is everywhere: ask every one
-            response = self._send(
+            status, data = self._send(
                 coordinator,
                 "POST",
                 "/v1/purge",
@@ -410,5 +476,5 @@ class HttpBackend(Backend):
                 body=body,
                 headers={NOW_HEADER: str(now)},
             )
-            purged += int(self._json(response, coordinator)["purged"])
+            purged += int(self._json(status, data, coordinator)["purged"])
         return purged

@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import ClassVar, TypeVar
 
 import psycopg
@@ -62,6 +62,8 @@ POSTGRES = Dialect(
 
 #: Attempts of one write transaction before giving up on transient failures.
 MAX_ATTEMPTS = 30
+#: libpq 14+ (psycopg's binary wheels bundle a recent one).
+_PIPELINE = psycopg.Pipeline.is_supported()
 #: Primary keys two transactions may both INSERT when a row is new.
 _RACED_INSERTS = frozenset({"statebox_entries_pkey", "statebox_leases_pkey"})
 
@@ -142,14 +144,9 @@ class PostgresBackend(SqlBackend):
                     self._pid = os.getpid()
         return self._pool
 
-    @contextmanager
-    def _connection(self, fresh: bool) -> Iterator[Connection]:
-        if fresh:
-            with self._connect() as conn:
-                yield conn
-        else:
-            with self._current_pool().connection() as conn:
-                yield conn
+    def _connection(self, fresh: bool) -> AbstractContextManager[Connection]:
+        """A pooled connection, or a new one (closed on leaving the ``with`` block)."""
+        return self._connect() if fresh else self._current_pool().connection()
 
     @contextmanager
     def _reading(self) -> Iterator[SqlConnection]:
@@ -176,9 +173,12 @@ class PostgresBackend(SqlBackend):
             with self._connection(fresh) as conn:
                 if not write:
                     return work(conn)
-                with conn.transaction():
+                # Pipeline mode: statements whose results are not read (the writes, the
+                # NOTIFY, COMMIT) are sent without waiting; only reading a row waits. A
+                # set is two round trips instead of seven.
+                with self._pipeline(conn), conn.transaction():
                     result = work(conn)
-                    committing = True  # leaving the block sends COMMIT
+                    committing = True  # what is still queued, COMMIT included, goes now
                 return result
         except psycopg.Error as exc:
             if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected) or (
@@ -195,6 +195,10 @@ class PostgresBackend(SqlBackend):
                     ) from exc
                 raise _Lost from exc
             raise self._translate(exc) from exc
+
+    @staticmethod
+    def _pipeline(conn: Connection) -> AbstractContextManager[object]:
+        return conn.pipeline() if _PIPELINE else nullcontext()
 
     def _read(self, work: Callable[[SqlConnection], T]) -> T:
         try:

@@ -58,6 +58,13 @@ COMMANDS: dict[str, str] = {
     "diff": "statebox.cli.cmd_diff",
     "delete": "statebox.cli.cmd_delete",
     "list": "statebox.cli.cmd_list",
+    "update": "statebox.cli.cmd_update",
+    "history": "statebox.cli.cmd_history",
+    "rollback": "statebox.cli.cmd_rollback",
+    "txn": "statebox.cli.cmd_txn",
+    "lease": "statebox.cli.cmd_lease",
+    "watch": "statebox.cli.cmd_watch",
+    "serve": "statebox.cli.cmd_serve",
 }
 
 

@@ -38,7 +38,8 @@ exit codes:
   2  bad input or configuration (usage, invalid key/scope/namespace, invalid or
      too large value, missing run context, custom scope without --namespace)
   3  not found (get --required)
-  4  conflict (--expected-version or --create-only did not hold)"""
+  4  conflict (--expected-version or --create-only did not hold, a lease is held
+     by another, or --fencing was refused because a newer lease holder exists)"""
 
 _TOP_EPILOG = f"""\
 examples:

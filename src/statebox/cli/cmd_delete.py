@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._beyond import add_fencing_option, fencing_from
 from ._parser import add_command
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def register(subparsers: Subparsers) -> None:
         type=int,
         help="delete only if the stored version is N, else fail with exit code 4",
     )
+    add_fencing_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -43,4 +45,5 @@ def run(args: argparse.Namespace, store: StateStore) -> DeleteResult:
         scope=args.scope,
         namespace=args.namespace,
         expected_version=args.expected_version,
+        fencing=fencing_from(args),
     )

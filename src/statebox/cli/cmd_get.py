@@ -42,6 +42,12 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="fail with exit code 3 when the key is missing (wins over --default)",
     )
+    parser.add_argument(
+        "--version",
+        metavar="N",
+        type=int,
+        help="read kept past version N (see 'statebox history') instead of the current one",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -55,4 +61,5 @@ def run(args: argparse.Namespace, store: StateStore) -> GetResult:
         namespace=args.namespace,
         default=default,
         required=args.required,
+        version=args.version,
     )

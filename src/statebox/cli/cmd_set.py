@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._beyond import add_fencing_option, add_ttl_option, fencing_from
 from ._input import JsonArgs
 from ._parser import add_command
 
@@ -46,6 +47,8 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--create-only", action="store_true", help="fail with exit code 4 if the key exists"
     )
+    add_ttl_option(parser, "the entry")
+    add_fencing_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -57,4 +60,6 @@ def run(args: argparse.Namespace, store: StateStore) -> SetResult:
         namespace=args.namespace,
         expected_version=args.expected_version,
         create_only=args.create_only,
+        ttl=args.ttl,
+        fencing=fencing_from(args),
     )

@@ -14,12 +14,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import ServerConfig, create_app
+    from .app import create_app
+    from .config import ServerConfig
     from .main import serve
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
-_EXPORTS = {"ServerConfig": ".app", "create_app": ".app", "serve": ".main"}
+_EXPORTS = {"ServerConfig": ".config", "create_app": ".app", "serve": ".main"}
 
 
 def __getattr__(name: str) -> Any:

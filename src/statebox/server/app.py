@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -40,9 +39,9 @@ from ..errors import (
 )
 from ..model import Keyspace, RunContext, UpdatedBy, resolve_keyspace
 from ..results import dumps_envelope
-from ..store import DEFAULT_HISTORY_LIMIT, StateStore
-from ..values import DEFAULT_BINARY_LIMIT, DEFAULT_JSON_LIMIT
-from .auth import ANONYMOUS, Access, Principal, TokenRegistry
+from ..store import StateStore
+from .auth import ANONYMOUS, Access, Principal
+from .config import ServerConfig
 from .front import FrontMiddleware
 from .metrics import Metrics
 from .wire import NOW_HEADER, error_body, loads_exact, updated_by_from_headers
@@ -66,24 +65,6 @@ T = TypeVar("T")
 JSON: Final = "application/json"
 _NO_CONTEXT: Final = RunContext()
 INT64: Final = 2**63
-#: Room for one binary value of the default 32 MiB limit, base64-encoded in a JSON body.
-DEFAULT_MAX_BODY_BYTES: Final = 48 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    #: ``None``: no authentication (only allowed on loopback, or with ``--insecure``).
-    tokens: TokenRegistry | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    #: For test suites only: honour ``X-Statebox-Now`` and allow ``POST /v1/_test/reset``.
-    test_mode: bool = False
-    #: The longest a long poll (or one SSE wait) may block, in seconds.
-    max_wait: float = 60.0
-    history_limit: int = DEFAULT_HISTORY_LIMIT
-    json_limit: int = DEFAULT_JSON_LIMIT
-    binary_limit: int = DEFAULT_BINARY_LIMIT
-    #: Seconds between background purges of expired entries (0: never).
-    purge_interval: float = 60.0
 
 
 class _FixedClock:

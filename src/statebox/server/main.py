@@ -15,12 +15,13 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from ..backends.base import Backend
 from ..config import resolve_store_url
 from ..errors import ConfigurationError, StateboxError
-from .app import DEFAULT_MAX_BODY_BYTES, ServerConfig, create_app
 from .auth import load_tokens
+from .config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 
-__all__ = ["is_loopback", "main", "redact_url", "serve"]
+__all__ = ["add_serve_options", "is_loopback", "main", "redact_url", "serve", "serve_from_args"]
 
 DEFAULT_PORT = 8787
 
@@ -74,7 +75,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    store: str | None = None,
+    store: str | Backend | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
@@ -86,11 +87,14 @@ def serve(
     log_level: str = "info",
     max_wait: float = 60.0,
 ) -> None:
-    """Serve the statebox API over ``store`` (a URL; default as everywhere) until stopped."""
+    """Serve the statebox API over ``store`` (a URL — default as everywhere — or an open
+    backend) until stopped."""
     import uvicorn
 
+    from .app import create_app
+
     check_bind(host, has_tokens=tokens is not None, insecure=insecure, test_mode=test_mode)
-    url = resolve_store_url(store)
+    url = store.url if isinstance(store, Backend) else resolve_store_url(store)
     config = ServerConfig(
         tokens=load_tokens(tokens) if tokens is not None else None,
         max_body_bytes=max_body_bytes,
@@ -98,7 +102,7 @@ def serve(
         max_wait=max_wait,
         purge_interval=0.0 if test_mode else 60.0,
     )
-    app = create_app(url, config)
+    app = create_app(store if isinstance(store, Backend) else url, config)
     sock = _bind(host, port)
     shown_host = f"[{host.strip('[]')}]" if ":" in host else host
     print(
@@ -120,11 +124,17 @@ def serve(
     server.run(sockets=[sock])
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
         prog="python -m statebox.server", description="Serve the statebox HTTP API."
     )
     parser.add_argument("--store", help="store URL (default: $STATEBOX_STORE, else SQLite)")
+    add_serve_options(parser)
+    return parser
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``statebox serve`` (all but ``--store``, which every command has)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8787; 0: any)")
     parser.add_argument("--tokens", metavar="FILE", help="bearer tokens file (YAML or JSON)")
@@ -152,28 +162,28 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="the longest a watch long poll blocks, in seconds (60)",
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")
-    return parser
 
 
-def run_from_args(args: argparse.Namespace) -> int:
+def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> None:
+    serve(
+        store,
+        host=args.host,
+        port=args.port,
+        tokens=args.tokens,
+        insecure=args.insecure,
+        max_body_bytes=args.max_body_bytes,
+        test_mode=args.test_mode,
+        access_log=args.access_log,
+        log_level=args.log_level,
+        max_wait=args.max_wait,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        serve(
-            args.store,
-            host=args.host,
-            port=args.port,
-            tokens=args.tokens,
-            insecure=args.insecure,
-            max_body_bytes=args.max_body_bytes,
-            test_mode=args.test_mode,
-            access_log=args.access_log,
-            log_level=args.log_level,
-            max_wait=args.max_wait,
-        )
+        serve_from_args(args, args.store)
     except StateboxError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_from_args(build_parser().parse_args(argv))

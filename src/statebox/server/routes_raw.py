@@ -25,13 +25,13 @@ from ..transactions import DeleteOp, SetOp, parse_operation
 from .app import Call, RouteSpec, check_fields, field_int, json_response
 from .auth import Access
 from .routes_kv import KEY_PATH
-from .wire import encode_entry, encode_record, parse_seconds, value_from_wire
+from .wire import entry_json, parse_seconds, record_json, value_from_wire
 
 __all__ = ["ROUTES", "reset"]
 
 
-def _entry_or_null(entry: Entry | None) -> Any:
-    return None if entry is None else encode_entry(entry)
+def _entry_or_null(entry: Entry | None) -> str:
+    return "null" if entry is None else entry_json(entry)
 
 
 async def get_entry(call: Call) -> Response:
@@ -42,7 +42,7 @@ async def get_entry(call: Call) -> Response:
         raise NotFoundError(
             f"key {key!r} not found in scope {ks.scope!r}, namespace {ks.namespace!r}"
         )
-    return json_response(dumps_envelope({"entry": encode_entry(entry)}))
+    return json_response(f'{{"entry":{entry_json(entry)}}}')
 
 
 async def scan_entries(call: Call) -> Response:
@@ -61,8 +61,8 @@ async def scan_entries(call: Call) -> Response:
             now=call.now(),
         )
     )
-    body = {"entries": [encode_entry(e, include_value=include_values) for e in entries]}
-    return json_response(dumps_envelope(body))
+    items = ",".join(entry_json(e, include_value=include_values) for e in entries)
+    return json_response(f'{{"entries":[{items}]}}')
 
 
 async def records(call: Call) -> Response:
@@ -76,7 +76,7 @@ async def records(call: Call) -> Response:
     else:
         limit = call.q_int("limit", minimum=0) or 0
         found = await call.state.read(partial(backend.history, ks, key, limit))
-    return json_response(dumps_envelope({"records": [encode_record(r) for r in found]}))
+    return json_response(f'{{"records":[{",".join(record_json(r) for r in found)}]}}')
 
 
 def _mutation(store: StateStore, raw: Any, index: int, now: int) -> Mutation:
@@ -116,11 +116,11 @@ async def apply(call: Call) -> Response:
     )
     mutations = [_mutation(store, raw, i, ctx.now) for i, raw in enumerate(ops)]
     applied = await call.state.write(partial(call.state.backend.apply, ks, mutations, ctx))
-    results = [
-        {"previous": _entry_or_null(a.previous), "current": _entry_or_null(a.current)}
+    results = ",".join(
+        f'{{"previous":{_entry_or_null(a.previous)},"current":{_entry_or_null(a.current)}}}'
         for a in applied
-    ]
-    return json_response(dumps_envelope({"results": results}))
+    )
+    return json_response(f'{{"results":[{results}]}}')
 
 
 async def changes(call: Call) -> Response:

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
+import time
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
 from ..backends.base import Entry, HistoryRecord, Lease
-from ..clock import NS_PER_SECOND, format_timestamp, parse_timestamp
+from ..clock import NS_PER_SECOND, parse_timestamp
 from ..errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -49,15 +51,15 @@ __all__ = [
     "decode_entry",
     "decode_lease",
     "decode_record",
-    "encode_entry",
-    "encode_lease",
-    "encode_record",
+    "entry_json",
     "error_body",
     "error_from_body",
     "float_seconds",
     "format_seconds",
     "loads_exact",
     "parse_seconds",
+    "record_json",
+    "timestamp",
     "updated_by_from_headers",
     "updated_by_headers",
     "value_fields",
@@ -233,7 +235,8 @@ def float_seconds(ns: int) -> float:
 
     The engine's methods take ``ttl`` as float seconds and compute ``int(ttl * 1e9)``;
     the wire carries exact decimals, so the server picks the float that gives back the
-    exact nanoseconds (off by at most 1 ns for durations of months).
+    exact nanoseconds — exactly up to 2**23 s (97 days), where a double still resolves a
+    nanosecond, and within a few ns beyond.
     """
     seconds = ns / NS_PER_SECOND
     for _ in range(4):
@@ -247,21 +250,67 @@ def float_seconds(ns: int) -> float:
 # --- entries, records, leases ---------------------------------------------------------
 
 
-def encode_entry(entry: Entry, *, include_value: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
+_dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def timestamp(ns: int) -> str:
+    """:func:`statebox.clock.format_timestamp`, with the whole seconds cached: entries
+    written close together share them, and formatting dates dominated encoding."""
+    seconds, frac = divmod(ns, NS_PER_SECOND)
+    text = _second(seconds)
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"
+
+
+def _with_value(head: dict[str, Any], data: bytes, content_type: str) -> str:
+    """``head`` as JSON, with the value appended (embedded verbatim when it is JSON)."""
+    text: str = _dumps(head)
+    if content_type == JSON_CONTENT_TYPE:
+        return f'{text[:-1]},"value":{data.decode("utf-8")}}}'
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'{text[:-1]},"value":"{encoded}","encoding":"base64"}}'
+
+
+def entry_json(entry: Entry, *, include_value: bool = True) -> str:
+    """One entry as the entries API sends it (``value`` last)."""
+    head: dict[str, Any] = {
         "key": entry.key,
         "version": entry.version,
         "hash": entry.hash,
         "contentType": entry.content_type,
+        "createdAt": timestamp(entry.created_at),
+        "updatedAt": timestamp(entry.updated_at),
+        "updatedBy": entry.updated_by.to_dict(),
     }
-    if include_value:
-        out.update(value_fields(entry.data, entry.content_type))
-    out["createdAt"] = format_timestamp(entry.created_at)
-    out["updatedAt"] = format_timestamp(entry.updated_at)
-    out["updatedBy"] = entry.updated_by.to_dict()
     if entry.expires_at is not None:
-        out["expiresAt"] = format_timestamp(entry.expires_at)
-    return out
+        head["expiresAt"] = timestamp(entry.expires_at)
+    if not include_value:
+        return str(_dumps(head))
+    return _with_value(head, entry.data, entry.content_type)
+
+
+def record_json(record: HistoryRecord) -> str:
+    """One history record: like an entry, with ``deleted: true`` and no value for a
+    deletion."""
+    head: dict[str, Any] = {
+        "key": record.key,
+        "version": record.version,
+        "hash": record.hash,
+        "contentType": record.content_type,
+        "createdAt": timestamp(record.created_at),
+        "updatedAt": timestamp(record.updated_at),
+        "updatedBy": record.updated_by.to_dict(),
+    }
+    if record.deleted:
+        head["deleted"] = True
+        return str(_dumps(head))
+    return _with_value(head, record.data, record.content_type)
 
 
 def _int(obj: Mapping[str, Any], field: str) -> int:
@@ -290,23 +339,6 @@ def decode_entry(obj: Mapping[str, Any], known: Mapping[str, bytes] | None = Non
         raise CorruptEntryError(f"the server sent a malformed entry: {exc!r}") from exc
 
 
-def encode_record(record: HistoryRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "key": record.key,
-        "version": record.version,
-        "hash": record.hash,
-        "contentType": record.content_type,
-    }
-    if record.deleted:
-        out["deleted"] = True
-    else:
-        out.update(value_fields(record.data, record.content_type))
-    out["createdAt"] = format_timestamp(record.created_at)
-    out["updatedAt"] = format_timestamp(record.updated_at)
-    out["updatedBy"] = record.updated_by.to_dict()
-    return out
-
-
 def decode_record(obj: Mapping[str, Any]) -> HistoryRecord:
     try:
         content_type = str(obj["contentType"])
@@ -324,15 +356,6 @@ def decode_record(obj: Mapping[str, Any]) -> HistoryRecord:
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise CorruptEntryError(f"the server sent a malformed history record: {exc!r}") from exc
-
-
-def encode_lease(lease: Lease) -> dict[str, Any]:
-    return {
-        "name": lease.name,
-        "holder": lease.holder,
-        "token": lease.token,
-        "expiresAt": format_timestamp(lease.expires_at),
-    }
 
 
 def decode_lease(obj: Mapping[str, Any]) -> Lease:

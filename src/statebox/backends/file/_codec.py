@@ -11,6 +11,8 @@ and also Dagu's newer envelope ``{"id","encoding":"json","data":{...record...},.
 from __future__ import annotations
 
 import base64
+import calendar
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -42,9 +44,12 @@ _GO_PLAIN: Final = re.compile(r"[ !#-%'-;=?-\[\]-~]*\Z")
 _WS: Final = re.compile(r"[ \t\n\r]*")
 _STRING_LITERAL: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
 _HAS_WS: Final = re.compile(r"[ \t\n\r]")
+_RFC3339_UTC: Final = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z\Z")
+# For records json.loads refuses: integers too long for int() stay literals.
+_LENIENT: Final = json.JSONDecoder(parse_int=lambda s: int(s) if len(s) < 4000 else s)
 # The stdlib's (C) scanners, which typeshed does not declare: they give each member's
 # value *and* where it ends, so the stored value's exact bytes can be kept.
-_scan_once: Any = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
+_scan_once: Any = getattr(_LENIENT, "scan_once")  # noqa: B009
 scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009
 
 
@@ -155,42 +160,88 @@ def _compact_value(raw: str) -> bytes:
     return raw.encode("utf-8")
 
 
-def _text(members: dict[str, tuple[Any, int, int]], name: str) -> str:
-    value = members[name][0]
+def _text(fields: dict[str, Any], name: str) -> str:
+    value = fields[name]
     if not isinstance(value, str):
         raise ValueError(f"{name!r} is not a string")
     return value
+
+
+def _timestamp(text: str) -> int:
+    """RFC 3339 to ns; the ``...Z`` form Dagu and statebox write takes a fast path."""
+    match = _RFC3339_UTC.match(text)
+    if match is None:
+        return parse_timestamp(text)
+    year, month, day, hour, minute, second, fraction = match.groups()
+    fields = (int(year), int(month), int(day), int(hour), int(minute), int(second))
+    if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24):
+        raise ValueError(f"invalid timestamp {text!r}")
+    ns = int(fraction.ljust(9, "0")) if fraction else 0
+    return calendar.timegm(fields) * 1_000_000_000 + ns
+
+
+def _updated_by(who: object) -> UpdatedBy:
+    if not isinstance(who, dict):
+        return UpdatedBy()
+
+    def text(name: str) -> str:
+        value = who.get(name)
+        return value if isinstance(value, str) else ""
+
+    return UpdatedBy(
+        dag_name=text("dag_name"),
+        dag_run_id=text("dag_run_id"),
+        step_name=text("step_name"),
+        attempt_id=text("attempt_id"),
+    )
+
+
+def _value_bytes(text: str, fields: dict[str, Any]) -> bytes:
+    """The stored value's exact bytes. Fast path: in a record laid out as Dagu and
+    statebox write it, the value sits between the first ``"value":`` and the last
+    ``,"version":`` (inside strings those quotes would be escaped); the hash confirms it."""
+    start, end = text.find('"value":'), text.rfind(',"version":')
+    if 0 <= start < end:
+        candidate = text[start + len('"value":') : end].encode("utf-8")
+        if hashlib.sha256(candidate).hexdigest() == fields.get("hash"):
+            return candidate
+    members, _ = _members(text, 0)
+    if "data" in members and "encoding" in members:
+        members, _ = _members(text, members["data"][1])
+    _, start, stop = members["value"]
+    return _compact_value(text[start:stop])
 
 
 def decode_record(raw: bytes, path: str) -> Stored:
     """Parse a Dagu record (flat or enveloped) or a blob file; else CorruptEntryError."""
     try:
         text = raw.decode("utf-8")
-        members, end = _members(text, 0)
-        if text[end:].strip(" \t\n\r"):
-            raise ValueError("data after the record")
-        if "encoding" in members and "data" in members:  # Dagu's persis envelope
-            if members["encoding"][0] != "json":
-                raise ValueError(f"unsupported encoding {members['encoding'][0]!r}")
-            members, _ = _members(text, members["data"][1])
-        version = members["version"][0]
+        try:
+            fields = json.loads(text)
+        except ValueError:  # e.g. an integer literal longer than int() takes
+            fields = _LENIENT.decode(text)
+        if isinstance(fields, dict) and "encoding" in fields and "data" in fields:
+            if fields["encoding"] != "json":  # Dagu's persis envelope
+                raise ValueError(f"unsupported encoding {fields['encoding']!r}")
+            fields = fields["data"]
+        if not isinstance(fields, dict):
+            raise ValueError("not a JSON object")
+        version = fields["version"]
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ValueError(f"invalid version {version!r}")
-        if "value" in members:
-            _, start, stop = members["value"]
-            data, content_type = _compact_value(text[start:stop]), JSON_CONTENT_TYPE
+        if "value" in fields:
+            data, content_type = _value_bytes(text, fields), JSON_CONTENT_TYPE
         else:
-            data = base64.b64decode(_text(members, "data_base64"), validate=True)
-            content_type = _text(members, "content_type")
-        who = members.get("updated_by", (None, 0, 0))[0]
+            data = base64.b64decode(_text(fields, "data_base64"), validate=True)
+            content_type = _text(fields, "content_type")
         return Stored(
             version=version,
-            hash=_text(members, "hash"),
+            hash=_text(fields, "hash"),
             data=data,
             content_type=content_type,
-            created_at=parse_timestamp(_text(members, "created_at")),
-            updated_at=parse_timestamp(_text(members, "updated_at")),
-            updated_by=UpdatedBy.from_dict(who) if isinstance(who, dict) else UpdatedBy(),
+            created_at=_timestamp(_text(fields, "created_at")),
+            updated_at=_timestamp(_text(fields, "updated_at")),
+            updated_by=_updated_by(fields.get("updated_by")),
         )
     except (KeyError, ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
         raise CorruptEntryError(

@@ -84,10 +84,16 @@ def make_dirs(path: str, durable: bool) -> None:
 def read_file(path: str) -> bytes | None:
     """The file's bytes, or None when it (or its directory) does not exist."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        chunks = [os.read(fd, max(os.fstat(fd).st_size, 4096) + 1)]
+        while chunks[-1]:  # the file grew since fstat (it never does here: files are replaced)
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _write_temp(directory: str, data: bytes, durable: bool) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = ["Op", "buckets_of", "finish", "pending", "read_journal", "run_ops", "
 
 SUFFIX = ".txn"
 _BITMAP_CHARS = BUCKETS // 4
+_NAME = re.compile(rf"[0-9a-f]{{{_BITMAP_CHARS}}}-[0-9a-f]{{12}}\{SUFFIX}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def pending(directory: str) -> list[str]:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
-    return [n for n in names if n.endswith(SUFFIX) and not n.startswith(".")]
+    return [name for name in names if _NAME.match(name)]
 
 
 def write_journal(

@@ -98,15 +98,19 @@ def parse_file_url(url: str, environ: Mapping[str, str] | None = None) -> FileOp
 
 @dataclass(frozen=True, slots=True)
 class KeyPaths:
-    """Every file of one key, and the lock bucket that guards them."""
+    """Every file of one key."""
 
     #: Dagu's record id ``v1/<scope>/<hex(ns)>/<hex(key)>``.
     record_id: str
-    bucket: int
     record: str
     blob: str
     meta: str
     history: str
+
+    @property
+    def bucket(self) -> int:
+        """The lock bucket that guards all of them."""
+        return _bucket(self.record_id)
 
 
 def _bucket(lock_id: str) -> int:
@@ -158,16 +162,14 @@ class Layout:
                 f"(hex of the UTF-8 bytes + {RECORD_SUFFIX}) may have {self.name_max} characters "
                 f"here; use at most {(self.name_max - len(RECORD_SUFFIX)) // 2} bytes"
             )
-        scope = keyspace.scope
-        record_id = f"v1/{scope}/{hex_ns}/{hex_key}"
-        side = (scope, hex_ns)
+        # Plain concatenation: this runs for every read, and the layout is POSIX-only.
+        tail = f"{keyspace.scope}/{hex_ns}/{hex_key}"
         return KeyPaths(
-            record_id=record_id,
-            bucket=_bucket(record_id),
-            record=os.path.join(self.root, "v1", scope, hex_ns, hex_key + RECORD_SUFFIX),
-            blob=os.path.join(self.side, "blobs", *side, hex_key + ".blob"),
-            meta=os.path.join(self.side, "meta", *side, hex_key + ".meta"),
-            history=os.path.join(self.side, "history", *side, hex_key + ".log"),
+            record_id="v1/" + tail,
+            record=f"{self.root}/v1/{tail}{RECORD_SUFFIX}",
+            blob=f"{self.side}/blobs/{tail}.blob",
+            meta=f"{self.side}/meta/{tail}.meta",
+            history=f"{self.side}/history/{tail}.log",
         )
 
     def lease_path(self, name: str) -> tuple[str, int]:

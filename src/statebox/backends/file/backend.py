@@ -41,10 +41,10 @@ from ..base import (
     Mutation,
     WriteContext,
 )
-from ._codec import decode_lease, encode_lease
+from ._codec import decode_lease, decode_meta, encode_lease
 from ._fsio import Syncs, make_dirs, read_file, remove_file, replace_file
 from ._journal import Op, buckets_of, finish, pending, read_journal, run_ops, write_journal
-from ._layout import Layout, parse_file_url
+from ._layout import KeyPaths, Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
 from ._reads import Loaded, kept_history, key_from_name, load, meta_keys, names_in_range
 from ._writes import FilePlan
@@ -99,7 +99,7 @@ class FileBackend(Backend):
     @_translating
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
         paths = self._layout.key_paths(keyspace, key)
-        self._settle({paths.bucket})
+        self._settle_key(paths)
         entry = load(paths, key).entry
         return entry if entry is not None and entry.is_live(now) else None
 
@@ -151,7 +151,7 @@ class FileBackend(Backend):
     @_translating
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
         paths = self._layout.key_paths(keyspace, key)
-        self._settle({paths.bucket})
+        self._settle_key(paths)
         kept = kept_history(paths, key, load(paths, key).entry)
         return kept[:limit] if limit > 0 else kept
 
@@ -176,6 +176,10 @@ class FileBackend(Backend):
                     yield
                     return
             # A writer died with a journal on our keys while we waited: finish it first.
+
+    def _settle_key(self, paths: KeyPaths) -> None:
+        if pending(self._layout.journal_dir):  # rare: only then hash the key to its bucket
+            self._settle({paths.bucket})
 
     def _settle(self, buckets: set[int] | None) -> None:
         """Wait for (or roll forward) the journals covering ``buckets`` (None: all)."""
@@ -321,6 +325,8 @@ class FileBackend(Backend):
                 paths = self._layout.key_paths(keyspace, key)
             except InvalidReferenceError:
                 continue  # not a name statebox wrote
+            if not self._may_have_expired(paths, now):
+                continue  # one unlocked read of a small file; most keys stop here
             with self._locked({paths.bucket}):
                 try:
                     loaded = load(paths, key, for_write=True)
@@ -338,6 +344,17 @@ class FileBackend(Backend):
                 elif loaded.meta is None:  # describes no version that is current
                     remove_file(paths.meta, durable=False)
         return purged
+
+    @staticmethod
+    def _may_have_expired(paths: KeyPaths, now: int) -> bool:
+        raw = read_file(paths.meta)
+        if raw is None:
+            return False
+        try:
+            metas = decode_meta(raw, paths.meta)
+        except CorruptEntryError:
+            return True  # let the locked read report it (and leave it)
+        return any(m.expires_at is not None and m.expires_at <= now for m in metas)
 
     def close(self) -> None:
         self._counter.close()
