@@ -31,10 +31,10 @@ def test_operations_examples_run_and_match_their_output_shapes() -> None:
                 namespace = {"store": store}
                 *body, last = code.strip().splitlines()
                 if last.startswith("store."):
-                    exec("\n".join(body), namespace)  # noqa: S102
-                    pending_result = eval(last.split("  #")[0], namespace)  # noqa: S307
+                    exec("\n".join(body), namespace)
+                    pending_result = eval(last.split("  #")[0], namespace)
                 else:
-                    exec(code, namespace)  # noqa: S102
+                    exec(code, namespace)
                     pending_result = None
             elif pending_result is not None:
                 shown = json.loads(code)

@@ -40,6 +40,7 @@ from statebox.backends.base import Entry, Put, WriteContext
 from statebox.backends.file import FileBackend, parse_file_url
 from statebox.backends.file._codec import encode_record
 from statebox.backends.file._journal import Op, pending, write_journal
+from statebox.backends.file._reads import names_in_range
 from statebox.clock import format_timestamp
 from statebox.model import Keyspace, UpdatedBy
 from statebox.values import normalize
@@ -652,3 +653,36 @@ def test_the_docs_example_runs_and_its_record_is_exact(
         digest = s.set("cursors/feed", {"last_id": 123}).hash
     written = record_path(tmp_path / "b", "dag", "feed-sync", "cursors/feed").read_text()
     assert written == record.replace('"hash":"…"', f'"hash":"{digest}"')
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.dictionaries(
+        st.text("ab/é", min_size=1, max_size=4),
+        st.sampled_from([(".json",), (".blob",), (".json", ".blob")]),
+        max_size=120,
+    ),
+    st.text("ab/", max_size=2),
+    st.one_of(st.none(), st.text("ab/", max_size=3)),
+    st.sampled_from([0, 1, 2, 3]),
+)
+def test_names_in_range_is_a_sorted_filtered_listing(
+    files: dict[str, tuple[str, ...]], prefix: str, after: str | None, first: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        dirs = (os.path.join(directory, "v1"), os.path.join(directory, "blobs"))
+        for d in dirs:
+            os.mkdir(d)
+            Path(d, ".tmp-0a0b").touch()  # never listed
+        for key, suffixes in files.items():  # a key with both files is listed once
+            for suffix in suffixes:
+                Path(dirs[suffix == ".blob"], key.encode().hex() + suffix).touch()
+        floor = after.encode().hex() if after is not None else ""
+        got = list(names_in_range(dirs, prefix.encode().hex(), floor, first))
+        expected = sorted(
+            k.encode().hex()
+            for k in files
+            if k.encode().startswith(prefix.encode())
+            and (after is None or k.encode() > after.encode())
+        )
+        assert got == expected

@@ -8,6 +8,7 @@ MODE URL COUNT`` prints the number of conflicts (CAS) or retries (update) it wen
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -45,8 +46,11 @@ def _query(url: str) -> dict[str, str]:
 
 
 def cas_increments(store: StateStore, count: int) -> int:
+    """Read, compare-and-set, and on a conflict back off a little (as a client should:
+    it spreads the 8 writers out, or they would mostly collide) and retry."""
     conflicts = 0
     done = 0
+    streak = 0
     while done < count:
         current = store.get("counter", scope="global")
         n = current.value["n"] if current.found else 0
@@ -54,8 +58,11 @@ def cas_increments(store: StateStore, count: int) -> int:
             store.set("counter", {"n": n + 1}, scope="global", expected_version=current.version)
         except ConflictError:
             conflicts += 1
+            streak += 1
+            time.sleep(random.uniform(0, 0.001 * min(streak, 10)))
             continue
         done += 1
+        streak = 0
     return conflicts
 
 

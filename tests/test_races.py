@@ -1,4 +1,4 @@
-"""Real races (SPEC §3): concurrent read–CAS–retry increments never lose an update."""
+"""Real races (SPEC §3): concurrent read-CAS-retry increments never lose an update."""
 
 from __future__ import annotations
 

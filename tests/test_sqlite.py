@@ -142,7 +142,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     db.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(BackendUnavailableError, match="state.db"):
+    with pytest.raises(BackendUnavailableError, match=r"state\.db"):
         open_store(f"sqlite:///{db}", context=CTX)
     assert db.read_bytes().startswith(b"this is not a database")
 

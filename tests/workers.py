@@ -1,6 +1,6 @@
 """Worker processes for the cross-process tests: ``python -m tests.workers MODE URL KEY N``.
 
-``cas``: N read–compare-and-set–retry increments of ``{"n": ...}`` at KEY. Prints the
+``cas``: N read-compare-and-set-retry increments of ``{"n": ...}`` at KEY. Prints the
 number of conflicts it retried, so tests can check the race was real.
 """
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import InvalidValueError
+from .errors import InvalidValueError, StateboxError
 
 __all__ = ["run_jq"]
 
@@ -49,15 +49,20 @@ class _Worker:
     """One child process and its pipes."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(_WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # jq's `debug` and `stderr` write there
-            env={},  # `$ENV` and `env` must not reveal the caller's secrets
-            cwd="/",
-            close_fds=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(_WORKER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # jq's `debug` and `stderr` write there
+                env={},  # `$ENV` and `env` must not reveal the caller's secrets
+                cwd="/",
+                close_fds=True,
+            )
+        except OSError as exc:  # out of processes or file descriptors
+            raise StateboxError(
+                f"cannot start a jq worker process ({sys.executable}): {exc}"
+            ) from exc
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._stdin = self.proc.stdin
         self._fd = self.proc.stdout.fileno()

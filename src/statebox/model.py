@@ -193,9 +193,9 @@ def validate_namespace(namespace: str) -> str:
 
 
 def _key_problem(text: str) -> str | None:
-    if text and "." not in text and "\\" not in text and "//" not in text:
-        if text[0] != "/" and text[-1] != "/":
-            return None  # the common case, decided without splitting
+    common = text and "." not in text and "\\" not in text and "//" not in text
+    if common and text[0] != "/" and text[-1] != "/":
+        return None  # the common case, decided without splitting
     if not text:
         return "must not be empty"
     if text.startswith("/") or text.endswith("/"):

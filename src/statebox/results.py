@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,34 +46,36 @@ class EmbeddedJSON:
     text: str
 
 
-def _dumps_into(obj: Any, out: list[str]) -> None:
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Embedded parts travel through the (C) encoder as marker strings, then are put back in
+# one pass. The nonce makes a marker impossible to forge from stored data.
+_MARKER = "\x00" + secrets.token_hex(8) + ":"
+_MARKER_PATTERN = re.compile(re.escape(_ENCODE(_MARKER)[:-1]) + r"(\d+)\\u0000\"")
+
+
+_PLAIN = (str, int, float, type(None))
+
+
+def _swap_embedded(obj: Any, found: list[str]) -> Any:
+    if isinstance(obj, _PLAIN):
+        return obj
     if isinstance(obj, EmbeddedJSON):
-        out.append(obj.text)
-    elif isinstance(obj, Mapping):
-        out.append("{")
-        for i, (k, v) in enumerate(obj.items()):
-            if i:
-                out.append(",")
-            out.append(json.dumps(k, ensure_ascii=False))
-            out.append(":")
-            _dumps_into(v, out)
-        out.append("}")
-    elif isinstance(obj, (list, tuple)):
-        out.append("[")
-        for i, v in enumerate(obj):
-            if i:
-                out.append(",")
-            _dumps_into(v, out)
-        out.append("]")
-    else:
-        out.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+        found.append(obj.text)
+        return f"{_MARKER}{len(found) - 1}\x00"
+    if isinstance(obj, (dict, Mapping)):
+        return {k: _swap_embedded(v, found) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_swap_embedded(v, found) for v in obj]
+    return obj
 
 
 def dumps_envelope(obj: Any) -> str:
     """One compact JSON line; :class:`EmbeddedJSON` parts are inserted verbatim."""
-    out: list[str] = []
-    _dumps_into(obj, out)
-    return "".join(out)
+    found: list[str] = []
+    text: str = _ENCODE(_swap_embedded(obj, found))
+    if not found:
+        return text
+    return _MARKER_PATTERN.sub(lambda m: found[int(m.group(1))], text)
 
 
 @dataclass(frozen=True, slots=True)

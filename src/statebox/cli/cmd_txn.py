@@ -32,9 +32,9 @@ def register(subparsers: Subparsers) -> None:
             "exit code is 4."
         ),
         examples=[
+            "statebox txn @ops.json --scope global",
             'echo \'[{"op": "set", "key": "a", "value": 1}, '
             '{"op": "delete", "key": "b"}]\' | statebox txn',
-            "statebox txn @ops.json --scope global",
         ],
     )
     parser.add_argument(

@@ -108,12 +108,48 @@ class ServerState:
         self.inline_reads = isinstance(backend, (MemoryBackend, SqliteBackend))
         # Long polls get their own threads, so watchers can never starve other requests.
         self.wait_limiter = anyio.CapacityLimiter(256)
+        # SQLite has one writer at a time: queueing writes here, on a lock that wakes the
+        # next one at once, beats SQLite's busy handler, which sleeps between retries.
+        self.write_limiter = anyio.CapacityLimiter(1) if self.inline_reads else None
+        self._stores: dict[RunContext, StateStore] = {}
+        self._keyspaces: dict[tuple[str, str], Keyspace] = {}
 
     def reset(self) -> None:
         """Test mode: start again from an empty ``memory://`` store."""
         if not isinstance(self.backend, MemoryBackend):
             raise InvalidRequestError("reset works only on a memory:// store")
         self.backend = MemoryBackend(self.store_url)
+        self._stores.clear()
+
+    def new_store(self, context: RunContext, clock: Clock) -> StateStore:
+        config = self.config
+        return StateStore(
+            self.backend,
+            context=context,
+            clock=clock,
+            history_limit=config.history_limit,
+            json_limit=config.json_limit,
+            binary_limit=config.binary_limit,
+        )
+
+    def keyspace(self, scope: str, namespace: str) -> Keyspace:
+        """A path's scope and namespace, validated (SPEC §1), cached."""
+        keyspace = self._keyspaces.get((scope, namespace))
+        if keyspace is None:
+            if len(self._keyspaces) >= 4096:
+                self._keyspaces.clear()
+            keyspace = resolve_keyspace(scope, namespace, _NO_CONTEXT)
+            self._keyspaces[(scope, namespace)] = keyspace
+        return keyspace
+
+    def store_for(self, context: RunContext) -> StateStore:
+        """One engine per caller context, kept: its resolved keyspaces stay cached."""
+        store = self._stores.get(context)
+        if store is None:
+            if len(self._stores) >= 1024:
+                self._stores.clear()
+            store = self._stores[context] = self.new_store(context, self.clock)
+        return store
 
     async def read(self, fn: Callable[[], T]) -> T:
         if self.inline_reads:
@@ -121,7 +157,7 @@ class ServerState:
         return await anyio.to_thread.run_sync(fn)
 
     async def write(self, fn: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(fn)
+        return await anyio.to_thread.run_sync(fn, limiter=self.write_limiter)
 
     async def wait(self, fn: Callable[[], T]) -> T:
         # A client that leaves cancels the request; the thread ends at its own timeout.
@@ -156,19 +192,20 @@ def json_response(text: str, status: int = 200, headers: dict[str, str] | None =
 class Call:
     """One request as a handler sees it."""
 
-    __slots__ = ("principal", "request", "state")
+    __slots__ = ("_query", "principal", "request", "state")
 
     def __init__(self, request: Request, state: ServerState, principal: Principal) -> None:
         self.request = request
         self.state = state
         self.principal = principal
+        self._query: QueryParams | None = None
 
     # -- addressing and authorization --------------------------------------------------
 
     def keyspace(self, access: Access) -> Keyspace:
         """The path's scope and namespace, validated, and checked against the grants."""
         params = self.request.path_params
-        keyspace = resolve_keyspace(params["scope"], params["namespace"], _NO_CONTEXT)
+        keyspace = self.state.keyspace(params["scope"], params["namespace"])
         self.authorize(access, keyspace)
         return keyspace
 
@@ -210,24 +247,23 @@ class Call:
             step=who.step_name or None,
             principal=who.principal or None,
         )
-        config = self.state.config
-        clock: Clock = self.state.clock
-        if config.test_mode and NOW_HEADER in self.request.headers:
-            clock = _FixedClock(self.now())
-        return StateStore(
-            self.state.backend,
-            context=context,
-            clock=clock,
-            history_limit=config.history_limit,
-            json_limit=config.json_limit,
-            binary_limit=config.binary_limit,
-        )
+        if self.state.config.test_mode and NOW_HEADER in self.request.headers:
+            return self.state.new_store(context, _FixedClock(self.now()))
+        return self.state.store_for(context)
+
+    def reader(self) -> StateStore:
+        """The engine for a read (no writer to record)."""
+        if self.state.config.test_mode and NOW_HEADER in self.request.headers:
+            return self.state.new_store(_NO_CONTEXT, _FixedClock(self.now()))
+        return self.state.store_for(_NO_CONTEXT)
 
     # -- input --------------------------------------------------------------------------
 
     @property
     def query(self) -> QueryParams:
-        return self.request.query_params
+        if self._query is None:
+            self._query = self.request.query_params
+        return self._query
 
     async def body_object(self) -> dict[str, Any]:
         """The request body: one JSON object (numbers kept exactly as written)."""
@@ -241,10 +277,12 @@ class Call:
         return data
 
     def q_str(self, name: str) -> str | None:
+        if not self.request.scope["query_string"]:
+            return None  # the common case, without parsing anything
         return self.query.get(name)
 
     def q_int(self, name: str, *, minimum: int | None = None) -> int | None:
-        raw = self.query.get(name)
+        raw = self.q_str(name)
         if raw is None:
             return None
         try:
@@ -254,7 +292,7 @@ class Call:
         return bounded_int(name, value, minimum)
 
     def q_bool(self, name: str) -> bool:
-        raw = self.query.get(name)
+        raw = self.q_str(name)
         if raw is None:
             return False
         lowered = raw.lower()

@@ -119,6 +119,9 @@ def serve(
             # an idle connection first, so a request never meets a connection just closed.
             timeout_keep_alive=75,
             server_header=False,
+            # No X-Forwarded-For rewriting: nothing here uses the client's address, and
+            # it is one layer less on every request.
+            proxy_headers=False,
         )
     )
     server.run(sockets=[sock])

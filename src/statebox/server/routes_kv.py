@@ -116,7 +116,7 @@ def _written(result: SetResult) -> Response:
 async def kv_get(call: Call) -> Response:
     ks = call.keyspace(Access.READ)
     raw_default = call.q_str("default")
-    store = call.store()
+    store = call.reader()
     result = await call.state.read(
         partial(
             store.get,
@@ -179,7 +179,7 @@ async def kv_delete(call: Call) -> Response:
 
 async def kv_list(call: Call) -> Response:
     ks = call.keyspace(Access.READ)
-    store = call.store()
+    store = call.reader()
     result = await call.state.read(
         partial(
             store.list,
@@ -279,7 +279,7 @@ async def rollback(call: Call) -> Response:
 
 async def history(call: Call) -> Response:
     ks = call.keyspace(Access.READ)
-    store = call.store()
+    store = call.reader()
     result = await call.state.read(
         partial(
             store.history,

@@ -84,7 +84,7 @@ async def release(call: Call) -> Response:
 
 async def get_lease(call: Call) -> Response:
     name = _lease_name(call, call.request.path_params["name"], Access.READ)
-    store = call.store()
+    store = call.reader()
     result = await call.state.read(partial(store.get_lease, name))
     if result is None:
         raise NotFoundError(f"lease {name!r} was never acquired")

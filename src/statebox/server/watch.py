@@ -44,7 +44,7 @@ def _timeout(call: Call, default: float | None) -> float | None:
 
 async def _watcher(call: Call) -> Watcher:
     ks = call.keyspace(Access.READ)
-    store = call.store()
+    store = call.reader()
     return await call.state.read(
         partial(
             store.watcher,

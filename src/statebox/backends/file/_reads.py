@@ -7,8 +7,9 @@ whole new file. The caller finishes pending journals first (``FileBackend._settl
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ...errors import CorruptEntryError
 from ...model import Keyspace
@@ -88,18 +89,51 @@ def load(paths: KeyPaths, key: str, *, for_write: bool = False) -> Loaded:
     return Loaded(entry, meta, meta_raw is not None)
 
 
-def names_in_range(dirs: tuple[str, str], low: str, floor: str) -> list[str]:
-    """Sorted hex names of a keyspace's records and blobs starting with ``low``, after
-    ``floor``: one directory listing each, no file read."""
-    found: set[str] = set()
-    for directory, suffix in zip(dirs, (".json", ".blob"), strict=True):
-        cut = -len(suffix)
-        found.update(
-            name[:cut]
-            for name in listdir(directory)
-            if name.endswith(suffix) and name.startswith(low) and name[:cut] > floor
-        )
-    return sorted(found)
+def _hex_successor(prefix: str) -> str | None:
+    """The smallest hex string above every string starting with ``prefix`` (None: none)."""
+    trimmed = prefix.rstrip("f")
+    if not trimmed:
+        return None
+    last = trimmed[-1]
+    return trimmed[:-1] + ("a" if last == "9" else chr(ord(last) + 1))
+
+
+def _keys(names: Iterable[str]) -> Iterator[str]:
+    previous = None
+    for name in names:
+        if name.endswith((".json", ".blob")):
+            hex_name = name[:-5]
+            if hex_name != previous:  # a key's record and blob file sort side by side
+                yield hex_name
+            previous = hex_name
+
+
+def _ascending(names: list[str], first: int) -> Iterator[str]:
+    if 0 < first < len(names) // 4:
+        head = heapq.nsmallest(first, names)
+        yield from head
+        names = [name for name in names if name > head[-1]]
+    names.sort()
+    yield from names
+
+
+def names_in_range(dirs: tuple[str, str], low: str, floor: str, first: int) -> Iterator[str]:
+    """Hex names of a keyspace's records and blobs that start with ``low`` and sort after
+    ``floor``, ascending: one directory listing each, no file read.
+
+    ``.`` sorts below every hex digit, so whole file names sort as their hex keys do and
+    the range is two string comparisons per name. The first ``first`` come from a
+    partial sort; the rest are sorted only if the caller reads on."""
+    lower = (max(low, floor + ".~") if floor else low) or "/"  # "/": above dot-files
+    upper = _hex_successor(low)
+    names: list[str] = []
+    for directory in dirs:
+        listing = listdir(directory)
+        if upper is None:
+            names += [name for name in listing if lower < name]
+        else:
+            names += [name for name in listing if lower < name < upper]
+    return _keys(_ascending(names, first))
 
 
 def as_history(entry: Entry) -> HistoryRecord:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -120,7 +120,7 @@ class FileBackend(Backend):
         while True:
             self._settle(None)
             journaled = self._counter.read()[1]
-            names = names_in_range(dirs, low, floor)
+            names = names_in_range(dirs, low, floor, first=limit + 8 if limit else 0)
             entries = self._read_listed(keyspace, names, limit, include_values, now)
             # A transaction that ran during the listing may be half in it: list again.
             if self._counter.read()[1] == journaled and not pending(self._layout.journal_dir):
@@ -132,7 +132,7 @@ class FileBackend(Backend):
                 )
 
     def _read_listed(
-        self, keyspace: Keyspace, names: list[str], limit: int, include_values: bool, now: int
+        self, keyspace: Keyspace, names: Iterable[str], limit: int, include_values: bool, now: int
     ) -> list[Entry]:
         """Read the listed names in order until ``limit`` live entries: only those."""
         out: list[Entry] = []
