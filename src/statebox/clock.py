@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Protocol
 
 __all__ = ["Clock", "ManualClock", "SystemClock", "format_timestamp", "parse_timestamp"]
@@ -38,7 +37,7 @@ class ManualClock:
 def format_timestamp(ns: int) -> str:
     """RFC 3339 UTC with up to 9 fractional digits, trailing zeros trimmed, ``Z``."""
     seconds, frac = divmod(ns, NS_PER_SECOND)
-    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
     return text + "Z"
@@ -54,6 +53,8 @@ def parse_timestamp(text: str) -> int:
             digits, rest = digits + rest[0], rest[1:]
         frac_ns = int((digits + "000000000")[:9]) if digits else 0
         body = head + rest
+    from datetime import UTC, datetime
+
     moment = datetime.fromisoformat(body.replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

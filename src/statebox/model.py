@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from .errors import ConfigurationError, InvalidReferenceError
 
@@ -62,8 +61,7 @@ _ENV_SOURCES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RunContext:
+class RunContext(NamedTuple):
     """Who is running: the workflow, its root, the run id and the step.
 
     The statebox runner sets it for its steps; elsewhere :meth:`from_env` reads it from
@@ -116,8 +114,7 @@ class RunContext:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class UpdatedBy:
+class UpdatedBy(NamedTuple):
     """Who made a write (SPEC §3): recorded with every version."""
 
     dag_name: str = ""
@@ -155,12 +152,11 @@ class UpdatedBy:
         )
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Keyspace:
+class Keyspace(NamedTuple):
     """A resolved ``(scope, namespace)`` pair: the unit every backend call works in."""
 
     scope: str
-    namespace: str = field()
+    namespace: str
 
     @property
     def routing_key(self) -> str:

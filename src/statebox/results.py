@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
-import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from .clock import format_timestamp
 from .model import Keyspace, UpdatedBy
@@ -39,17 +38,25 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
 class EmbeddedJSON:
     """Already-normalized JSON text to embed verbatim in an envelope."""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EmbeddedJSON) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Embedded parts travel through the (C) encoder as marker strings, then are put back in
 # one pass. The nonce makes a marker impossible to forge from stored data.
-_MARKER = "\x00" + secrets.token_hex(8) + ":"
+_MARKER = "\x00" + os.urandom(8).hex() + ":"
 _MARKER_PATTERN = re.compile(re.escape(_ENCODE(_MARKER)[:-1]) + r"(\d+)\\u0000\"")
 
 
@@ -78,8 +85,7 @@ def dumps_envelope(obj: Any) -> str:
     return _MARKER_PATTERN.sub(lambda m: found[int(m.group(1))], text)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredValue:
+class StoredValue(NamedTuple):
     """A stored value: its bytes and content type; parsed on demand."""
 
     data: bytes
@@ -109,19 +115,23 @@ class StoredValue:
         }
 
 
-class _Envelope:
-    __slots__ = ()
+class _HasEnvelope(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
 
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
 
-    def to_json(self) -> str:
-        return dumps_envelope(self.to_dict())
+def _to_json(self: _HasEnvelope) -> str:
+    """The exact compact JSON line of the envelope."""
+    return dumps_envelope(self.to_dict())
 
-    def as_data(self) -> dict[str, Any]:
-        """The envelope as plain Python data (values parsed)."""
-        parsed: dict[str, Any] = json.loads(self.to_json())
-        return parsed
+
+def _as_data(self: _HasEnvelope) -> dict[str, Any]:
+    """The envelope as plain Python data (values parsed)."""
+    parsed: dict[str, Any] = json.loads(dumps_envelope(self.to_dict()))
+    return parsed
+
+
+# Results are NamedTuples (cheap to define: the CLI imports them on every start), so
+# they cannot share a base class; each one's to_json/as_data delegates to these.
 
 
 def _address(operation: str, keyspace: Keyspace, key: str | None = None) -> dict[str, Any]:
@@ -135,8 +145,13 @@ def _address(operation: str, keyspace: Keyspace, key: str | None = None) -> dict
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class GetResult(_Envelope):
+class GetResult(NamedTuple):
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
     keyspace: Keyspace
     key: str
     found: bool
@@ -146,7 +161,7 @@ class GetResult(_Envelope):
     stored: StoredValue | None = None
     created_at: int = 0
     updated_at: int = 0
-    updated_by: UpdatedBy = field(default_factory=UpdatedBy)
+    updated_by: UpdatedBy = UpdatedBy()
     expires_at: int | None = None
 
     @property
@@ -165,8 +180,13 @@ class GetResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class SetResult(_Envelope):
+class SetResult(NamedTuple):
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
     keyspace: Keyspace
     key: str
     version: int
@@ -193,8 +213,13 @@ class SetResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class DiffResult(_Envelope):
+class DiffResult(NamedTuple):
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
     keyspace: Keyspace
     key: str
     changed: bool
@@ -221,8 +246,13 @@ class DiffResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteResult(_Envelope):
+class DeleteResult(NamedTuple):
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
     keyspace: Keyspace
     key: str
     deleted: bool
@@ -233,8 +263,7 @@ class DeleteResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class ListEntry:
+class ListEntry(NamedTuple):
     keyspace: Keyspace
     key: str
     version: int
@@ -262,8 +291,13 @@ class ListEntry:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class ListResult(_Envelope):
+class ListResult(NamedTuple):
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
     keyspace: Keyspace
     prefix: str
     entries: Sequence[ListEntry]
@@ -276,8 +310,7 @@ class ListResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
+class HistoryItem(NamedTuple):
     version: int
     hash: str
     deleted: bool
@@ -298,8 +331,13 @@ class HistoryItem:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryResult(_Envelope):
+class HistoryResult(NamedTuple):
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
     keyspace: Keyspace
     key: str
     versions: Sequence[HistoryItem]
@@ -317,9 +355,14 @@ def _without_address(envelope: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in envelope.items() if k not in ("scope", "namespace")}
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionResult(_Envelope):
+class TransactionResult(NamedTuple):
     """What each operation of a transaction did, in order."""
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
     keyspace: Keyspace
     results: Sequence[SetResult | DeleteResult]
@@ -332,9 +375,14 @@ class TransactionResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseResult(_Envelope):
+class LeaseResult(NamedTuple):
     """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
     action: str  # "acquire", "renew", "release", "get"
     name: str
@@ -360,10 +408,15 @@ class LeaseResult(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class WatchEvent(_Envelope):
+class WatchEvent(NamedTuple):
     """One entry that changed past the watcher's known state (changes in between are
     coalesced: ``previous_version`` is what the watcher knew, ``version`` what is now)."""
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
     keyspace: Keyspace
     key: str
@@ -394,9 +447,14 @@ class WatchEvent(_Envelope):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class WatchResult(_Envelope):
+class WatchResult(NamedTuple):
     """The changes one ``watch`` call saw; empty with ``timed_out`` when none came."""
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
     keyspace: Keyspace
     key: str | None

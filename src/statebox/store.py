@@ -14,7 +14,7 @@ import enum
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._plan import check_guard
 from .backends import Backend, open_backend
@@ -62,8 +62,6 @@ from .results import (
     WatchEvent,
     WatchResult,
 )
-from .transactions import DeleteOp, SetOp, parse_operation
-from .transforms import DEFAULT_JQ_TIMEOUT
 from .values import (
     DEFAULT_BINARY_LIMIT,
     DEFAULT_JSON_LIMIT,
@@ -72,7 +70,10 @@ from .values import (
     RawJSON,
     normalize,
 )
-from .watch import Watcher
+
+if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from .transactions import DeleteOp, SetOp
+    from .watch import Watcher
 
 __all__ = ["MISSING", "StateStore", "open_store"]
 
@@ -112,13 +113,13 @@ class StateStore:
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         json_limit: int = DEFAULT_JSON_LIMIT,
         binary_limit: int = DEFAULT_BINARY_LIMIT,
-        jq_timeout: float = DEFAULT_JQ_TIMEOUT,
+        jq_timeout: float | None = None,
         update_attempts: int = DEFAULT_UPDATE_ATTEMPTS,
         purge_every: int = DEFAULT_PURGE_EVERY,
     ) -> None:
         if history_limit < 0:
             raise ValueError("history_limit must be >= 0")
-        if update_attempts < 1 or purge_every < 0 or not jq_timeout > 0:
+        if update_attempts < 1 or purge_every < 0 or not (jq_timeout is None or jq_timeout > 0):
             raise ValueError("update_attempts must be >= 1, purge_every >= 0, jq_timeout > 0")
         self.backend = backend
         self.context = context if context is not None else RunContext.from_env()
@@ -431,7 +432,8 @@ class StateStore:
         ``expected_version`` there is no retry: the guard is the caller's.
         ``result.retries`` says how many retries it took.
         """
-        from .transforms import make_transform  # jsonpatch loads for update only (CLI speed)
+        # jq and jsonpatch load for update only (CLI start-up speed)
+        from .transforms import DEFAULT_JQ_TIMEOUT, make_transform
 
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
@@ -439,7 +441,7 @@ class StateStore:
             jq=jq,
             merge_text=None if merge is MISSING else self._json_text(merge, "merge patch"),
             patch_text=None if patch is MISSING else self._json_text(patch, "JSON patch"),
-            jq_timeout=self.jq_timeout,
+            jq_timeout=self.jq_timeout if self.jq_timeout is not None else DEFAULT_JQ_TIMEOUT,
         )
         start = "null" if default is MISSING else self._json_text(default, "default")
         fence = as_fence(fencing)
@@ -562,6 +564,8 @@ class StateStore:
         failing operation's ``index`` and names it.
         """
         ks = self.keyspace(scope, namespace)
+        from .transactions import parse_operation
+
         ops = [parse_operation(raw, i) for i, raw in enumerate(operations)]
         ctx = self._write_context()
         mutations = [self._mutation(op, i, ctx.now, fencing) for i, op in enumerate(ops)]
@@ -590,6 +594,8 @@ class StateStore:
     def _mutation(
         self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
     ) -> Mutation:
+        from .transactions import DeleteOp, SetOp
+
         kind = "set" if isinstance(op, SetOp) else "delete"
         try:
             key = validate_key(op.key)
@@ -673,6 +679,8 @@ class StateStore:
             or after_version < 0
         ):
             raise InvalidValueError(f"invalid after_version {after_version!r}: must be >= 0")
+        from .watch import Watcher
+
         return Watcher(
             self.backend,
             ks,

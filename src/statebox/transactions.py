@@ -14,8 +14,7 @@ receive::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidValueError
 from .leases import Fencing
@@ -23,8 +22,7 @@ from .leases import Fencing
 __all__ = ["DeleteOp", "Operation", "SetOp", "parse_operation"]
 
 
-@dataclass(frozen=True, slots=True)
-class SetOp:
+class SetOp(NamedTuple):
     key: str
     value: Any
     expected_version: int | None = None
@@ -33,8 +31,7 @@ class SetOp:
     fencing: Fencing | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteOp:
+class DeleteOp(NamedTuple):
     key: str
     expected_version: int | None = None
     fencing: Fencing | None = None

@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .errors import InvalidValueError
 from .values import _decode, _encode, _Float, _IntLiteral
@@ -105,8 +104,7 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class JqTransform:
+class JqTransform(NamedTuple):
     expr: str
     timeout: float = DEFAULT_JQ_TIMEOUT
 
@@ -123,8 +121,7 @@ class JqTransform:
         return _encode(restore_literals(value, _decode(text)), True)
 
 
-@dataclass(frozen=True, slots=True)
-class MergePatch:
+class MergePatch(NamedTuple):
     #: The patch document, parsed with exact number literals.
     patch: Any
 
@@ -136,8 +133,7 @@ class MergePatch:
         return _encode(apply_merge_patch(_decode(text), self.patch), True)
 
 
-@dataclass(frozen=True, slots=True)
-class JsonPatch:
+class JsonPatch(NamedTuple):
     operations: tuple[dict[str, Any], ...]
 
     @classmethod

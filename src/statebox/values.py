@@ -13,12 +13,9 @@ float take the slower exact-literal encoder.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import re
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .errors import InvalidValueError, ValueTooLargeError
 
@@ -39,27 +36,53 @@ DEFAULT_JSON_LIMIT: Final = 1_048_576
 DEFAULT_BINARY_LIMIT: Final = 32 * 1_048_576
 
 
-@dataclass(frozen=True, slots=True)
 class RawJSON:
     """JSON *text* to be parsed and normalized, as opposed to a Python value.
 
     ``store.set("k", "abc")`` stores the JSON string ``"abc"``;
     ``store.set("k", RawJSON("[1, 2]"))`` stores the array ``[1,2]``.
+    (A plain class, not a tuple, so it can never be mistaken for a JSON array.)
     """
 
-    text: str | bytes
+    __slots__ = ("text",)
+
+    def __init__(self, text: str | bytes) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"RawJSON({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawJSON) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
-@dataclass(frozen=True, slots=True)
 class Blob:
     """Raw bytes with a content type (Direktiv's file variables, tarballs, text)."""
 
-    data: bytes
-    content_type: str = "application/octet-stream"
+    __slots__ = ("content_type", "data")
+
+    def __init__(self, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.data = data
+        self.content_type = content_type
+
+    def __repr__(self) -> str:
+        return f"Blob(<{len(self.data)} bytes>, {self.content_type!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Blob)
+            and other.data == self.data
+            and other.content_type == self.content_type
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.content_type))
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizedValue:
+class NormalizedValue(NamedTuple):
     """What a backend stores: the bytes, their content type and their hash."""
 
     data: bytes
@@ -72,6 +95,8 @@ class NormalizedValue:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib  # OpenSSL loads on the first write, not at CLI start-up
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -236,6 +261,8 @@ class _NeedsExact(Exception):
 def _default(obj: Any) -> Any:
     if isinstance(obj, (tuple, set, frozenset)):
         return list(obj)
+    from decimal import Decimal  # only reached for values json cannot encode
+
     if isinstance(obj, Decimal) and obj.is_finite():
         raise _NeedsExact
     raise TypeError(f"object of type {type(obj).__name__} is not JSON-serializable")
@@ -243,6 +270,8 @@ def _default(obj: Any) -> Any:
 
 def _with_literals(value: Any) -> Any:
     """Turn Decimals into exact literals (``Decimal("1.2300")`` stays ``1.2300``)."""
+    from decimal import Decimal
+
     if isinstance(value, Decimal):
         return _Float(str(value))
     if isinstance(value, dict):

@@ -33,7 +33,7 @@ then does it look at the watched entries again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .backends.base import Backend, Entry
 from .clock import Clock
@@ -43,8 +43,7 @@ from .results import StoredValue, WatchEvent
 __all__ = ["Watcher"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
+class _Known(NamedTuple):
     version: int
     created_at: int | None = None  # None: only the version is known (after_version)
     updated_at: int | None = None

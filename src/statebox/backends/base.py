@@ -66,8 +66,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from ..model import Keyspace, UpdatedBy
 from ..values import NormalizedValue
@@ -87,8 +86,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One stored entry: the current version of a key."""
 
     key: str
@@ -98,15 +96,14 @@ class Entry:
     content_type: str
     created_at: int  # ns since the epoch, UTC
     updated_at: int
-    updated_by: UpdatedBy = field(default_factory=UpdatedBy)
+    updated_by: UpdatedBy = UpdatedBy()
     expires_at: int | None = None
 
     def is_live(self, now: int) -> bool:
         return self.expires_at is None or self.expires_at > now
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryRecord:
+class HistoryRecord(NamedTuple):
     """One past (or the current) version of a key, or the deletion of one."""
 
     key: str
@@ -120,16 +117,14 @@ class HistoryRecord:
     deleted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Fence:
+class Fence(NamedTuple):
     """A lease's fencing token carried by a write (SPEC §5, leases)."""
 
     lease: str
     token: int
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(NamedTuple):
     """A lease on a name: who holds it, until when, and its fencing token."""
 
     name: str
@@ -141,8 +136,7 @@ class Lease:
         return self.expires_at > now
 
 
-@dataclass(frozen=True, slots=True)
-class Put:
+class Put(NamedTuple):
     key: str
     value: NormalizedValue
     expected_version: int | None = None
@@ -151,8 +145,7 @@ class Put:
     fence: Fence | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(NamedTuple):
     key: str
     expected_version: int | None = None
     fence: Fence | None = None
@@ -161,23 +154,20 @@ class Delete:
 Mutation = Put | Delete
 
 
-@dataclass(frozen=True, slots=True)
-class WriteContext:
+class WriteContext(NamedTuple):
     now: int
     updated_by: UpdatedBy
     history_limit: int = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):
     """What one mutation did: the live entry before it and the entry after it."""
 
     previous: Entry | None
     current: Entry | None  # None after a delete
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     #: Check-and-write is atomic across processes on one machine.
     cross_process: bool = True
     #: Check-and-write is atomic across machines (PostgreSQL, the remote store).

@@ -16,8 +16,7 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
 from ..model import Keyspace, UpdatedBy
@@ -40,8 +39,7 @@ class SqlConnection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> SqlCursor: ...
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(NamedTuple):
     name: str
     #: DB-API parameter marker: ``?`` (sqlite3) or ``%s`` (psycopg).
     param: str

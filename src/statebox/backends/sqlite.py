@@ -91,8 +91,11 @@ class SqliteBackend(SqlBackend):
             raise BackendUnavailableError(
                 f"cannot create the directory for SQLite database {self.path}: {exc}"
             ) from exc
-        with self._writing() as db:
-            self._ensure_schema(db)
+        # Most opens find the schema current: check with a read, take the write lock
+        # (and re-check under it) only when there is something to create.
+        if self._read(self._schema_version) != SCHEMA_VERSION:
+            with self._writing() as db:
+                self._ensure_schema(db)
 
     # -- connections -------------------------------------------------------------------
 
@@ -153,8 +156,12 @@ class SqliteBackend(SqlBackend):
                 raise _translate(exc, self.path, self.timeout) from exc
             raise
 
+    @staticmethod
+    def _schema_version(db: SqlConnection) -> int:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
     def _ensure_schema(self, db: SqlConnection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version = self._schema_version(db)
         if version > SCHEMA_VERSION:
             raise ConfigurationError(
                 f"SQLite database {self.path} has schema version {version}, newer than this "

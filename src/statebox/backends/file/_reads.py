@@ -74,7 +74,7 @@ def load(paths: KeyPaths, key: str, *, for_write: bool = False) -> Loaded:
         meta = next((m for m in decode_meta(meta_raw, paths.meta) if m.matches(stored)), None)
     who = stored.updated_by
     if meta is not None and meta.principal:
-        who = dataclasses.replace(who, principal=meta.principal)
+        who = who._replace(principal=meta.principal)
     entry = Entry(
         key=key,
         version=stored.version,
