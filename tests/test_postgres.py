@@ -56,8 +56,8 @@ def backend_of(store: StateStore) -> PostgresBackend:
     return store.backend
 
 
-def ctx(now: int = 1) -> WriteContext:
-    return WriteContext(now=now, updated_by=UpdatedBy(dag_name="t"))
+def ctx(now: int = 1, keep: int = 10) -> WriteContext:
+    return WriteContext(now=now, updated_by=UpdatedBy(dag_name="t"), history_limit=keep)
 
 
 def put(key: str, value: Any, **kwargs: Any) -> Put:
@@ -330,8 +330,9 @@ def _race(threads: int, work: Any) -> list[Any]:
     return results
 
 
-def test_racing_creators_of_one_new_key_conflict_cleanly(pg_url: str) -> None:
-    backend = PostgresBackend(add_query(pg_url, pool_min="8", pool_max="8"))
+@pytest.mark.parametrize("pipeline", ["off", "on"])
+def test_racing_creators_of_one_new_key_conflict_cleanly(pg_url: str, pipeline: str) -> None:
+    backend = PostgresBackend(add_query(pg_url, pool_min="8", pool_max="8", pipeline=pipeline))
     try:
         for attempt in range(20):
             key = f"new-{attempt}"
@@ -373,9 +374,10 @@ def test_first_acquisitions_of_a_lease_race_to_exactly_one_holder(pg_url: str) -
         backend.close()
 
 
-def test_deadlocked_batches_are_retried_inside_the_backend(pg_url: str) -> None:
+@pytest.mark.parametrize("pipeline", ["off", "on"])
+def test_deadlocked_batches_are_retried_inside_the_backend(pg_url: str, pipeline: str) -> None:
     # deadlock_timeout is how long PostgreSQL waits before looking for a cycle.
-    url = add_query(pg_url, options="-c deadlock_timeout=20ms", pool_max="4")
+    url = add_query(pg_url, options="-c deadlock_timeout=20ms", pool_max="4", pipeline=pipeline)
     backend = PostgresBackend(url)
     try:
         backend.apply(GLOBAL, [put("a", 0), put("b", 0)], ctx())
@@ -461,8 +463,9 @@ def test_a_closed_store_says_so(pg_url: str) -> None:
         store.get("k")
 
 
-def test_transactions_and_purge_on_postgres(pg_url: str) -> None:
-    backend = PostgresBackend(pg_url)
+@pytest.mark.parametrize("pipeline", ["off", "on"])
+def test_transactions_history_and_purge_on_postgres(pg_url: str, pipeline: str) -> None:
+    backend = PostgresBackend(add_query(pg_url, pipeline=pipeline))
     try:
         backend.apply(GLOBAL, [put("a", 1), put("b", 1)], ctx())
         with pytest.raises(ConflictError) as failed:
@@ -480,5 +483,18 @@ def test_transactions_and_purge_on_postgres(pg_url: str) -> None:
         assert backend.purge_expired(now=15) == 0
         assert backend.get(GLOBAL, "t2", 15) is not None
         assert [h.version for h in backend.history(GLOBAL, "t1", 0)] == [1]  # history kept
+        # history keeps exactly the newest N records, deletions included, in one batch too
+        backend.apply(GLOBAL, [put("h", i) for i in range(5)], ctx(keep=3))
+        assert [h.version for h in backend.history(GLOBAL, "h", 0)] == [5, 4, 3]
+        backend.apply(GLOBAL, [Delete("h"), put("h", "again")], ctx(keep=3))
+        assert [(h.version, h.deleted) for h in backend.history(GLOBAL, "h", 0)] == [
+            (1, False),
+            (5, True),
+            (5, False),
+        ]
+        backend.apply(GLOBAL, [put("h", "one")], ctx(keep=1))
+        assert [h.version for h in backend.history(GLOBAL, "h", 0)] == [2]
+        backend.apply(GLOBAL, [put("h", "none")], ctx(keep=0))
+        assert backend.history(GLOBAL, "h", 0) == []
     finally:
         backend.close()

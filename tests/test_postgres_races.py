@@ -25,7 +25,7 @@ from psycopg import sql
 from statebox import BackendUnavailableError, ConflictError, RunContext, StateStore, open_store
 
 from .conftest import make_store
-from .pg import admin_connection, fresh_schema_url
+from .pg import add_query, admin_connection, fresh_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 8
@@ -36,6 +36,13 @@ INCREMENTS = 100
 def pg_url(pg_server: str) -> Iterator[str]:
     with fresh_schema_url(pg_server, application_name=f"sbt_{secrets.token_hex(4)}") as url:
         yield url
+
+
+@pytest.fixture(params=["off", "on"], ids=["plain", "pipeline"])
+def modes_url(request: pytest.FixtureRequest, pg_url: str) -> str:
+    """Both ways a write reaches the server: statement by statement, and pipelined (where
+    errors surface later, at the next sync)."""
+    return add_query(pg_url, pipeline=request.param)
 
 
 def _query(url: str) -> dict[str, str]:
@@ -152,7 +159,8 @@ def _consistent(store: StateStore, version: int, value: object) -> None:
     assert history[0].hash == got.hash
 
 
-def test_a_session_killed_mid_transaction_loses_nothing_acknowledged(pg_url: str) -> None:
+def test_a_session_killed_mid_transaction_loses_nothing_acknowledged(modes_url: str) -> None:
+    pg_url = modes_url
     schema = _query(pg_url)["schema"]
     with make_store(pg_url) as store:
         for n in range(1, 4):
@@ -183,8 +191,9 @@ def test_a_session_killed_mid_transaction_loses_nothing_acknowledged(pg_url: str
 
 
 def test_a_write_killed_twice_fails_unavailable_and_leaves_the_previous_version(
-    pg_url: str,
+    modes_url: str,
 ) -> None:
+    pg_url = modes_url
     schema = _query(pg_url)["schema"]
     with make_store(pg_url) as store:
         for n in range(1, 4):
@@ -212,9 +221,10 @@ def test_a_write_killed_twice_fails_unavailable_and_leaves_the_previous_version(
         assert store.set("k", 5, scope="global").version == 4  # and the store works on
 
 
-def test_a_connection_lost_while_committing_is_reported_never_retried(pg_url: str) -> None:
+def test_a_connection_lost_while_committing_is_reported_never_retried(modes_url: str) -> None:
     """The one ambiguous case: COMMIT was sent and no answer came. Running the write
     again could apply it twice, so the backend says it does not know instead."""
+    pg_url = modes_url
     schema = _query(pg_url)["schema"]
     with make_store(pg_url) as store:
         store.set("k", 1, scope="global")

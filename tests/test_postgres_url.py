@@ -116,5 +116,33 @@ def test_the_documented_options_and_defaults_are_the_real_ones() -> None:
         "pool_min": str(opts.pool_min),
         "pool_max": str(opts.pool_max),
         "pool_timeout": f"{opts.pool_timeout:g}",
+        "pipeline": "auto",
     }
     assert documented == actual
+
+
+@pytest.mark.parametrize(
+    ("url", "pipeline"),
+    [
+        ("postgresql://u@db.internal/db", True),  # a remote server: round trips cost
+        ("postgresql://u@10.0.0.5:5432/db", True),
+        ("postgresql://u@127.0.0.1:5432/db", False),  # this machine: they hardly do
+        ("postgresql://u@localhost/db", False),
+        ("postgresql://u@[::1]:5432/db", False),
+        ("postgresql:///db", False),  # the default unix socket
+        ("postgresql:///db?host=%2Fvar%2Frun%2Fpostgresql", False),
+        ("postgresql://u@127.0.0.1/db?host=db.internal", True),  # host= wins, as in libpq
+        ("postgresql://u@localhost,db.internal/db", True),
+        ("postgresql://u@db.internal/db?pipeline=off", False),
+        ("postgresql://u@localhost/db?pipeline=on", True),
+    ],
+)
+def test_pipeline_mode_is_on_for_remote_servers_unless_told(url: str, pipeline: bool) -> None:
+    opts = parse_pg_url(url)
+    assert opts.pipeline is pipeline
+    assert "pipeline" not in query_of(opts.conninfo)
+
+
+def test_a_bad_pipeline_value_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"pipeline='yes'.*on, off or auto"):
+        parse_pg_url("postgresql://h/db?pipeline=yes")

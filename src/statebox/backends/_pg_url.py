@@ -14,6 +14,10 @@ option            default    meaning
 ``pool_max``      ``10``     connections the pool may open
 ``pool_timeout``  ``30``     seconds to wait for a free connection before reporting the
                              store unavailable
+``pipeline``      ``auto``   send a write's statements without waiting for each answer
+                             (libpq pipeline mode): ``on``, ``off``, or ``auto`` — on
+                             unless the server is on this machine (loopback or a unix
+                             socket), where round trips cost less than the extra work
 ================  =========  ==========================================================
 """
 
@@ -54,6 +58,7 @@ class PgOptions:
     pool_min: int
     pool_max: int
     pool_timeout: float
+    pipeline: bool
 
 
 def _int_option(url: str, options: dict[str, str], name: str, default: int, low: int) -> int:
@@ -118,10 +123,36 @@ def parse_pg_url(url: str) -> PgOptions:
             f"invalid pool_timeout={timeout_text!r} in {display!r}: must be a positive number "
             "of seconds"
         )
+    pipeline = _pipeline_option(display, options.pop("pipeline", "auto"), parts.netloc, options)
     for name, value in _LIBPQ_DEFAULTS.items():
         options.setdefault(name, value)
     # libpq reads postgresql:// and postgres:// alike; normalize for older libpq. Its URI
     # parser percent-decodes but does not read "+" as a space: quote, never quote_plus.
     query = urlencode(options, quote_via=quote)
     conninfo = urlunsplit(parts._replace(scheme="postgresql", query=query))
-    return PgOptions(conninfo, display, schema, pool_min, pool_max, pool_timeout)
+    return PgOptions(conninfo, display, schema, pool_min, pool_max, pool_timeout, pipeline)
+
+
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _pipeline_option(url: str, value: str, netloc: str, options: dict[str, str]) -> bool:
+    if value in ("on", "off"):
+        return value == "on"
+    if value != "auto":
+        raise ConfigurationError(f"invalid pipeline={value!r} in {url!r}: use on, off or auto")
+    # Hosts as libpq sees them: a host= parameter wins over the URL's; "h1:5432,h2" lists
+    # several; a path is a unix-socket directory; none at all is the default socket.
+    hosts = options.get("host", netloc.rpartition("@")[2])
+    names = [h.strip() for h in hosts.split(",")]
+    return not all(_is_local(name) for name in names)
+
+
+def _is_local(host: str) -> bool:
+    if host.startswith("/"):
+        return True
+    if host.startswith("["):  # [::1]:5432
+        host = host.partition("]")[0] + "]"
+    elif host.count(":") == 1:  # name:5432
+        host = host.partition(":")[0]
+    return host in _LOCAL_HOSTS or host.startswith("127.")

@@ -58,12 +58,13 @@ POSTGRES = Dialect(
     history_id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     lock_row=" FOR UPDATE",
     change_counter=False,
+    writable_cte=True,
 )
 
 #: Attempts of one write transaction before giving up on transient failures.
 MAX_ATTEMPTS = 30
 #: libpq 14+ (psycopg's binary wheels bundle a recent one).
-_PIPELINE = psycopg.Pipeline.is_supported()
+_PIPELINE_SUPPORTED = psycopg.Pipeline.is_supported()
 #: Primary keys two transactions may both INSERT when a row is new.
 _RACED_INSERTS = frozenset({"statebox_entries_pkey", "statebox_leases_pkey"})
 
@@ -92,6 +93,7 @@ class PostgresBackend(SqlBackend):
         #: Write transactions run again after a transient failure (benchmarks report it).
         self.retries = 0
         self._channel = channel_for(self.options.schema)
+        self._use_pipeline = self.options.pipeline and _PIPELINE_SUPPORTED
         self._lock = threading.Lock()
         self._closed = False
         try:
@@ -169,17 +171,20 @@ class PostgresBackend(SqlBackend):
     def _attempt(self, work: Callable[[SqlConnection], T], *, write: bool, fresh: bool) -> T:
         conn: Connection | None = None
         committing = False
+        # getconn/putconn rather than pool.connection(): the hot path of every operation,
+        # and our connections are in autocommit, so its commit-on-exit has nothing to do.
+        pool = None if fresh else self._current_pool()
         try:
-            with self._connection(fresh) as conn:
-                if not write:
-                    return work(conn)
-                # Pipeline mode: statements whose results are not read (the writes, the
-                # NOTIFY, COMMIT) are sent without waiting; only reading a row waits. A
-                # set is two round trips instead of seven.
-                with self._pipeline(conn), conn.transaction():
-                    result = work(conn)
-                    committing = True  # what is still queued, COMMIT included, goes now
-                return result
+            conn = self._connect() if pool is None else pool.getconn()
+            if not write:
+                return work(conn.cursor())
+            # In pipeline mode (?pipeline=), statements whose results are not read (the
+            # writes, the NOTIFY, COMMIT) are sent without waiting; only reading a row
+            # waits: a set takes two round trips instead of six.
+            with self._pipeline(conn), conn.transaction():
+                result = work(conn.cursor())
+                committing = True  # what is still queued, COMMIT included, goes now
+            return result
         except psycopg.Error as exc:
             if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected) or (
                 isinstance(exc, errors.UniqueViolation)
@@ -195,10 +200,15 @@ class PostgresBackend(SqlBackend):
                     ) from exc
                 raise _Lost from exc
             raise self._translate(exc) from exc
+        finally:
+            if conn is not None:
+                if pool is None:
+                    conn.close()
+                else:  # the pool rolls back what is left open, replaces a broken one
+                    pool.putconn(conn)
 
-    @staticmethod
-    def _pipeline(conn: Connection) -> AbstractContextManager[object]:
-        return conn.pipeline() if _PIPELINE else nullcontext()
+    def _pipeline(self, conn: Connection) -> AbstractContextManager[object]:
+        return conn.pipeline() if self._use_pipeline else nullcontext()
 
     def _read(self, work: Callable[[SqlConnection], T]) -> T:
         try:

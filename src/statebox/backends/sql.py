@@ -51,6 +51,9 @@ class Dialect(NamedTuple):
     #: Watch through the ``statebox_changes`` counter row (SQLite). PostgreSQL uses
     #: LISTEN/NOTIFY instead: one row bumped by every writer would serialize them all.
     change_counter: bool = True
+    #: Data-modifying ``WITH`` (PostgreSQL): a history record is appended and the older
+    #: ones trimmed in one statement rather than two.
+    writable_cte: bool = False
 
     def q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
@@ -307,32 +310,35 @@ class SqlBackend(Backend):
         if keep <= 0:
             db.execute(q(f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"), where)
             return
-        db.execute(
-            q(
-                "INSERT INTO statebox_history (scope, namespace, key, version, hash, "
-                "content_type, data, created_at, updated_at, updated_by, deleted) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
-            (
-                *where,
-                record.version,
-                record.hash,
-                record.content_type,
-                record.data,
-                record.created_at,
-                record.updated_at,
-                _dump_updated_by(record.updated_by),
-                1 if record.deleted else 0,
-            ),
+        insert = (
+            "INSERT INTO statebox_history (scope, namespace, key, version, hash, "
+            "content_type, data, created_at, updated_at, updated_by, deleted) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        db.execute(
-            q(
-                f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
-                f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} "
-                "ORDER BY id DESC LIMIT 1 OFFSET ?)"
-            ),
-            (*where, *where, keep),
+        values = (
+            *where,
+            record.version,
+            record.hash,
+            record.content_type,
+            record.data,
+            record.created_at,
+            record.updated_at,
+            _dump_updated_by(record.updated_by),
+            1 if record.deleted else 0,
         )
+        # Keep the newest ``keep`` records: delete those at or below the (keep+1)-th newest.
+        trim = (
+            f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
+            f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} "
+            "ORDER BY id DESC LIMIT 1 OFFSET ?)"
+        )
+        if self.dialect.writable_cte:
+            # One statement, one snapshot: the DELETE does not see the row being inserted,
+            # so it keeps keep - 1 of the older records.
+            db.execute(q(f"WITH trimmed AS ({trim}) {insert}"), (*where, *where, keep - 1, *values))
+        else:
+            db.execute(q(insert), values)
+            db.execute(q(trim), (*where, *where, keep))
 
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
         sql = f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC"

@@ -14,10 +14,11 @@ from collections.abc import Iterable, Iterator
 from ...errors import CorruptEntryError
 from ...model import Keyspace
 from ..base import Entry, HistoryRecord
-from ._codec import Meta, decode_history_line, decode_meta, decode_record
+from ._codec import decode_record
 from ._fsio import read_file
 from ._history import read_lines
 from ._layout import KeyPaths
+from ._sidecodec import Meta, decode_history_line, decode_meta
 
 __all__ = [
     "Loaded",

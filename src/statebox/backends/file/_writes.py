@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from ...model import Keyspace
 from ...values import JSON_CONTENT_TYPE
 from ..base import Entry, HistoryRecord
-from ._codec import Meta, encode_blob, encode_history_line, encode_meta, encode_record
+from ._codec import encode_blob, encode_record
 from ._history import tail_lines
 from ._journal import Op
 from ._layout import KeyPaths
 from ._reads import Loaded, as_history, history_line, same_version
+from ._sidecodec import Meta, encode_history_line, encode_meta
 
 __all__ = ["FilePlan"]
 

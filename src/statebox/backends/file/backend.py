@@ -41,12 +41,12 @@ from ..base import (
     Mutation,
     WriteContext,
 )
-from ._codec import decode_lease, decode_meta, encode_lease
 from ._fsio import Syncs, make_dirs, read_file, remove_file, replace_file
 from ._journal import Op, buckets_of, finish, pending, read_journal, run_ops, write_journal
 from ._layout import KeyPaths, Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
 from ._reads import Loaded, kept_history, key_from_name, load, meta_keys, names_in_range
+from ._sidecodec import decode_lease, decode_meta, encode_lease
 from ._writes import FilePlan
 
 __all__ = ["FileBackend"]
