@@ -1,9 +1,11 @@
 """The statebox server beside Redis and etcd: 8 concurrent clients doing gets and sets.
 
 All three run on this machine, on loopback ports, started here as the benchmark's own
-setup: ``python -m statebox.server`` over a SQLite file (one server process, durable
-writes: ``synchronous=FULL``), ``redis-server`` with persistence off, and ``etcd``
-(fsyncs every write, as statebox does) with a temporary data directory. Each client is a
+setup: ``python -m statebox.server`` over a SQLite file (one server process; once with
+the default ``synchronous=FULL``, an fsync per commit, and once with ``NORMAL``, which
+survives a crash of the process but not of the machine), ``redis-server`` with
+persistence off, and ``etcd`` (which fsyncs its log, batching concurrent writes) with a
+temporary data directory. Each client is a
 process of its own with one keep-alive connection and the thinnest client possible — a
 few lines of HTTP/1.1 for statebox and etcd (its JSON gateway, ``/v3/kv/range`` and
 ``/v3/kv/put``), of RESP for Redis — so the rows measure the servers, not client

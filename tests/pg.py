@@ -49,7 +49,7 @@ __all__ = [
 
 DSN_ENV = "STATEBOX_TEST_PG_DSN"
 BINDIR_ENV = "STATEBOX_TEST_PG_BINDIR"
-_STATEBOX_OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout"}
+_STATEBOX_OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout", "pipeline"}
 HOW_TO_ENABLE = (
     f"set {DSN_ENV}=postgresql://user@host:port/database, or install the PostgreSQL server "
     "binaries (initdb, pg_ctl) so the tests can start a throw-away cluster"
@@ -209,12 +209,11 @@ def pg_server() -> Iterator[str]:
     except RuntimeError as exc:
         _unavailable(str(exc))
         return
-    try:
-        cluster.start()
-    except RuntimeError as exc:
-        cluster.stop()
-        pytest.fail(f"could not start a throw-away PostgreSQL from {bindir}: {exc}")
-    try:
+    try:  # whatever happens from here on, the cluster and its directory go away
+        try:
+            cluster.start()
+        except RuntimeError as exc:
+            pytest.fail(f"could not start a throw-away PostgreSQL from {bindir}: {exc}")
         yield cluster.dsn
     finally:
         cluster.stop()

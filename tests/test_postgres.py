@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -423,19 +425,12 @@ def test_an_unreachable_server_is_backend_unavailable() -> None:
         assert time.monotonic() - start < 10
 
 
-class socket_closed_port:
-    """A loopback port nothing listens on (bound, never listened to, then freed)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        port: int = self.sock.getsockname()[1]
-        return port
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
+@contextmanager
+def socket_closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on: bound (so nobody else takes it), not listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 def test_a_role_without_privileges_gets_permission_denied(pg_url: str) -> None:
@@ -452,6 +447,29 @@ def test_a_role_without_privileges_gets_permission_denied(pg_url: str) -> None:
             store.get("k")
     finally:
         with admin_connection(pg_url) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_role_owning_its_schema_needs_no_create_on_the_database(pg_url: str) -> None:
+    role, schema = f"sbt_own_{secrets.token_hex(4)}", _query(pg_url)["schema"]
+    with admin_connection(pg_url) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(role)
+            )
+        )
+        # (PostgreSQL grants PUBLIC no CREATE on a database; a new role has none)
+        can_create = conn.execute(
+            "SELECT has_database_privilege(%s, current_database(), 'CREATE')", [role]
+        ).fetchone()
+        assert can_create == (False,)
+    try:
+        with make_store(pg_url.replace("postgres@", f"{role}@", 1)) as store:
+            assert store.set("k", 1).version == 1
+    finally:
+        with admin_connection(pg_url) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 

@@ -440,3 +440,27 @@ def test_statebox_serve_command(tmp_path: Path) -> None:
         assert served.client.put("/v1/kv/global/_/k", content=b"1").status_code == 200
     with running_server(f"sqlite:///{tmp_path / 'cli.db'}") as again:  # the data stayed
         assert again.client.get("/v1/kv/global/_/k").json()["value"] == 1
+
+
+def test_docs_name_every_route_and_only_real_ones() -> None:
+    from statebox.server import create_app
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "http.md").read_text()
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", path)
+
+    mentioned = {
+        (method, shape(path))
+        for method, path in re.findall(r"`(GET|PUT|POST|DELETE) (/[^` ?]*)", docs)
+    }
+    from statebox.server import ServerConfig
+
+    served = {
+        (method, shape(route.path))
+        for route in create_app("memory://", ServerConfig(test_mode=True)).routes
+        for method in getattr(route, "methods", ()) or ()
+        if method != "HEAD"
+    }
+    assert mentioned <= served, mentioned - served
+    assert {r for r in served if r[1].startswith("/v1/")} <= mentioned, served - mentioned

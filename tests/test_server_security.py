@@ -185,6 +185,18 @@ def test_the_remote_store_sends_statebox_token(
         store.get("via-remote", scope="custom", namespace="a")
 
 
+def test_a_restricted_token_writes_on_and_on(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine purges expired entries now and then after a write; a token that may not
+    purge the whole store must not see its writes fail for it (the server purges itself)."""
+    monkeypatch.setenv("STATEBOX_TOKEN", WRITER_A)
+    with open_store(server.url, context=RunContext(dag="d")) as store:
+        for i in range(300):  # past the engine's purge_every (256)
+            store.set("many", i, scope="custom", namespace="a")
+        assert store.get("many", scope="custom", namespace="a").value == 299
+
+
 def test_secrets_never_reach_the_log(server: ServerProcess) -> None:
     for secret in (WRITER_A, "a-wrong-secret-that-must-not-be-logged"):
         with as_token(server, secret) as client:

@@ -37,6 +37,7 @@ from .errors import (
     InvalidReferenceError,
     InvalidValueError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from .leases import Fencing, as_fence, default_holder, duration_ns, validate_lease_name
 from .model import (
@@ -195,10 +196,11 @@ class StateStore:
 
     def _purge_quietly(self, now: int) -> None:
         # Opportunistic: the write already succeeded, so a busy database only delays
-        # the purge (expired entries are invisible meanwhile anyway).
+        # the purge (expired entries are invisible meanwhile anyway), and a remote store
+        # whose token may not purge the whole store leaves it to the server's own purges.
         try:
             self.backend.purge_expired(now, _PURGE_BATCH)
-        except BackendUnavailableError as exc:
+        except (BackendUnavailableError, PermissionDeniedError) as exc:
             import logging  # rare; not worth its import time at every CLI start
 
             logging.getLogger("statebox").warning("purging expired entries was skipped: %s", exc)

@@ -52,7 +52,10 @@ def ensure_schema(
     _refuse_newer(version, where)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(schema)])
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        # Only when missing: CREATE SCHEMA needs CREATE on the database even with IF NOT
+        # EXISTS, and a role may well own its schema without that.
+        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone():
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         meta = sql.Identifier(schema, "statebox_meta")
         conn.execute(
             sql.SQL(

@@ -14,6 +14,7 @@ of every token, and every waiter wakes up to re-read what it watches.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import select
@@ -34,6 +35,7 @@ _RECONNECT_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)  # seconds, the last one repeated
 Connect = Callable[[], psycopg.Connection[tuple[object, ...]]]
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every write: one SHA-256 per keyspace
 def bucket_of(keyspace: Keyspace) -> int:
     raw = f"{keyspace.scope}\0{keyspace.namespace}".encode()
     return int.from_bytes(hashlib.sha256(raw).digest()[:4], "big") % BUCKETS

@@ -100,6 +100,7 @@ _HISTORY_COLUMNS = (
 _WHERE_KEY = "scope = ? AND namespace = ? AND key = ?"
 
 
+@functools.lru_cache(maxsize=256)  # a store writes as one run context: encode it once
 def _dump_updated_by(who: UpdatedBy) -> str:
     return json.dumps(who.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
@@ -268,7 +269,8 @@ class SqlBackend(Backend):
         elif stored is None:
             # A plain INSERT: if another transaction created the key meanwhile (only
             # possible where the missing row could not be locked, i.e. PostgreSQL), the
-            # unique violation aborts this transaction instead of overwriting.
+            # unique violation aborts this transaction instead of overwriting; the
+            # backend's _write then runs it again, and it re-plans against that row.
             db.execute(
                 q(
                     "INSERT INTO statebox_entries (scope, namespace, key, "

@@ -15,9 +15,10 @@ from starlette.responses import HTMLResponse, Response
 
 from ..model import Keyspace
 from ..results import dumps_envelope
-from .app import Call, RouteSpec, json_response
+from .call import Call, RouteSpec
 from .metrics import CONTENT_TYPE
 from .openapi import build_schema
+from .state import json_response
 
 __all__ = ["ROUTES"]
 

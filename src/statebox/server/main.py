@@ -89,9 +89,15 @@ def serve(
 ) -> None:
     """Serve the statebox API over ``store`` (a URL — default as everywhere — or an open
     backend) until stopped."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from .app import create_app
+        from .app import create_app
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the statebox server needs its extra ({exc.name} is missing): "
+            'run: pip install "statebox[server]"'
+        ) from exc
 
     check_bind(host, has_tokens=tokens is not None, insecure=insecure, test_mode=test_mode)
     url = store.url if isinstance(store, Backend) else resolve_store_url(store)

@@ -18,7 +18,8 @@ from ..leases import Fencing
 from ..results import SetResult
 from ..store import MISSING
 from ..values import JSON_CONTENT_TYPE, Blob, RawJSON
-from .app import (
+from .auth import Access
+from .call import (
     Call,
     PreconditionFailed,
     RouteSpec,
@@ -27,9 +28,8 @@ from .app import (
     field_bool,
     field_int,
     field_str,
-    json_response,
 )
-from .auth import Access
+from .state import json_response
 from .wire import float_seconds, parse_seconds, value_from_wire
 
 __all__ = ["ROUTES"]

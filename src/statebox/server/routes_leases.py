@@ -15,8 +15,9 @@ from ..errors import InvalidRequestError, NotFoundError
 from ..leases import validate_lease_name
 from ..model import Keyspace
 from ..results import dumps_envelope
-from .app import Call, RouteSpec, check_fields, field_int, field_str, json_response
 from .auth import LEASE_SCOPE, Access
+from .call import Call, RouteSpec, check_fields, field_int, field_str
+from .state import json_response
 from .wire import float_seconds, parse_seconds
 
 __all__ = ["ROUTES"]

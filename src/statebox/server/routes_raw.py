@@ -22,9 +22,10 @@ from ..model import validate_key, validate_prefix
 from ..results import dumps_envelope
 from ..store import StateStore
 from ..transactions import DeleteOp, SetOp, parse_operation
-from .app import Call, RouteSpec, check_fields, field_int, json_response
 from .auth import Access
+from .call import Call, RouteSpec, check_fields, field_int
 from .routes_kv import KEY_PATH
+from .state import json_response
 from .wire import entry_json, parse_seconds, record_json, value_from_wire
 
 __all__ = ["ROUTES", "reset"]

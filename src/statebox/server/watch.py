@@ -22,8 +22,9 @@ from starlette.responses import Response, StreamingResponse
 from ..errors import InvalidRequestError
 from ..results import WatchResult, dumps_envelope
 from ..watch import Watcher
-from .app import Call, RouteSpec, json_response
 from .auth import Access
+from .call import Call, RouteSpec
+from .state import json_response
 from .wire import parse_seconds
 
 __all__ = ["ROUTES"]

@@ -1,0 +1,198 @@
+"""One request as a handler sees it (:class:`Call`), and the checks of its input."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import ConflictError, InvalidRequestError, PermissionDeniedError
+from ..model import Keyspace, RunContext, UpdatedBy
+from ..store import StateStore
+from .auth import Access, Principal
+from .state import NO_CONTEXT, FixedClock, ServerState
+from .wire import NOW_HEADER, loads_exact, updated_by_from_headers
+
+__all__ = [
+    "Call",
+    "Handler",
+    "PreconditionFailed",
+    "RouteSpec",
+    "bounded_int",
+    "check_fields",
+    "field_bool",
+    "field_int",
+    "field_str",
+]
+
+INT64: Final = 2**63
+
+
+class PreconditionFailed(ConflictError):
+    """A conflict on a guard that came from ``If-Match`` / ``If-None-Match``: HTTP 412."""
+
+    http_status = 412
+
+    @classmethod
+    def from_conflict(cls, exc: ConflictError) -> PreconditionFailed:
+        return cls(exc.message, index=exc.index, current_version=exc.current_version)
+
+
+class Call:
+    """One request as a handler sees it."""
+
+    __slots__ = ("_query", "principal", "request", "state")
+
+    def __init__(self, request: Request, state: ServerState, principal: Principal) -> None:
+        self.request = request
+        self.state = state
+        self.principal = principal
+        self._query: QueryParams | None = None
+
+    # -- addressing and authorization --------------------------------------------------
+
+    def keyspace(self, access: Access) -> Keyspace:
+        """The path's scope and namespace, validated, and checked against the grants."""
+        params = self.request.path_params
+        keyspace = self.state.keyspace(params["scope"], params["namespace"])
+        self.authorize(access, keyspace)
+        return keyspace
+
+    def authorize(self, access: Access, keyspace: Keyspace) -> None:
+        if not self.principal.can(access, keyspace):
+            raise PermissionDeniedError(
+                f"token {self.principal.name!r} has no {access.value} grant on scope "
+                f"{keyspace.scope!r}, namespace {keyspace.namespace!r}"
+            )
+
+    def authorize_everything(self, access: Access) -> None:
+        if not self.principal.can_everything(access):
+            raise PermissionDeniedError(
+                f"token {self.principal.name!r} needs a {access.value} grant on every scope "
+                "and namespace ('*') for this store-wide operation"
+            )
+
+    # -- the engine for this request ---------------------------------------------------
+
+    def now(self) -> int:
+        if self.state.config.test_mode:
+            raw = self.request.headers.get(NOW_HEADER)
+            if raw is not None:
+                try:
+                    return int(raw)
+                except ValueError:
+                    raise InvalidRequestError(f"invalid {NOW_HEADER} header {raw!r}") from None
+        return self.state.clock.now_ns()
+
+    def updated_by(self) -> UpdatedBy:
+        return updated_by_from_headers(self.request.headers, self.principal.name)
+
+    def store(self) -> StateStore:
+        """The engine acting for this caller: its run context, the server's principal."""
+        who = self.updated_by()
+        context = RunContext(
+            dag=who.dag_name or None,
+            run_id=who.dag_run_id or None,
+            step=who.step_name or None,
+            principal=who.principal or None,
+        )
+        if self.state.config.test_mode and NOW_HEADER in self.request.headers:
+            return self.state.new_store(context, FixedClock(self.now()))
+        return self.state.store_for(context)
+
+    def reader(self) -> StateStore:
+        """The engine for a read (no writer to record)."""
+        if self.state.config.test_mode and NOW_HEADER in self.request.headers:
+            return self.state.new_store(NO_CONTEXT, FixedClock(self.now()))
+        return self.state.store_for(NO_CONTEXT)
+
+    # -- input --------------------------------------------------------------------------
+
+    @property
+    def query(self) -> QueryParams:
+        if self._query is None:
+            self._query = self.request.query_params
+        return self._query
+
+    async def body_object(self) -> dict[str, Any]:
+        """The request body: one JSON object (numbers kept exactly as written)."""
+        raw = await self.request.body()
+        try:
+            data = loads_exact(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidRequestError("request body must be a JSON object")
+        return data
+
+    def q_str(self, name: str) -> str | None:
+        if not self.request.scope["query_string"]:
+            return None  # the common case, without parsing anything
+        return self.query.get(name)
+
+    def q_int(self, name: str, *, minimum: int | None = None) -> int | None:
+        raw = self.q_str(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidRequestError(f"invalid {name} {raw!r}: must be an integer") from None
+        return bounded_int(name, value, minimum)
+
+    def q_bool(self, name: str) -> bool:
+        raw = self.q_str(name)
+        if raw is None:
+            return False
+        lowered = raw.lower()
+        if lowered in ("", "1", "true", "yes"):
+            return True
+        if lowered in ("0", "false", "no"):
+            return False
+        raise InvalidRequestError(f"invalid {name} {raw!r}: must be true or false")
+
+
+def check_fields(body: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequestError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+        )
+
+
+def bounded_int(name: str, value: int, minimum: int | None) -> int:
+    if minimum is not None and value < minimum:
+        raise InvalidRequestError(f"invalid {name} {value!r}: must be {minimum} or more")
+    if not -INT64 <= value < INT64:  # every backend stores versions and limits in 64 bits
+        raise InvalidRequestError(f"invalid {name} {value!r}: out of range")
+    return value
+
+
+def field_int(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"invalid {name} {value!r}: must be an integer")
+    return bounded_int(name, value, minimum)
+
+
+def field_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"invalid {name} {value!r}: must be true or false")
+    return value
+
+
+def field_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequestError(f"invalid {name} {value!r}: must be a string")
+    return value
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+RouteSpec = tuple[str, str, Handler, bool]  # method, path template, handler, public

@@ -1,0 +1,158 @@
+"""What every request of one server shares: the store, the settings, the metrics, and
+how work reaches the store (inline, a writer thread, or worker threads)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, TypeVar
+
+import anyio
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..backends.base import Backend
+from ..backends.memory import MemoryBackend
+from ..backends.sqlite import SqliteBackend
+from ..clock import Clock
+from ..errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CorruptEntryError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    StateboxError,
+)
+from ..model import Keyspace, RunContext, resolve_keyspace
+from ..store import StateStore
+from .auth import ANONYMOUS, Principal
+from .config import ServerConfig
+from .metrics import Metrics
+from .wire import error_body
+
+__all__ = ["JSON", "NO_CONTEXT", "FixedClock", "ServerState", "json_response"]
+
+T = TypeVar("T")
+JSON: Final = "application/json"
+NO_CONTEXT: Final = RunContext()
+
+
+class FixedClock:
+    """The time a test client sent (test mode only)."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, now: int) -> None:
+        self._now = now
+
+    def now_ns(self) -> int:
+        return self._now
+
+
+class _Unauthenticated(PermissionDeniedError):
+    http_status = 401
+    kind = "unauthenticated"
+
+
+class ServerState:
+    """What every request shares: the backend, the configuration, the metrics."""
+
+    def __init__(self, store_url: str, backend: Backend, config: ServerConfig, clock: Clock):
+        self.store_url = store_url
+        self.backend = backend
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        # Embedded backends answer a read in microseconds without waiting on a lock (WAL
+        # readers never block): a hop to a worker thread would cost more than the read.
+        self.inline_reads = isinstance(backend, (MemoryBackend, SqliteBackend))
+        # Long polls get their own threads, so watchers can never starve other requests.
+        self.wait_limiter = anyio.CapacityLimiter(256)
+        # SQLite has one writer at a time: queueing writes for one thread here beats
+        # SQLite's busy handler (which sleeps between retries), and that thread's one
+        # connection keeps its page cache warm from one write to the next.
+        self.writer = (
+            ThreadPoolExecutor(1, thread_name_prefix="statebox-writer")
+            if isinstance(backend, SqliteBackend)
+            else None
+        )
+        self._stores: dict[RunContext, StateStore] = {}
+        self._keyspaces: dict[tuple[str, str], Keyspace] = {}
+
+    def reset(self) -> None:
+        """Test mode: start again from an empty ``memory://`` store."""
+        if not isinstance(self.backend, MemoryBackend):
+            raise InvalidRequestError("reset works only on a memory:// store")
+        self.backend = MemoryBackend(self.store_url)
+        self._stores.clear()
+
+    def new_store(self, context: RunContext, clock: Clock) -> StateStore:
+        config = self.config
+        return StateStore(
+            self.backend,
+            context=context,
+            clock=clock,
+            history_limit=config.history_limit,
+            json_limit=config.json_limit,
+            binary_limit=config.binary_limit,
+        )
+
+    def keyspace(self, scope: str, namespace: str) -> Keyspace:
+        """A path's scope and namespace, validated (SPEC §1), cached."""
+        keyspace = self._keyspaces.get((scope, namespace))
+        if keyspace is None:
+            if len(self._keyspaces) >= 4096:
+                self._keyspaces.clear()
+            keyspace = resolve_keyspace(scope, namespace, NO_CONTEXT)
+            self._keyspaces[(scope, namespace)] = keyspace
+        return keyspace
+
+    def store_for(self, context: RunContext) -> StateStore:
+        """One engine per caller context, kept: its resolved keyspaces stay cached."""
+        store = self._stores.get(context)
+        if store is None:
+            if len(self._stores) >= 1024:
+                self._stores.clear()
+            store = self._stores[context] = self.new_store(context, self.clock)
+        return store
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        if self.inline_reads:
+            return fn()
+        return await anyio.to_thread.run_sync(fn)
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        if self.writer is not None:
+            return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
+        return await anyio.to_thread.run_sync(fn)
+
+    async def wait(self, fn: Callable[[], T]) -> T:
+        # A client that leaves cancels the request; the thread ends at its own timeout.
+        return await anyio.to_thread.run_sync(fn, limiter=self.wait_limiter, abandon_on_cancel=True)
+
+    def authenticate(self, request: Request) -> Principal:
+        tokens = self.config.tokens
+        if tokens is None:
+            return ANONYMOUS
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise _Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
+        principal = tokens.authenticate(secret.strip())
+        if principal is None:
+            raise _Unauthenticated("invalid bearer token")
+        return principal
+
+    def error_response(self, exc: StateboxError) -> Response:
+        if isinstance(exc, ConflictError):
+            self.metrics.conflicts += 1
+        elif isinstance(exc, (BackendUnavailableError, CorruptEntryError)):
+            self.metrics.backend_errors += 1
+        headers = {"www-authenticate": "Bearer"} if isinstance(exc, _Unauthenticated) else None
+        return json_response(error_body(exc), exc.http_status, headers)
+
+
+def json_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, status_code=status, media_type=JSON, headers=headers)
