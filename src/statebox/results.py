@@ -8,7 +8,6 @@ escaping); a stored JSON value is embedded as its normalized bytes, unchanged.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -108,6 +107,8 @@ class StoredValue(NamedTuple):
         """``value`` for the envelope: embedded JSON, or base64 for a binary entry."""
         if self.is_json:
             return {"value": EmbeddedJSON(self.text)}
+        import base64  # binary entries are rare: not paid at every CLI start-up
+
         return {
             "value": base64.b64encode(self.data).decode("ascii"),
             "contentType": self.content_type,

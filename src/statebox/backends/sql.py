@@ -54,6 +54,10 @@ class Dialect(NamedTuple):
     #: Data-modifying ``WITH`` (PostgreSQL): a history record is appended and the older
     #: ones trimmed in one statement rather than two.
     writable_cte: bool = False
+    #: Tables clustered on their primary key (SQLite ``WITHOUT ROWID``; needs the change
+    #: counter): history is keyed by ``(scope, namespace, key, id)`` with ids drawn from
+    #: the counter, so a durable write dirties one page per table and no index pages.
+    clustered: bool = False
 
     def q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
@@ -61,21 +65,28 @@ class Dialect(NamedTuple):
     def schema(self) -> list[str]:
         """The DDL of the current :data:`SCHEMA_VERSION`, every statement idempotent."""
         b, i = self.blob, self.bigint
+        end = ") WITHOUT ROWID" if self.clustered else ")"
+        history_key = ", PRIMARY KEY (scope, namespace, key, id)" if self.clustered else ""
         tables = [
             f"""CREATE TABLE IF NOT EXISTS statebox_entries (
                 scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
                 version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
                 data {b} NOT NULL, created_at {i} NOT NULL, updated_at {i} NOT NULL,
                 updated_by TEXT NOT NULL, expires_at {i},
-                PRIMARY KEY (scope, namespace, key))""",
+                PRIMARY KEY (scope, namespace, key){end}""",
             f"""CREATE TABLE IF NOT EXISTS statebox_history (
                 id {self.history_id},
                 scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
                 version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
                 data {b} NOT NULL, created_at {i} NOT NULL, updated_at {i} NOT NULL,
-                updated_by TEXT NOT NULL, deleted INTEGER NOT NULL)""",
-            """CREATE INDEX IF NOT EXISTS statebox_history_by_key
-                ON statebox_history (scope, namespace, key, id)""",
+                updated_by TEXT NOT NULL, deleted INTEGER NOT NULL{history_key}{end}""",
+        ]
+        if not self.clustered:
+            tables.append(
+                """CREATE INDEX IF NOT EXISTS statebox_history_by_key
+                ON statebox_history (scope, namespace, key, id)"""
+            )
+        tables += [
             """CREATE INDEX IF NOT EXISTS statebox_entries_expiry
                 ON statebox_entries (expires_at) WHERE expires_at IS NOT NULL""",
             f"""CREATE TABLE IF NOT EXISTS statebox_leases (
@@ -98,6 +109,37 @@ _HISTORY_COLUMNS = (
     "key, version, hash, content_type, data, created_at, updated_at, updated_by, deleted"
 )
 _WHERE_KEY = "scope = ? AND namespace = ? AND key = ?"
+# The statements of the hot paths, built once (``?`` markers; ``Dialect.q`` adapts them).
+_SELECT_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}"
+_INSERT_ENTRY = (
+    f"INSERT INTO statebox_entries (scope, namespace, key, {_ENTRY_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_ENTRY = (
+    "UPDATE statebox_entries SET version = ?, hash = ?, content_type = ?, data = ?, "
+    f"created_at = ?, updated_at = ?, updated_by = ?, expires_at = ? WHERE {_WHERE_KEY}"
+)
+_DELETE_ENTRY = f"DELETE FROM statebox_entries WHERE {_WHERE_KEY}"
+_HISTORY_INSERT_COLUMNS = (
+    "scope, namespace, key, version, hash, content_type, data, created_at, updated_at, "
+    "updated_by, deleted"
+)
+_INSERT_HISTORY = (
+    f"INSERT INTO statebox_history ({_HISTORY_INSERT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_HISTORY_WITH_ID = (
+    f"INSERT INTO statebox_history (id, {_HISTORY_INSERT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Keep the newest ``keep`` records: delete those at or below the (keep+1)-th newest.
+_TRIM_HISTORY = (
+    f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
+    f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+_TRIM_AND_INSERT_HISTORY = f"WITH trimmed AS ({_TRIM_HISTORY}) {_INSERT_HISTORY}"
+_CLEAR_HISTORY = f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"
+_CLAIM_IDS = "UPDATE statebox_changes SET counter = counter + ? WHERE id = 1 RETURNING counter"
 
 
 @functools.lru_cache(maxsize=256)  # a store writes as one run context: encode it once
@@ -121,6 +163,19 @@ def _entry(key: str, row: Sequence[Any]) -> Entry:
         updated_at=int(row[5]),
         updated_by=_load_updated_by(row[6]),
         expires_at=None if row[7] is None else int(row[7]),
+    )
+
+
+def _entry_params(entry: Entry) -> tuple[Any, ...]:
+    return (
+        entry.version,
+        entry.hash,
+        entry.content_type,
+        entry.data,
+        entry.created_at,
+        entry.updated_at,
+        _dump_updated_by(entry.updated_by),
+        entry.expires_at,
     )
 
 
@@ -165,7 +220,7 @@ class SqlBackend(Backend):
             return work(db)
 
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
-        sql = self.dialect.q(f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}")
+        sql = self.dialect.q(_SELECT_ENTRY)
         params = (keyspace.scope, keyspace.namespace.encode(), key.encode())
         row = self._read(lambda db: db.execute(sql, params).fetchone())
         if row is None:
@@ -231,8 +286,9 @@ class SqlBackend(Backend):
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
         def work(db: SqlConnection) -> list[Applied]:
+            history_id = self._claim_history_ids(db, len(mutations))
             results = [
-                self._apply_one(db, keyspace, mutation, ctx, index)
+                self._apply_one(db, keyspace, mutation, ctx, index, history_id + index)
                 for index, mutation in enumerate(mutations)
             ]
             self._note_change(db, keyspace)
@@ -240,9 +296,19 @@ class SqlBackend(Backend):
 
         return self._write(work)
 
+    def _claim_history_ids(self, db: SqlConnection, count: int) -> int:
+        """Bump the change counter (watch polls it) by ``count`` inside the write
+        transaction and return the first of the ``count`` history ids that frees; 0
+        where there is no counter (PostgreSQL's history ids are an identity column)."""
+        if not self.dialect.change_counter:
+            return 0
+        count = max(count, 1)  # every write transaction moves the token
+        # fetchall: the statement must run to its end before COMMIT.
+        counter = db.execute(_CLAIM_IDS, (count,)).fetchall()[0][0]
+        return int(counter) - count + 1
+
     def _note_change(self, db: SqlConnection, keyspace: Keyspace) -> None:
-        """Bump the change counter inside the write transaction (watch polls it)."""
-        db.execute("UPDATE statebox_changes SET counter = counter + 1 WHERE id = 1")
+        """Announce the write (a hook: SQLite's counter was bumped by the id claim)."""
 
     def _apply_one(
         self,
@@ -251,11 +317,11 @@ class SqlBackend(Backend):
         mutation: Mutation,
         ctx: WriteContext,
         index: int,
+        history_id: int,
     ) -> Applied:
         q = self.dialect.q
         where = (keyspace.scope, keyspace.namespace.encode(), mutation.key.encode())
-        select = f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}"
-        row = db.execute(q(select + self.dialect.lock_row), where).fetchone()
+        row = db.execute(q(_SELECT_ENTRY + self.dialect.lock_row), where).fetchone()
         stored = _entry(mutation.key, row) if row is not None else None
         current = stored if stored is not None and stored.is_live(ctx.now) else None
         if mutation.fence is not None:
@@ -265,58 +331,32 @@ class SqlBackend(Backend):
         new = plan(current, mutation, ctx, index=index)
         if new is None:
             if stored is not None:
-                db.execute(q(f"DELETE FROM statebox_entries WHERE {_WHERE_KEY}"), where)
+                db.execute(q(_DELETE_ENTRY), where)
         elif stored is None:
             # A plain INSERT: if another transaction created the key meanwhile (only
             # possible where the missing row could not be locked, i.e. PostgreSQL), the
             # unique violation aborts this transaction instead of overwriting; the
             # backend's _write then runs it again, and it re-plans against that row.
-            db.execute(
-                q(
-                    "INSERT INTO statebox_entries (scope, namespace, key, "
-                    f"{_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ),
-                (*where, *self._entry_params(new)),
-            )
+            db.execute(q(_INSERT_ENTRY), (*where, *_entry_params(new)))
         else:
-            db.execute(
-                q(
-                    "UPDATE statebox_entries SET version = ?, hash = ?, content_type = ?, "
-                    "data = ?, created_at = ?, updated_at = ?, updated_by = ?, expires_at = ? "
-                    f"WHERE {_WHERE_KEY}"
-                ),
-                (*self._entry_params(new), *where),
-            )
+            db.execute(q(_UPDATE_ENTRY), (*_entry_params(new), *where))
         record = history_record(current, new, ctx)
         if record is not None:
-            self._record_history(db, where, record, ctx.history_limit)
+            self._record_history(db, where, record, ctx.history_limit, history_id)
         return Applied(current, new)
 
-    @staticmethod
-    def _entry_params(entry: Entry) -> tuple[Any, ...]:
-        return (
-            entry.version,
-            entry.hash,
-            entry.content_type,
-            entry.data,
-            entry.created_at,
-            entry.updated_at,
-            _dump_updated_by(entry.updated_by),
-            entry.expires_at,
-        )
-
     def _record_history(
-        self, db: SqlConnection, where: tuple[Any, ...], record: HistoryRecord, keep: int
+        self,
+        db: SqlConnection,
+        where: tuple[Any, ...],
+        record: HistoryRecord,
+        keep: int,
+        history_id: int,
     ) -> None:
         q = self.dialect.q
         if keep <= 0:
-            db.execute(q(f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"), where)
+            db.execute(q(_CLEAR_HISTORY), where)
             return
-        insert = (
-            "INSERT INTO statebox_history (scope, namespace, key, version, hash, "
-            "content_type, data, created_at, updated_at, updated_by, deleted) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         values = (
             *where,
             record.version,
@@ -328,19 +368,16 @@ class SqlBackend(Backend):
             _dump_updated_by(record.updated_by),
             1 if record.deleted else 0,
         )
-        # Keep the newest ``keep`` records: delete those at or below the (keep+1)-th newest.
-        trim = (
-            f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
-            f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} "
-            "ORDER BY id DESC LIMIT 1 OFFSET ?)"
-        )
         if self.dialect.writable_cte:
             # One statement, one snapshot: the DELETE does not see the row being inserted,
             # so it keeps keep - 1 of the older records.
-            db.execute(q(f"WITH trimmed AS ({trim}) {insert}"), (*where, *where, keep - 1, *values))
+            db.execute(q(_TRIM_AND_INSERT_HISTORY), (*where, *where, keep - 1, *values))
+            return
+        if self.dialect.clustered:
+            db.execute(_INSERT_HISTORY_WITH_ID, (history_id, *values))
         else:
-            db.execute(q(insert), values)
-            db.execute(q(trim), (*where, *where, keep))
+            db.execute(q(_INSERT_HISTORY), values)
+        db.execute(q(_TRIM_HISTORY), (*where, *where, keep))
 
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
         sql = f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC"

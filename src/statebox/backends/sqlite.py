@@ -31,8 +31,9 @@ SQLITE = Dialect(
     param="?",
     blob="BLOB",
     bigint="INTEGER",
-    history_id="INTEGER PRIMARY KEY AUTOINCREMENT",
+    history_id="INTEGER NOT NULL",  # drawn from the change counter
     lock_row="",  # BEGIN IMMEDIATE already holds the database's write lock
+    clustered=True,
 )
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 T = TypeVar("T")
