@@ -820,3 +820,13 @@ def test_the_beyond_doc_examples_run(store: StateStore, clock: ManualClock) -> N
     for lang, code in blocks:
         if lang == "json":
             assert json.loads(code)["operation"] in ("update", "transaction", "watch")
+
+
+def test_absurd_durations_are_invalid_values(store: StateStore) -> None:
+    from statebox import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match="at most"):
+        store.set("k", 1, ttl=1e300)
+    with pytest.raises(InvalidValueError, match="at most"):
+        store.acquire_lease("l", 1e300)
+    assert not store.get("k").found

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["default_store_url", "resolve_store_url", "statebox_home"]
 
 
 def statebox_home(environ: Mapping[str, str] | None = None) -> Path:
     """``$STATEBOX_HOME``, else ``$XDG_DATA_HOME/statebox``, else ``~/.local/share/statebox``."""
+    # Imported here: a command given its store (STATEBOX_STORE, --store) never needs it,
+    # and pathlib imports urllib.parse and ipaddress, a cost at every start-up.
+    from pathlib import Path
+
     env = os.environ if environ is None else environ
     if env.get("STATEBOX_HOME"):
         return Path(env["STATEBOX_HOME"]).expanduser()

@@ -72,6 +72,9 @@ def default_holder(context: RunContext) -> str:
     return "/".join(parts) + "#" + secrets.token_hex(4)
 
 
+MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600
+
+
 def duration_ns(seconds: Any, what: str) -> int:
     """A positive duration in seconds, as nanoseconds; refuses anything else by name."""
     if (
@@ -81,4 +84,9 @@ def duration_ns(seconds: Any, what: str) -> int:
         or seconds == float("inf")
     ):
         raise InvalidValueError(f"invalid {what} {seconds!r}: must be a positive number of seconds")
+    if seconds > MAX_DURATION_SECONDS:
+        # Timestamps are int64 nanoseconds (SQLite, PostgreSQL): they end in 2262.
+        raise InvalidValueError(
+            f"invalid {what} {seconds!r}: at most {MAX_DURATION_SECONDS} seconds (100 years)"
+        )
     return int(seconds * NS_PER_SECOND)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from .base import Backend
@@ -29,9 +28,19 @@ def register_backend(scheme: str, factory: Callable[[str], Backend]) -> None:
     _FACTORIES[scheme] = factory
 
 
+def _scheme(url: str) -> str:
+    # The default store is a sqlite:/// file: recognised without urllib.parse (which
+    # imports ipaddress), a cost every command-line start-up would pay.
+    if url.startswith("sqlite:///"):
+        return "sqlite"  # exactly what urlsplit answers for such a URL
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).scheme.lower()
+
+
 def open_backend(url: str) -> Backend:
     """Open the backend a store URL names (``memory://``, ``sqlite:///…``, …)."""
-    scheme = urlsplit(url).scheme.lower()
+    scheme = _scheme(url)
     if scheme in _FACTORIES:
         return _FACTORIES[scheme](url)
     if scheme not in _REGISTRY:

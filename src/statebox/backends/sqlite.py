@@ -15,9 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import ClassVar, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import BackendUnavailableError, ConfigurationError, StateboxError
 from ..model import Keyspace
@@ -40,8 +38,23 @@ T = TypeVar("T")
 _POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
 
 
-def sqlite_path_from_url(url: str) -> tuple[Path, dict[str, str]]:
+# A URL without these characters (no query, fragment or %-escape, nothing urlsplit would
+# remove) means exactly its text: read without urllib.parse, which (with ipaddress) would
+# cost every command-line start-up more than the read itself.
+_URL_SYNTAX = frozenset("?#%\t\r\n")
+
+
+def sqlite_path_from_url(url: str) -> tuple[str, dict[str, str]]:
     """``sqlite:///rel/x.db`` → ``rel/x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    path = url.removeprefix("sqlite:///")
+    if path != url and path not in ("", "/") and _URL_SYNTAX.isdisjoint(path):
+        return path, {}
+    return _parse_sqlite_url(url)
+
+
+def _parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc:
         raise ConfigurationError(
@@ -52,10 +65,10 @@ def sqlite_path_from_url(url: str) -> tuple[Path, dict[str, str]]:
     if not raw.startswith("/") or raw in ("/", "//"):
         raise ConfigurationError(f"invalid SQLite store URL {url!r}: no database path")
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    return Path(raw[1:]), options
+    return raw[1:], options
 
 
-def _translate(exc: sqlite3.Error, path: Path, timeout: float) -> StateboxError:
+def _translate(exc: sqlite3.Error, path: str, timeout: float) -> StateboxError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return BackendUnavailableError(
@@ -87,7 +100,7 @@ class SqliteBackend(SqlBackend):
         self._all_lock = threading.Lock()
         self._pid = os.getpid()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         except OSError as exc:
             raise BackendUnavailableError(
                 f"cannot create the directory for SQLite database {self.path}: {exc}"
