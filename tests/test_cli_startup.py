@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,9 @@ def test_the_default_location_still_works_without_them_preloaded(tmp_path: Path)
     assert (tmp_path / ".local/share/statebox/state.db").is_file()
 
 
-def _outcome(parse: object, url: str) -> object:
+def _outcome(parse: Callable[[str], object], url: str) -> object:
     try:
-        return parse(url)  # type: ignore[operator]
+        return parse(url)
     except ConfigurationError as exc:
         return ("error", str(exc))
 
@@ -96,3 +97,9 @@ def test_a_missing_directory_is_created(tmp_path: Path) -> None:
         assert (tmp_path / "new/dir/state.db").is_file()
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://[x/state.db", "sqlite://x]/state.db", "http://[x"])
+def test_a_malformed_url_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="invalid"):
+        open_backend(url)

@@ -184,6 +184,10 @@ _GO_EXTRA_ESCAPES: Final = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# Built once: json.dumps with options builds a new encoder on every call.
+_SORTED_COMPACT: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+)
 _encode_string: Any = json.encoder.encode_basestring
 
 
@@ -355,9 +359,7 @@ def _python_fast_path(value: Any) -> str | None:
     if not _string_keys_only(value):
         return None  # json.dumps would sort 9 before 10, not "10" before "9"
     try:
-        text = json.dumps(
-            value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-        )
+        text = _SORTED_COMPACT.encode(value)
     except (TypeError, ValueError):
         return None
     if _SURROGATE.search(text):

@@ -35,7 +35,10 @@ def _scheme(url: str) -> str:
         return "sqlite"  # exactly what urlsplit answers for such a URL
     from urllib.parse import urlsplit
 
-    return urlsplit(url).scheme.lower()
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unbalanced "[" in the host part
+        raise ConfigurationError(f"invalid store URL {url!r}: {exc}") from exc
 
 
 def open_backend(url: str) -> Backend:

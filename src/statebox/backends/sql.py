@@ -139,6 +139,15 @@ _TRIM_HISTORY = (
 )
 _TRIM_AND_INSERT_HISTORY = f"WITH trimmed AS ({_TRIM_HISTORY}) {_INSERT_HISTORY}"
 _CLEAR_HISTORY = f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"
+# Clustered (SQLite) writes read the entry and the id of the key's keep-th newest history
+# record in one statement, and trim only when that record exists: always one row, the
+# entry's columns NULL when it is missing. Parameters: scope, namespace, key, keep - 1.
+_SELECT_ENTRY_AND_TRIM_BOUND = (
+    f"SELECT {_ENTRY_COLUMNS}, (SELECT id FROM statebox_history WHERE scope = ?1 AND "
+    "namespace = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1 OFFSET ?4) FROM (SELECT 1) "
+    "LEFT JOIN statebox_entries ON scope = ?1 AND namespace = ?2 AND key = ?3"
+)
+_TRIM_HISTORY_UPTO = f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ?"
 _CLAIM_IDS = "UPDATE statebox_changes SET counter = counter + ? WHERE id = 1 RETURNING counter"
 
 
@@ -153,16 +162,9 @@ def _load_updated_by(text: str) -> UpdatedBy:
 
 
 def _entry(key: str, row: Sequence[Any]) -> Entry:
+    # Positional: the hot path of every get (both drivers give ints for the integers).
     return Entry(
-        key=key,
-        version=int(row[0]),
-        hash=row[1],
-        content_type=row[2],
-        data=bytes(row[3]),
-        created_at=int(row[4]),
-        updated_at=int(row[5]),
-        updated_by=_load_updated_by(row[6]),
-        expires_at=None if row[7] is None else int(row[7]),
+        key, row[0], row[1], bytes(row[3]), row[2], row[4], row[5], _load_updated_by(row[6]), row[7]
     )
 
 
@@ -321,7 +323,15 @@ class SqlBackend(Backend):
     ) -> Applied:
         q = self.dialect.q
         where = (keyspace.scope, keyspace.namespace.encode(), mutation.key.encode())
-        row = db.execute(q(_SELECT_ENTRY + self.dialect.lock_row), where).fetchone()
+        trim_upto: int | None = None
+        if self.dialect.clustered:
+            bounded = (*where, ctx.history_limit - 1)
+            row = db.execute(_SELECT_ENTRY_AND_TRIM_BOUND, bounded).fetchone()
+            trim_upto = row[8]
+            if row[0] is None:  # version is NOT NULL: no entry
+                row = None
+        else:
+            row = db.execute(q(_SELECT_ENTRY + self.dialect.lock_row), where).fetchone()
         stored = _entry(mutation.key, row) if row is not None else None
         current = stored if stored is not None and stored.is_live(ctx.now) else None
         if mutation.fence is not None:
@@ -342,7 +352,7 @@ class SqlBackend(Backend):
             db.execute(q(_UPDATE_ENTRY), (*_entry_params(new), *where))
         record = history_record(current, new, ctx)
         if record is not None:
-            self._record_history(db, where, record, ctx.history_limit, history_id)
+            self._record_history(db, where, record, ctx.history_limit, history_id, trim_upto)
         return Applied(current, new)
 
     def _record_history(
@@ -352,6 +362,7 @@ class SqlBackend(Backend):
         record: HistoryRecord,
         keep: int,
         history_id: int,
+        trim_upto: int | None,
     ) -> None:
         q = self.dialect.q
         if keep <= 0:
@@ -375,8 +386,10 @@ class SqlBackend(Backend):
             return
         if self.dialect.clustered:
             db.execute(_INSERT_HISTORY_WITH_ID, (history_id, *values))
-        else:
-            db.execute(q(_INSERT_HISTORY), values)
+            if trim_upto is not None:  # read with the entry; None: nothing to trim
+                db.execute(_TRIM_HISTORY_UPTO, (*where, trim_upto))
+            return
+        db.execute(q(_INSERT_HISTORY), values)
         db.execute(q(_TRIM_HISTORY), (*where, *where, keep))
 
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:

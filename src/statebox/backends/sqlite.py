@@ -55,7 +55,10 @@ def sqlite_path_from_url(url: str) -> tuple[str, dict[str, str]]:
 def _parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     from urllib.parse import parse_qs, unquote, urlsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced "[" in the host part
+        raise ConfigurationError(f"invalid SQLite store URL {url!r}: {exc}") from exc
     if parts.scheme != "sqlite" or parts.netloc:
         raise ConfigurationError(
             f"invalid SQLite store URL {url!r}: use sqlite:///relative/path.db "
@@ -144,6 +147,22 @@ class SqliteBackend(SqlBackend):
             return work(self._connection())
         except sqlite3.Error as exc:
             raise _translate(exc, self.path, self.timeout) from exc
+
+    def _write(self, work: Callable[[SqlConnection], T]) -> T:
+        # The hot path of every set: _writing's work without context-manager machinery.
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.timeout) from exc
+        return result
 
     @contextmanager
     def _reading(self) -> Iterator[SqlConnection]:
