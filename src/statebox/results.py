@@ -147,12 +147,6 @@ def _address(operation: str, keyspace: Keyspace, key: str | None = None) -> dict
 
 
 class GetResult(NamedTuple):
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
     keyspace: Keyspace
     key: str
     found: bool
@@ -180,14 +174,14 @@ class GetResult(NamedTuple):
             out.update(self.stored.envelope_fields())
         return out
 
-
-class SetResult(NamedTuple):
     def to_json(self) -> str:
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
         return _as_data(self)
 
+
+class SetResult(NamedTuple):
     keyspace: Keyspace
     key: str
     version: int
@@ -213,14 +207,14 @@ class SetResult(NamedTuple):
             out.update(self.stored.envelope_fields())
         return out
 
-
-class DiffResult(NamedTuple):
     def to_json(self) -> str:
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
         return _as_data(self)
 
+
+class DiffResult(NamedTuple):
     keyspace: Keyspace
     key: str
     changed: bool
@@ -246,14 +240,14 @@ class DiffResult(NamedTuple):
         out["current"] = self.current.envelope_fields()["value"]
         return out
 
-
-class DeleteResult(NamedTuple):
     def to_json(self) -> str:
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
         return _as_data(self)
 
+
+class DeleteResult(NamedTuple):
     keyspace: Keyspace
     key: str
     deleted: bool
@@ -262,6 +256,12 @@ class DeleteResult(NamedTuple):
         out = _address("delete", self.keyspace, self.key)
         out["deleted"] = self.deleted
         return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
 
 class ListEntry(NamedTuple):
@@ -293,12 +293,6 @@ class ListEntry(NamedTuple):
 
 
 class ListResult(NamedTuple):
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
     keyspace: Keyspace
     prefix: str
     entries: Sequence[ListEntry]
@@ -309,6 +303,12 @@ class ListResult(NamedTuple):
             out["prefix"] = self.prefix
         out["entries"] = [entry.to_dict() for entry in self.entries]
         return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
 
 class HistoryItem(NamedTuple):
@@ -333,12 +333,6 @@ class HistoryItem(NamedTuple):
 
 
 class HistoryResult(NamedTuple):
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
     keyspace: Keyspace
     key: str
     versions: Sequence[HistoryItem]
@@ -347,6 +341,12 @@ class HistoryResult(NamedTuple):
         out = _address("history", self.keyspace, self.key)
         out["versions"] = [item.to_dict() for item in self.versions]
         return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
 
 
 # -- SPEC §5 ------------------------------------------------------------------------------
@@ -359,12 +359,6 @@ def _without_address(envelope: dict[str, Any]) -> dict[str, Any]:
 class TransactionResult(NamedTuple):
     """What each operation of a transaction did, in order."""
 
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
     keyspace: Keyspace
     results: Sequence[SetResult | DeleteResult]
 
@@ -375,15 +369,15 @@ class TransactionResult(NamedTuple):
         ]
         return out
 
-
-class LeaseResult(NamedTuple):
-    """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
-
     def to_json(self) -> str:
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
         return _as_data(self)
+
+
+class LeaseResult(NamedTuple):
+    """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
 
     action: str  # "acquire", "renew", "release", "get"
     name: str
@@ -408,16 +402,16 @@ class LeaseResult(NamedTuple):
             out["released"] = self.released
         return out
 
-
-class WatchEvent(NamedTuple):
-    """One entry that changed past the watcher's known state (changes in between are
-    coalesced: ``previous_version`` is what the watcher knew, ``version`` what is now)."""
-
     def to_json(self) -> str:
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
         return _as_data(self)
+
+
+class WatchEvent(NamedTuple):
+    """One entry that changed past the watcher's known state (changes in between are
+    coalesced: ``previous_version`` is what the watcher knew, ``version`` what is now)."""
 
     keyspace: Keyspace
     key: str
@@ -447,15 +441,15 @@ class WatchEvent(NamedTuple):
             out.update(self.stored.envelope_fields())
         return out
 
-
-class WatchResult(NamedTuple):
-    """The changes one ``watch`` call saw; empty with ``timed_out`` when none came."""
-
     def to_json(self) -> str:
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
         return _as_data(self)
+
+
+class WatchResult(NamedTuple):
+    """The changes one ``watch`` call saw; empty with ``timed_out`` when none came."""
 
     keyspace: Keyspace
     key: str | None
@@ -476,3 +470,9 @@ class WatchResult(NamedTuple):
         ]
         out["timedOut"] = self.timed_out
         return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
