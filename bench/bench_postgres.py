@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from statebox import RunContext, StateStore, open_store
+from statebox.backends._pg_write import statement
 from statebox.backends.postgres import POSTGRES, PostgresBackend
 from statebox.values import normalize
 
@@ -61,21 +62,7 @@ RAW_LOCKED_ENTRY = (
     "SELECT version, hash, content_type, data, created_at, updated_at, updated_by, expires_at "
     "FROM statebox_entries WHERE scope = %s AND namespace = %s AND key = %s FOR UPDATE"
 )
-RAW_INSERT = (
-    "INSERT INTO statebox_entries (scope, namespace, key, version, hash, content_type, data, "
-    "created_at, updated_at, updated_by, expires_at) VALUES (%s, %s, %s, 1, %s, "
-    "'application/json', %s, %s, %s, '{}', NULL)"
-)
-RAW_HISTORY = (
-    "INSERT INTO statebox_history (scope, namespace, key, version, hash, content_type, data, "
-    "created_at, updated_at, updated_by, deleted) VALUES (%s, %s, %s, 1, %s, "
-    "'application/json', %s, %s, %s, '{}', 0)"
-)
-RAW_TRIM = (
-    "DELETE FROM statebox_history WHERE scope = %s AND namespace = %s AND key = %s AND id <= ("
-    "SELECT id FROM statebox_history WHERE scope = %s AND namespace = %s AND key = %s "
-    "ORDER BY id DESC LIMIT 1 OFFSET %s)"
-)
+SET_NEW_KEY = statement("insert", "entry")
 RAW_LIST = (
     "SELECT key, version, hash, created_at, updated_at FROM statebox_entries WHERE "
     "scope = 'dag' AND namespace = %s AND key > %s AND key < %s ORDER BY key LIMIT 100"
@@ -95,15 +82,27 @@ def raw_set(conn: psycopg.Connection[Any], key: str) -> None:
 
 
 def raw_statebox_set(conn: psycopg.Connection[Any], key: str) -> None:
-    """What a statebox set of a new key sends, written out by hand (no pipeline)."""
+    """What a statebox set of a new key sends (no pipeline): BEGIN, the locking read, the
+    one statement writing entry, history (with its trim) and NOTIFY, COMMIT."""
     now = time.time_ns()
     where = ("dag", b"bench", key.encode())
+    params = dict(zip(("scope", "namespace", "key"), where, strict=True))
+    params.update(
+        version=1,
+        hash="h",
+        content_type="application/json",
+        data=VALUE_BYTES,
+        created_at=now,
+        updated_at=now,
+        updated_by="{}",
+        expires_at=None,
+        older=9,
+        channel="statebox_bench",
+        bucket="1",
+    )
     with conn.transaction():
         conn.execute(RAW_LOCKED_ENTRY, where).fetchone()
-        conn.execute(RAW_INSERT, (*where, "h", VALUE_BYTES, now, now))
-        conn.execute(RAW_HISTORY, (*where, "h", VALUE_BYTES, now, now))
-        conn.execute(RAW_TRIM, (*where, *where, 10))
-        conn.execute("SELECT pg_notify(%s, %s)", ("statebox_bench", "1"))
+        conn.execute(SET_NEW_KEY, params)
 
 
 def rate(count: int, op: Callable[[int], object]) -> float:

@@ -42,8 +42,9 @@ from ..model import Keyspace
 from ._pg_schema import ensure_schema
 from ._pg_url import PgOptions, parse_pg_url
 from ._pg_watch import ChangeListener, bucket_of, channel_for
+from ._pg_write import write
 from .base import Capabilities
-from .sql import Dialect, SqlBackend, SqlConnection
+from .sql import Change, Dialect, SqlBackend, SqlConnection
 
 __all__ = ["POSTGRES", "PostgresBackend"]
 
@@ -58,7 +59,6 @@ POSTGRES = Dialect(
     history_id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     lock_row=" FOR UPDATE",
     change_counter=False,
-    writable_cte=True,
 )
 
 #: Attempts of one write transaction before giving up on transient failures.
@@ -280,9 +280,14 @@ class PostgresBackend(SqlBackend):
 
     # -- watch -------------------------------------------------------------------------
 
-    def _note_change(self, db: SqlConnection, keyspace: Keyspace) -> None:
-        # Delivered to every listener when (and only if) this transaction commits.
-        db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(bucket_of(keyspace))))
+    def _store(
+        self, db: SqlConnection, change: Change, history_id: int, trim_upto: int | None
+    ) -> None:
+        # One statement, one round trip: the entry, its history and the NOTIFY (delivered
+        # to every listener when, and only if, this transaction commits).
+        statement = write(change, self._channel, str(bucket_of(change.keyspace)))
+        if statement is not None:
+            db.execute(*statement)
 
     def _current_listener(self) -> ChangeListener:
         self._current_pool()  # after a fork, this makes the child's own listener

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -23,7 +23,7 @@ from ..model import Keyspace, UpdatedBy
 from .base import Applied, Backend, Entry, HistoryRecord, Lease, Mutation, WriteContext
 from .keyrange import prefix_upper_bound
 
-__all__ = ["SCHEMA_VERSION", "Dialect", "SqlBackend", "SqlConnection"]
+__all__ = ["SCHEMA_VERSION", "Change", "Dialect", "SqlBackend", "SqlConnection"]
 
 SCHEMA_VERSION = 1
 
@@ -36,7 +36,7 @@ class SqlCursor(Protocol):
 
 
 class SqlConnection(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> SqlCursor: ...
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ...) -> SqlCursor: ...
 
 
 class Dialect(NamedTuple):
@@ -51,9 +51,6 @@ class Dialect(NamedTuple):
     #: Watch through the ``statebox_changes`` counter row (SQLite). PostgreSQL uses
     #: LISTEN/NOTIFY instead: one row bumped by every writer would serialize them all.
     change_counter: bool = True
-    #: Data-modifying ``WITH`` (PostgreSQL): a history record is appended and the older
-    #: ones trimmed in one statement rather than two.
-    writable_cte: bool = False
     #: Tables clustered on their primary key (SQLite ``WITHOUT ROWID``; needs the change
     #: counter): history is keyed by ``(scope, namespace, key, id)`` with ids drawn from
     #: the counter, so a durable write dirties one page per table and no index pages.
@@ -137,7 +134,6 @@ _TRIM_HISTORY = (
     f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
     f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC LIMIT 1 OFFSET ?)"
 )
-_TRIM_AND_INSERT_HISTORY = f"WITH trimmed AS ({_TRIM_HISTORY}) {_INSERT_HISTORY}"
 _CLEAR_HISTORY = f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"
 # Clustered (SQLite) writes read the entry and the id of the key's keep-th newest history
 # record in one statement, and trim only when that record exists: always one row, the
@@ -193,6 +189,19 @@ def _history(row: Sequence[Any]) -> HistoryRecord:
         updated_by=_load_updated_by(row[7]),
         deleted=bool(row[8]),
     )
+
+
+class Change(NamedTuple):
+    """What one mutation writes, as planned (``where``: scope, namespace and key bytes)."""
+
+    keyspace: Keyspace
+    where: tuple[str, bytes, bytes]
+    #: A row was there (live or expired): it is updated or deleted, not inserted.
+    existed: bool
+    new: Entry | None
+    record: HistoryRecord | None
+    #: ``ctx.history_limit``: history records to keep (0: none).
+    keep: int
 
 
 class SqlBackend(Backend):
@@ -293,7 +302,6 @@ class SqlBackend(Backend):
                 self._apply_one(db, keyspace, mutation, ctx, index, history_id + index)
                 for index, mutation in enumerate(mutations)
             ]
-            self._note_change(db, keyspace)
             return results
 
         return self._write(work)
@@ -308,9 +316,6 @@ class SqlBackend(Backend):
         # fetchall: the statement must run to its end before COMMIT.
         counter = db.execute(_CLAIM_IDS, (count,)).fetchall()[0][0]
         return int(counter) - count + 1
-
-    def _note_change(self, db: SqlConnection, keyspace: Keyspace) -> None:
-        """Announce the write (a hook: SQLite's counter was bumped by the id claim)."""
 
     def _apply_one(
         self,
@@ -339,10 +344,22 @@ class SqlBackend(Backend):
                 mutation.fence, self._read_lease(db, mutation.fence.lease, lock=True), index=index
             )
         new = plan(current, mutation, ctx, index=index)
+        record = history_record(current, new, ctx)
+        change = Change(keyspace, where, stored is not None, new, record, ctx.history_limit)
+        self._store(db, change, history_id, trim_upto)
+        return Applied(current, new)
+
+    def _store(
+        self, db: SqlConnection, change: Change, history_id: int, trim_upto: int | None
+    ) -> None:
+        """Write a planned change: the entry (or its removal), then its history record.
+        (PostgreSQL overrides this to send it all as one statement.)"""
+        q = self.dialect.q
+        where, new = change.where, change.new
         if new is None:
-            if stored is not None:
+            if change.existed:
                 db.execute(q(_DELETE_ENTRY), where)
-        elif stored is None:
+        elif not change.existed:
             # A plain INSERT: if another transaction created the key meanwhile (only
             # possible where the missing row could not be locked, i.e. PostgreSQL), the
             # unique violation aborts this transaction instead of overwriting; the
@@ -350,10 +367,8 @@ class SqlBackend(Backend):
             db.execute(q(_INSERT_ENTRY), (*where, *_entry_params(new)))
         else:
             db.execute(q(_UPDATE_ENTRY), (*_entry_params(new), *where))
-        record = history_record(current, new, ctx)
-        if record is not None:
-            self._record_history(db, where, record, ctx.history_limit, history_id, trim_upto)
-        return Applied(current, new)
+        if change.record is not None:
+            self._record_history(db, where, change.record, change.keep, history_id, trim_upto)
 
     def _record_history(
         self,
@@ -379,11 +394,6 @@ class SqlBackend(Backend):
             _dump_updated_by(record.updated_by),
             1 if record.deleted else 0,
         )
-        if self.dialect.writable_cte:
-            # One statement, one snapshot: the DELETE does not see the row being inserted,
-            # so it keeps keep - 1 of the older records.
-            db.execute(q(_TRIM_AND_INSERT_HISTORY), (*where, *where, keep - 1, *values))
-            return
         if self.dialect.clustered:
             db.execute(_INSERT_HISTORY_WITH_ID, (history_id, *values))
             if trim_upto is not None:  # read with the entry; None: nothing to trim
