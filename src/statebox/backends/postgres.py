@@ -6,7 +6,8 @@ connections and what can go wrong with them:
 - A pool (``psycopg_pool``) of autocommit connections whose ``search_path`` is the URL's
   schema. Reads run as single statements; every write is one transaction in which the
   shared ``apply`` locks the current row (``SELECT … FOR UPDATE``), so check-and-write
-  is atomic across connections and machines.
+  is atomic across connections and machines; what it then writes (entry, history, trim,
+  NOTIFY) is one statement (:mod:`._pg_write`).
 - A transaction that provably did not commit is run again, bounded: two writers
   inserting the same new key (or the first acquisition of a lease) collide on the
   primary key and the loser re-plans — it then sees the row, so a guard that no longer
@@ -179,8 +180,8 @@ class PostgresBackend(SqlBackend):
             if not write:
                 return work(conn.cursor())
             # In pipeline mode (?pipeline=), statements whose results are not read (the
-            # writes, the NOTIFY, COMMIT) are sent without waiting; only reading a row
-            # waits: a set takes two round trips instead of six.
+            # write, COMMIT) are sent without waiting; only reading a row waits: a set
+            # takes two round trips instead of four.
             with self._pipeline(conn), conn.transaction():
                 result = work(conn.cursor())
                 committing = True  # what is still queued, COMMIT included, goes now
