@@ -830,3 +830,13 @@ def test_absurd_durations_are_invalid_values(store: StateStore) -> None:
     with pytest.raises(InvalidValueError, match="at most"):
         store.acquire_lease("l", 1e300)
     assert not store.get("k").found
+
+
+def test_a_lease_name_with_nul_is_an_invalid_value(store: StateStore) -> None:
+    from statebox import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match="NUL"):
+        store.acquire_lease("a\x00b", 10)
+    with pytest.raises(InvalidValueError, match="NUL"):
+        store.set("k", 1, fencing=("a\x00b", 1))
+    assert not store.get("k").found

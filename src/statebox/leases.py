@@ -33,6 +33,8 @@ def validate_lease_name(name: Any) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidValueError(f"invalid lease name {name!r}: must be valid Unicode") from None
+    if "\x00" in name:  # PostgreSQL text cannot hold it; no name needs it
+        raise InvalidValueError(f"invalid lease name {name!r}: must not contain NUL")
     return name.strip()
 
 
