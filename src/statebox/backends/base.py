@@ -56,7 +56,7 @@ token is the latest one issued for that lease.
     to the keyspace commits (it may also change for other keyspaces). ``wait_for_change``
     blocks until the token differs from ``token`` or ``timeout`` seconds pass, and
     returns the token it saw last. It must not re-read entries to find out: SQLite polls
-    a change counter, PostgreSQL uses LISTEN/NOTIFY, memory a condition variable.
+    ``PRAGMA data_version``, PostgreSQL uses LISTEN/NOTIFY, memory a condition variable.
 ``purge_expired(now, limit)``
     Delete up to ``limit`` entries whose ``expires_at <= now`` (history is kept);
     return how many.

@@ -59,7 +59,6 @@ POSTGRES = Dialect(
     bigint="BIGINT",
     history_id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     lock_row=" FOR UPDATE",
-    change_counter=False,
 )
 
 #: Attempts of one write transaction before giving up on transient failures.

@@ -48,12 +48,10 @@ class Dialect(NamedTuple):
     history_id: str
     #: Appended to the read of the current row inside a write transaction.
     lock_row: str
-    #: Watch through the ``statebox_changes`` counter row (SQLite). PostgreSQL uses
-    #: LISTEN/NOTIFY instead: one row bumped by every writer would serialize them all.
-    change_counter: bool = True
-    #: Tables clustered on their primary key (SQLite ``WITHOUT ROWID``; needs the change
-    #: counter): history is keyed by ``(scope, namespace, key, id)`` with ids drawn from
-    #: the counter, so a durable write dirties one page per table and no index pages.
+    #: Tables clustered on their primary key (SQLite ``WITHOUT ROWID``): history is keyed
+    #: by ``(scope, namespace, key, id)`` with per-key ids (the key's newest id + 1, read
+    #: with the entry), so a durable write dirties one page per table and no index pages.
+    #: Otherwise (PostgreSQL) history ids come from an identity column.
     clustered: bool = False
 
     def q(self, sql: str) -> str:
@@ -90,15 +88,7 @@ class Dialect(NamedTuple):
                 name TEXT PRIMARY KEY, holder TEXT NOT NULL, token {i} NOT NULL,
                 expires_at {i} NOT NULL)""",
         ]
-        if not self.change_counter:
-            return tables
-        return [
-            *tables,
-            # One row per write transaction's bump: the cheap change counter of watch.
-            f"""CREATE TABLE IF NOT EXISTS statebox_changes (
-                id INTEGER PRIMARY KEY, counter {i} NOT NULL)""",
-            "INSERT INTO statebox_changes (id, counter) VALUES (1, 0) ON CONFLICT DO NOTHING",
-        ]
+        return tables
 
 
 _ENTRY_COLUMNS = "version, hash, content_type, data, created_at, updated_at, updated_by, expires_at"
@@ -140,11 +130,12 @@ _CLEAR_HISTORY = f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"
 # entry's columns NULL when it is missing. Parameters: scope, namespace, key, keep - 1.
 _SELECT_ENTRY_AND_TRIM_BOUND = (
     f"SELECT {_ENTRY_COLUMNS}, (SELECT id FROM statebox_history WHERE scope = ?1 AND "
-    "namespace = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1 OFFSET ?4) FROM (SELECT 1) "
+    "namespace = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1 OFFSET ?4), (SELECT id FROM "
+    "statebox_history WHERE scope = ?1 AND namespace = ?2 AND key = ?3 ORDER BY id DESC "
+    "LIMIT 1) FROM (SELECT 1) "
     "LEFT JOIN statebox_entries ON scope = ?1 AND namespace = ?2 AND key = ?3"
 )
 _TRIM_HISTORY_UPTO = f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ?"
-_CLAIM_IDS = "UPDATE statebox_changes SET counter = counter + ? WHERE id = 1 RETURNING counter"
 
 
 @functools.lru_cache(maxsize=256)  # a store writes as one run context: encode it once
@@ -297,25 +288,12 @@ class SqlBackend(Backend):
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
         def work(db: SqlConnection) -> list[Applied]:
-            history_id = self._claim_history_ids(db, len(mutations))
-            results = [
-                self._apply_one(db, keyspace, mutation, ctx, index, history_id + index)
+            return [
+                self._apply_one(db, keyspace, mutation, ctx, index)
                 for index, mutation in enumerate(mutations)
             ]
-            return results
 
         return self._write(work)
-
-    def _claim_history_ids(self, db: SqlConnection, count: int) -> int:
-        """Bump the change counter (watch polls it) by ``count`` inside the write
-        transaction and return the first of the ``count`` history ids that frees; 0
-        where there is no counter (PostgreSQL's history ids are an identity column)."""
-        if not self.dialect.change_counter:
-            return 0
-        count = max(count, 1)  # every write transaction moves the token
-        # fetchall: the statement must run to its end before COMMIT.
-        counter = db.execute(_CLAIM_IDS, (count,)).fetchall()[0][0]
-        return int(counter) - count + 1
 
     def _apply_one(
         self,
@@ -324,15 +302,18 @@ class SqlBackend(Backend):
         mutation: Mutation,
         ctx: WriteContext,
         index: int,
-        history_id: int,
     ) -> Applied:
         q = self.dialect.q
         where = (keyspace.scope, keyspace.namespace.encode(), mutation.key.encode())
         trim_upto: int | None = None
+        history_id = 0  # PostgreSQL: an identity column numbers history
         if self.dialect.clustered:
             bounded = (*where, ctx.history_limit - 1)
             row = db.execute(_SELECT_ENTRY_AND_TRIM_BOUND, bounded).fetchone()
             trim_upto = row[8]
+            # Per-key history ids; a second write to the key in the same batch reads
+            # the record the first one added (same transaction).
+            history_id = (row[9] or 0) + 1
             if row[0] is None:  # version is NOT NULL: no entry
                 row = None
         else:
@@ -475,13 +456,6 @@ class SqlBackend(Backend):
         return self._read(lambda db: self._read_lease(db, name))
 
     # -- watch and expiry -----------------------------------------------------------------
-
-    def change_token(self, keyspace: Keyspace) -> int:
-        return self._read(
-            lambda db: int(
-                db.execute("SELECT counter FROM statebox_changes WHERE id = 1").fetchone()[0]
-            )
-        )
 
     def purge_expired(self, now: int, limit: int = 1000) -> int:
         return self._write(lambda db: self._purge_expired(db, now, limit))

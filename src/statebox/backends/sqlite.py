@@ -29,13 +29,13 @@ SQLITE = Dialect(
     param="?",
     blob="BLOB",
     bigint="INTEGER",
-    history_id="INTEGER NOT NULL",  # drawn from the change counter
+    history_id="INTEGER NOT NULL",  # per key: its newest id + 1
     lock_row="",  # BEGIN IMMEDIATE already holds the database's write lock
     clustered=True,
 )
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 T = TypeVar("T")
-_POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
+_POLL_INTERVAL = 0.005  # seconds between reads of PRAGMA data_version while watching
 
 
 # A URL without these characters (no query, fragment or %-escape, nothing urlsplit would
@@ -102,6 +102,9 @@ class SqliteBackend(SqlBackend):
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._pid = os.getpid()
+        self._watch: sqlite3.Connection | None = None
+        self._watch_pid = 0
+        self._watch_lock = threading.Lock()
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         except OSError as exc:
@@ -205,8 +208,21 @@ class SqliteBackend(SqlBackend):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def change_token(self, keyspace: Keyspace) -> int:
+        # PRAGMA data_version changes whenever another connection — any thread's write
+        # connection here, any other process — commits. The watch connection never
+        # writes, so its data_version is a change token that costs writers nothing.
+        with self._watch_lock:
+            if self._watch is None or self._watch_pid != os.getpid():
+                self._watch = self._connect()
+                self._watch_pid = os.getpid()
+            try:
+                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path, self.timeout) from exc
+
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
-        # Polls one row of a tiny table: cheap, and never a scan of the entries.
+        # Polls a pragma: cheap, and never a read of the entries.
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             current = self.change_token(keyspace)
@@ -216,6 +232,8 @@ class SqliteBackend(SqlBackend):
             time.sleep(min(_POLL_INTERVAL, remaining))
 
     def close(self) -> None:
+        with self._watch_lock:
+            self._watch = None
         with self._all_lock:
             connections, self._all = self._all, []
         for conn in connections:
