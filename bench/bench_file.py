@@ -14,17 +14,16 @@ watch counter is bumped.
 from __future__ import annotations
 
 import fcntl
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from statebox import ConflictError, RunContext, StateStore, open_store
+from statebox import RunContext, StateStore, open_store
 from statebox.backends.base import Put, WriteContext
 from statebox.values import normalize
 
-from .common import Row, Section, ops_per_second, percentile
+from .common import Row, Section, ops_per_second, percentile, run_processes, sb_cas_worker
 
 SETS = 5_000
 GETS = 5_000
@@ -78,29 +77,6 @@ def raw_list(directory: str, after: str, limit: int) -> list[bytes]:
 
 
 # --- statebox -------------------------------------------------------------------------------
-
-
-def sb_cas_worker(url: str, count: int) -> None:
-    with open_store(url, context=CTX) as store:
-        done = 0
-        while done < count:
-            cur = store.get("counter")
-            try:
-                store.set("counter", (cur.value or 0) + 1, expected_version=cur.version)
-                done += 1
-            except ConflictError:
-                pass
-
-
-def run_processes(target: object, arg: str) -> float:
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=target, args=(arg, CAS_EACH)) for _ in range(CAS_PROCESSES)]  # type: ignore[arg-type]
-    start = time.perf_counter()
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    return time.perf_counter() - start
 
 
 def fill(root: Path, count: int, prefix: str = "k/") -> None:
@@ -181,8 +157,8 @@ def run(workdir: Path) -> list[Section]:
 
     sb_seconds = base_seconds = 0.0
     for _ in range(CAS_ROUNDS):
-        sb_seconds += run_processes(sb_cas_worker, f"file://{sb_root}")
-        base_seconds += run_processes(raw_cas_worker, raw_dir)
+        sb_seconds += run_processes(CAS_PROCESSES, CAS_EACH, sb_cas_worker, f"file://{sb_root}")
+        base_seconds += run_processes(CAS_PROCESSES, CAS_EACH, raw_cas_worker, raw_dir)
     total = CAS_ROUNDS * CAS_PROCESSES * CAS_EACH
     final = store.get("counter").value
     assert final == total, final

@@ -7,19 +7,18 @@ the baseline in blocks); 4-process CAS increments on one key; listing 100 keys o
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from statebox import ConflictError, RunContext, StateStore, open_store
+from statebox import RunContext, StateStore, open_store
 from statebox.backends.base import Put, WriteContext
 from statebox.backends.sqlite import SQLITE
 from statebox.model import Keyspace
 from statebox.values import normalize
 
-from .common import Row, Section, ops_per_second, percentile
+from .common import Row, Section, ops_per_second, percentile, run_processes, sb_cas_worker
 
 SETS = 5_000
 GETS = 5_000
@@ -79,29 +78,6 @@ def raw_cas_worker(path: str, count: int) -> None:
         now = time.time_ns()
         conn.execute(RAW_UPSERT, (b"bench", b"counter", "h", str(n + 1).encode(), now, now))
         conn.execute("COMMIT")
-
-
-def sb_cas_worker(url: str, count: int) -> None:
-    with open_store(url, context=CTX) as store:
-        done = 0
-        while done < count:
-            cur = store.get("counter")
-            try:
-                store.set("counter", (cur.value or 0) + 1, expected_version=cur.version)
-                done += 1
-            except ConflictError:
-                pass
-
-
-def run_processes(target: object, arg: str) -> float:
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=target, args=(arg, CAS_EACH)) for _ in range(CAS_PROCESSES)]  # type: ignore[arg-type]
-    start = time.perf_counter()
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    return time.perf_counter() - start
 
 
 def fill(store: StateStore, count: int, prefix: str = "k/") -> None:
@@ -188,8 +164,8 @@ def run(workdir: Path) -> list[Section]:
     rows.append(Row(f"{GETS:,} gets", "ops/s", sb, base, ">= 50% of raw", sb >= 0.5 * base))
 
     # 4-process CAS increments on one key
-    sb_seconds = run_processes(sb_cas_worker, sb_url)
-    base_seconds = run_processes(raw_cas_worker, str(raw_path))
+    sb_seconds = run_processes(CAS_PROCESSES, CAS_EACH, sb_cas_worker, sb_url)
+    base_seconds = run_processes(CAS_PROCESSES, CAS_EACH, raw_cas_worker, str(raw_path))
     final = store.get("counter").value
     assert final == CAS_PROCESSES * CAS_EACH, final
     rows.append(

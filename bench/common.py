@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Row", "Section", "ops_per_second", "percentile", "print_sections", "timed"]
+__all__ = [
+    "Row",
+    "Section",
+    "ops_per_second",
+    "percentile",
+    "print_sections",
+    "run_processes",
+    "sb_cas_worker",
+    "timed",
+]
 
 
 @dataclass
@@ -89,3 +99,30 @@ def print_sections(sections: list[Section]) -> None:
             print(
                 "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
             )
+
+
+def sb_cas_worker(url: str, count: int) -> None:
+    """``count`` read, compare-and-set, retry increments of one key (a spawned process)."""
+    from statebox import ConflictError, RunContext, open_store
+
+    with open_store(url, context=RunContext(dag="bench", run_id="1", step="s")) as store:
+        done = 0
+        while done < count:
+            cur = store.get("counter")
+            try:
+                store.set("counter", (cur.value or 0) + 1, expected_version=cur.version)
+                done += 1
+            except ConflictError:
+                pass
+
+
+def run_processes(processes: int, each: int, target: Callable[[str, int], None], arg: str) -> float:
+    """Seconds for ``processes`` spawned ``target(arg, each)`` to all finish."""
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=target, args=(arg, each)) for _ in range(processes)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - start

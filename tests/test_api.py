@@ -92,3 +92,10 @@ def test_async_store_round_trip(tmp_path: Path) -> None:
     assert '"version":1' in lines[0] and '"value":{"id":1}' in lines[1]
     assert '"changed":true' in lines[2] and '"key":"cursor","version":2' in lines[3]
     assert lines[4].endswith('"deleted":true}')
+
+
+def test_every_error_kind_maps_back_to_its_class() -> None:
+    kinds = [getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    for cls in kinds:
+        assert errors.error_class(cls.kind) is cls
+    assert errors.error_class("no-such-kind") is errors.StateboxError

@@ -35,6 +35,7 @@ __all__ = [
     "PermissionDeniedError",
     "StateboxError",
     "ValueTooLargeError",
+    "error_class",
 ]
 
 
@@ -143,3 +144,18 @@ class PermissionDeniedError(StateboxError):
     exit_code = 1
     http_status = 403
     kind = "permission_denied"
+
+
+def error_class(kind: str) -> type[StateboxError]:
+    """The error class whose ``kind`` is ``kind`` (the root for an unknown kind).
+
+    Faces that carry errors over a wire (the HTTP API and the remote store) use this to
+    turn a ``kind`` back into its class; it walks the tree, so a new kind needs no list.
+    """
+    pending: list[type[StateboxError]] = [StateboxError]
+    while pending:
+        cls = pending.pop()
+        if cls.kind == kind:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return StateboxError

@@ -102,6 +102,16 @@ def _stored(entry: Entry | HistoryRecord) -> StoredValue:
     return StoredValue(entry.data, entry.content_type)
 
 
+def _written(
+    ks: Keyspace, new: Entry, operation: str = "set", *, reported: bool = False, retries: int = 0
+) -> SetResult:
+    """The result of a write that left ``new``; ``reported`` adds the value written."""
+    stored = _stored(new) if reported else None
+    return SetResult(
+        ks, new.key, new.version, new.hash, new.version == 1, stored, operation, retries
+    )
+
+
 class StateStore:
     """Persistent state over one backend. Thread-safe; close it (or use ``with``)."""
 
@@ -270,7 +280,7 @@ class StateStore:
         put = Put(key, normalized, expected_version, create_only, expires_at, as_fence(fencing))
         new = self._apply(ks, [put], ctx)[0].current
         assert new is not None
-        return SetResult(ks, key, new.version, new.hash, new.version == 1)
+        return _written(ks, new)
 
     def diff(
         self,
@@ -480,16 +490,7 @@ class StateStore:
                 conflict = exc
                 continue
             assert new is not None
-            return SetResult(
-                ks,
-                key,
-                new.version,
-                new.hash,
-                new.version == 1,
-                StoredValue(value.data, value.content_type),
-                operation="update",
-                retries=attempt,
-            )
+            return _written(ks, new, "update", reported=True, retries=attempt)
         assert conflict is not None
         raise ConflictError(
             f"update of key {key!r} gave up after {self.update_attempts} attempts: other "
@@ -536,15 +537,7 @@ class StateStore:
         put = Put(key, value, guard, expires_at=expires_at, fence=as_fence(fencing))
         new = self._apply(ks, [put], ctx)[0].current
         assert new is not None
-        return SetResult(
-            ks,
-            key,
-            new.version,
-            new.hash,
-            new.version == 1,
-            StoredValue(value.data, value.content_type),
-            operation="rollback",
-        )
+        return _written(ks, new, "rollback", reported=True)
 
     # -- transactions (SPEC §5) --------------------------------------------------------
 
@@ -588,7 +581,7 @@ class StateStore:
                 results.append(DeleteResult(ks, mutation.key, outcome.previous is not None))
             else:
                 new = outcome.current
-                results.append(SetResult(ks, new.key, new.version, new.hash, new.version == 1))
+                results.append(_written(ks, new))
         return TransactionResult(ks, results)
 
     def _mutation(

@@ -28,17 +28,12 @@ from ..backends.base import Entry, HistoryRecord, Lease
 from ..clock import NS_PER_SECOND, parse_timestamp
 from ..errors import (
     BackendUnavailableError,
-    ConfigurationError,
     ConflictError,
     CorruptEntryError,
-    FencingError,
-    InvalidReferenceError,
     InvalidRequestError,
-    InvalidValueError,
-    NotFoundError,
     PermissionDeniedError,
     StateboxError,
-    ValueTooLargeError,
+    error_class,
 )
 from ..model import UpdatedBy
 from ..results import EmbeddedJSON, dumps_envelope
@@ -77,24 +72,6 @@ CONTEXT_HEADERS: Final = {
     "dag_run_id": "x-statebox-run-id",
     "step_name": "x-statebox-step",
     "attempt_id": "x-statebox-attempt-id",
-}
-
-_ERRORS_BY_KIND: Final[dict[str, type[StateboxError]]] = {
-    cls.kind: cls
-    for cls in (
-        StateboxError,
-        InvalidReferenceError,
-        InvalidValueError,
-        ValueTooLargeError,
-        ConfigurationError,
-        InvalidRequestError,
-        NotFoundError,
-        ConflictError,
-        FencingError,
-        BackendUnavailableError,
-        CorruptEntryError,
-        PermissionDeniedError,
-    )
 }
 
 
@@ -417,7 +394,7 @@ def error_from_body(status: int, body: bytes, where: str) -> StateboxError:
         return PermissionDeniedError(
             f"{where} refused the request: {message} (set STATEBOX_TOKEN to a valid token)"
         )
-    cls = _ERRORS_BY_KIND.get(kind, StateboxError)
+    cls = error_class(kind)
     if issubclass(cls, ConflictError):
         index, current = inner.get("index", 0), inner.get("currentVersion", 0)
         return cls(
