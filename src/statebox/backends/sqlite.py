@@ -13,8 +13,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import ClassVar, TypeVar
 
 from ..errors import BackendUnavailableError, ConfigurationError, StateboxError
@@ -154,6 +154,13 @@ class SqliteBackend(SqlBackend):
     def _write(self, work: Callable[[SqlConnection], T]) -> T:
         # The hot path of every set: _writing's work without context-manager machinery.
         conn = self._connection()
+        if self._local.__dict__.get("together"):
+            # Inside write_together: the group's transaction is open and this call has
+            # its own savepoint, which undoes this work if it fails.
+            try:
+                return work(conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path, self.timeout) from exc
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -166,6 +173,70 @@ class SqliteBackend(SqlBackend):
         except sqlite3.Error as exc:
             raise _translate(exc, self.path, self.timeout) from exc
         return result
+
+    def write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run ``calls`` (engine writes on this thread) in one transaction: one commit,
+        so one fsync, for all of them — group commit, for a server's many writers.
+
+        Each call gets its own savepoint: one that raises is undone alone and its
+        exception is its outcome; the others still commit. If SQLite abandons the whole
+        transaction (a full disk, an I/O error) or the commit fails, nothing was
+        saved, and every call's outcome is that error. The calls see each other's
+        writes in order, as if they had run one after another.
+        """
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            return [_translate(exc, self.path, self.timeout)] * len(calls)
+        return self._run_together(conn, calls)
+
+    def try_write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception] | None:
+        """:meth:`write_together`, or None at once (nothing ran) if another connection
+        holds the write lock: for a caller that must not wait, such as an event loop."""
+        conn = self._connection()
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return None
+            return [_translate(exc, self.path, self.timeout)] * len(calls)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        return self._run_together(conn, calls)
+
+    def _run_together(
+        self, conn: sqlite3.Connection, calls: Sequence[Callable[[], T]]
+    ) -> list[T | Exception]:
+        outcomes: list[T | Exception] = []
+        try:
+            self._local.together = True
+            try:
+                for call in calls:
+                    conn.execute("SAVEPOINT call")
+                    try:
+                        outcomes.append(call())
+                    except Exception as exc:
+                        if not conn.in_transaction:  # SQLite rolled everything back
+                            raise
+                        conn.execute("ROLLBACK TO call")
+                        outcomes.append(exc)
+                    conn.execute("RELEASE call")
+                conn.execute("COMMIT")
+            finally:
+                self._local.together = False
+        except BaseException as exc:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):  # the first error is the one worth reporting
+                    conn.execute("ROLLBACK")
+            if not isinstance(exc, Exception):
+                raise
+            failure: Exception = exc
+            if isinstance(exc, sqlite3.Error):
+                failure = _translate(exc, self.path, self.timeout)
+            return [failure] * len(calls)
+        return outcomes
 
     @contextmanager
     def _reading(self) -> Iterator[SqlConnection]:

@@ -69,7 +69,9 @@ async def _purge_periodically(state: ServerState, interval: float) -> None:
         await anyio.sleep(interval)
         try:
             while (
-                await state.write(lambda: state.backend.purge_expired(state.clock.now_ns(), batch))
+                await state.write(
+                    lambda: state.backend.purge_expired(state.clock.now_ns(), batch), alone=True
+                )
                 >= batch
             ):
                 pass
@@ -125,7 +127,7 @@ def create_app(
             yield
             tasks.cancel_scope.cancel()
         if state.writer is not None:
-            state.writer.shutdown()
+            state.writer.close()
         state.backend.close()
 
     app = Starlette(

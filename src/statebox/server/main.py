@@ -93,6 +93,7 @@ def serve(
         import uvicorn
 
         from .app import create_app
+        from .protocol import CoalescingHttpToolsProtocol
     except ImportError as exc:
         raise ConfigurationError(
             f"the statebox server needs its extra ({exc.name} is missing): "
@@ -119,6 +120,7 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=CoalescingHttpToolsProtocol,
             log_level=log_level,
             access_log=access_log,
             # Longer than the remote store's idle timeout (5 s): the client always closes

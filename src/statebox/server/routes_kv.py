@@ -85,9 +85,9 @@ def _preconditions(call: Call, body_version: int | None) -> tuple[int | None, bo
     return expected, if_none_match is not None, header
 
 
-async def _guarded_write(call: Call, header: bool, fn: Any) -> Any:
+async def _guarded_write(call: Call, header: bool, fn: Any, *, alone: bool = False) -> Any:
     try:
-        return await call.state.write(fn)
+        return await call.state.write(fn, alone=alone)
     except FencingError:
         raise
     except ConflictError as exc:
@@ -246,6 +246,7 @@ async def update(call: Call) -> Response:
             scope=ks.scope,
             namespace=ks.namespace,
         ),
+        alone=True,  # a jq transform may take a while: no group waits on it
     )
     return _written(result)
 

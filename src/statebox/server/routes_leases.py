@@ -98,7 +98,7 @@ async def purge(call: Call) -> Response:
     check_fields(body, {"limit"}, "purge")
     limit = field_int(body, "limit", minimum=1) or 1000
     store = call.store()
-    purged = await call.state.write(partial(store.purge_expired, limit))
+    purged = await call.state.write(partial(store.purge_expired, limit), alone=True)
     return json_response(dumps_envelope({"operation": "purge", "purged": purged}))
 
 

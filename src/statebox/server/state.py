@@ -3,9 +3,7 @@ how work reaches the store (inline, a writer thread, or worker threads)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeVar
 
 import anyio
@@ -31,6 +29,7 @@ from .auth import ANONYMOUS, Principal
 from .config import ServerConfig
 from .metrics import Metrics
 from .wire import error_body
+from .writer import GroupCommitWriter
 
 __all__ = ["JSON", "NO_CONTEXT", "FixedClock", "ServerState", "json_response"]
 
@@ -71,13 +70,10 @@ class ServerState:
         # Long polls get their own threads, so watchers can never starve other requests.
         self.wait_limiter = anyio.CapacityLimiter(256)
         # SQLite has one writer at a time: queueing writes for one thread here beats
-        # SQLite's busy handler (which sleeps between retries), and that thread's one
-        # connection keeps its page cache warm from one write to the next.
-        self.writer = (
-            ThreadPoolExecutor(1, thread_name_prefix="statebox-writer")
-            if isinstance(backend, SqliteBackend)
-            else None
-        )
+        # SQLite's busy handler (which sleeps between retries), that thread's one
+        # connection keeps its page cache warm, and the writes that queue up while one
+        # commits share the next commit (group commit: one fsync for many writes).
+        self.writer = GroupCommitWriter(backend) if isinstance(backend, SqliteBackend) else None
         self._stores: dict[RunContext, StateStore] = {}
         self._keyspaces: dict[tuple[str, str], Keyspace] = {}
 
@@ -123,9 +119,11 @@ class ServerState:
             return fn()
         return await anyio.to_thread.run_sync(fn)
 
-    async def write(self, fn: Callable[[], T]) -> T:
+    async def write(self, fn: Callable[[], T], *, alone: bool = False) -> T:
+        """Run a write off the event loop. ``alone``: may take long (a transform), so
+        it must not share a transaction with other callers' writes."""
         if self.writer is not None:
-            return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
+            return await self.writer.submit(fn, alone=alone)
         return await anyio.to_thread.run_sync(fn)
 
     async def wait(self, fn: Callable[[], T]) -> T:

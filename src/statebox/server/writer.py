@@ -1,0 +1,132 @@
+"""Group commit: the server's SQLite writes, queued for one thread that commits them together.
+
+SQLite has one writer at a time and a durable commit costs an fsync. Requests that
+arrive while a commit is under way wait in a queue; the writer thread then runs all of
+them in one transaction (:meth:`SqliteBackend.write_together`: a savepoint each, one
+commit, one fsync) and hands every result back to the event loop in one wake-up. Each
+caller still gets its own outcome, and no answer is sent before its write is durable —
+what etcd does with its log, and what makes many writers cheaper than one.
+
+A call marked ``alone`` (an ``update``, whose transform may run for a while) gets a
+transaction of its own, so it never holds a group's writers back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import Any, Final, NamedTuple, TypeVar
+
+from ..backends.sqlite import SqliteBackend
+from ..errors import BackendUnavailableError
+
+__all__ = ["GroupCommitWriter"]
+
+T = TypeVar("T")
+MAX_GROUP: Final = 256  # writes per transaction: bounds how long one commit can take
+
+
+class _Job(NamedTuple):
+    work: Callable[[], Any]
+    alone: bool
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommitWriter:
+    def __init__(self, backend: SqliteBackend) -> None:
+        self._backend = backend
+        self._queue: deque[_Job] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._inline: list[_Job] = []  # this turn's writes, for _commit_inline
+        self._thread = threading.Thread(target=self._run, name="statebox-writer", daemon=True)
+        self._thread.start()
+
+    async def submit(self, work: Callable[[], T], *, alone: bool = False) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        job = _Job(work, alone, future, loop)
+        if alone:
+            self._enqueue([job])
+        else:
+            if not self._inline:
+                loop.call_soon(self._commit_inline)
+            self._inline.append(job)
+        # A caller that goes away cancels only its wait: the write, once queued, is done.
+        return await future
+
+    def _commit_inline(self) -> None:
+        """The writes this turn of the loop queued, committed here when the write lock is
+        free: no thread hand-off. If it is taken (the writer thread, another process),
+        they go to the thread, which waits for it without stopping the loop."""
+        jobs, self._inline = self._inline, []
+        outcomes = self._backend.try_write_together([job.work for job in jobs])
+        if outcomes is None:
+            self._enqueue(jobs)
+        else:
+            _deliver(list(zip(jobs, outcomes, strict=True)))
+
+    def _enqueue(self, jobs: list[_Job]) -> None:
+        with self._ready:
+            if not self._closed:
+                self._queue.extend(jobs)
+                self._ready.notify()
+                return
+        refused = BackendUnavailableError("the server is shutting down: write refused")
+        _deliver([(job, refused) for job in jobs])
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join()
+
+    def _take(self) -> list[_Job] | None:
+        with self._ready:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            first = self._queue.popleft()
+            jobs = [first]
+            if not first.alone:
+                queue = self._queue
+                while queue and not queue[0].alone and len(jobs) < MAX_GROUP:
+                    jobs.append(queue.popleft())
+            return jobs
+
+    def _run(self) -> None:
+        while (jobs := self._take()) is not None:
+            outcomes: Sequence[object]
+            if len(jobs) == 1 and jobs[0].alone:
+                outcomes = [_outcome(jobs[0].work)]
+            else:
+                outcomes = self._backend.write_together([job.work for job in jobs])
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, object]]] = {}
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                by_loop.setdefault(job.loop, []).append((job, outcome))
+            for loop, done in by_loop.items():
+                with suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                    loop.call_soon_threadsafe(_deliver, done)
+
+
+def _outcome(work: Callable[[], object]) -> object:
+    try:
+        return work()
+    except Exception as exc:
+        return exc
+
+
+def _deliver(done: list[tuple[_Job, object]]) -> None:
+    for job, outcome in done:
+        if job.future.cancelled():
+            continue
+        if isinstance(outcome, Exception):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome)
