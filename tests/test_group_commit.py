@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -162,3 +163,45 @@ def test_compare_and_set_increments_through_a_server_end_exact(tmp_path: Path) -
     assert final["value"] == threads * each
     assert final["version"] == threads * each + 1
     assert lost, "the writers never overlapped: this proved nothing"
+
+
+def test_a_server_waits_for_another_writer_without_stopping(tmp_path: Path) -> None:
+    """Another process holds the write lock: the server's write waits for it (and then
+    lands), while reads go on being answered meanwhile."""
+    db = tmp_path / "server.db"
+    with running_server(f"sqlite:///{db}?timeout=10") as server:
+        server.client.put("/v1/kv/global/ns/k", json=1).raise_for_status()
+        holder = _hold_write_lock(db, 1.0)
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as writer:
+                result: list[httpx.Response] = []
+                thread = threading.Thread(
+                    target=lambda: result.append(writer.put("/v1/kv/global/ns/k", json=2))
+                )
+                thread.start()
+                time.sleep(0.1)  # the write has arrived and is waiting
+                asked = time.monotonic()
+                read = server.client.get("/v1/kv/global/ns/k")
+                assert time.monotonic() - asked < 0.5  # not held up behind the write
+                assert read.json()["value"] == 1
+                assert thread.is_alive()
+                thread.join()
+        finally:
+            holder.wait()
+        assert result[0].status_code == 200, result[0].text
+        assert result[0].json()["version"] == 2
+
+
+def test_a_server_write_locked_out_past_the_timeout_is_503(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    with running_server(f"sqlite:///{db}?timeout=0.3") as server:
+        server.client.put("/v1/kv/global/ns/k", json=1).raise_for_status()
+        holder = _hold_write_lock(db, 3.0)
+        try:
+            answer = server.client.put("/v1/kv/global/ns/k", json=2)
+        finally:
+            holder.kill()
+            holder.wait()
+        assert answer.status_code == 503
+        assert "stayed locked for 0.3s" in answer.json()["error"]["message"]
+        assert server.client.get("/v1/kv/global/ns/k").json()["version"] == 1

@@ -74,11 +74,15 @@ def _parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
 def _translate(exc: sqlite3.Error, path: str, timeout: float) -> StateboxError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return BackendUnavailableError(
-            f"SQLite database {path} stayed locked for {timeout:g}s by another writer; "
-            "retry, or raise the timeout with ?timeout=SECONDS in the store URL"
-        )
+        return _locked(path, timeout)
     return BackendUnavailableError(f"SQLite database {path}: {text}")
+
+
+def _locked(path: str, timeout: float) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"SQLite database {path} stayed locked for {timeout:g}s by another writer; "
+        "retry, or raise the timeout with ?timeout=SECONDS in the store URL"
+    )
 
 
 class SqliteBackend(SqlBackend):
@@ -205,6 +209,10 @@ class SqliteBackend(SqlBackend):
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         return self._run_together(conn, calls)
+
+    def locked_error(self) -> BackendUnavailableError:
+        """What a write that waited the whole timeout for the write lock reports."""
+        return _locked(self.path, self.timeout)
 
     def _run_together(
         self, conn: sqlite3.Connection, calls: Sequence[Callable[[], T]]

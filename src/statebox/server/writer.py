@@ -27,6 +27,10 @@ __all__ = ["GroupCommitWriter"]
 
 T = TypeVar("T")
 MAX_GROUP: Final = 256  # writes per transaction: bounds how long one commit can take
+# While another connection writes, the loop tries again after 50 µs, then twice as long
+# each time up to 1 ms: SQLite's own busy handler sleeps 1, 2, 5, 10… ms.
+_FIRST_BACKOFF: Final = 0.00005
+_LAST_BACKOFF: Final = 0.001
 
 
 class _Job(NamedTuple):
@@ -42,7 +46,12 @@ class GroupCommitWriter:
         self._queue: deque[_Job] = deque()
         self._ready = threading.Condition()
         self._closed = False
-        self._inline: list[_Job] = []  # this turn's writes, for _commit_inline
+        # The writes waiting for _commit_inline on the event loop (the first one seen).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inline: list[_Job] = []
+        self._retry: asyncio.TimerHandle | None = None
+        self._locked_since: float | None = None
+        self._backoff = _FIRST_BACKOFF
         self._thread = threading.Thread(target=self._run, name="statebox-writer", daemon=True)
         self._thread.start()
 
@@ -50,25 +59,43 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(work, alone, future, loop)
-        if alone:
+        if self._loop is None:
+            self._loop = loop
+        if alone or loop is not self._loop:
             self._enqueue([job])
         else:
-            if not self._inline:
+            if not self._inline and self._retry is None:
                 loop.call_soon(self._commit_inline)
             self._inline.append(job)
         # A caller that goes away cancels only its wait: the write, once queued, is done.
         return await future
 
     def _commit_inline(self) -> None:
-        """The writes this turn of the loop queued, committed here when the write lock is
-        free: no thread hand-off. If it is taken (the writer thread, another process),
-        they go to the thread, which waits for it without stopping the loop."""
-        jobs, self._inline = self._inline, []
+        """The writes queued on the loop, committed here without a thread hand-off. While
+        another connection holds the write lock (another process, or this writer's
+        thread), try again a little later: the loop is never blocked waiting for it."""
+        assert self._loop is not None
+        self._retry = None
+        jobs = self._inline[:MAX_GROUP]
         outcomes = self._backend.try_write_together([job.work for job in jobs])
         if outcomes is None:
-            self._enqueue(jobs)
-        else:
-            _deliver(list(zip(jobs, outcomes, strict=True)))
+            now = self._loop.time()
+            if self._locked_since is None:
+                self._locked_since, self._backoff = now, _FIRST_BACKOFF
+            elif now - self._locked_since >= self._backend.timeout:
+                self._locked_since = None
+                failure = self._backend.locked_error()
+                jobs, self._inline = self._inline, []
+                _deliver([(job, failure) for job in jobs])
+                return
+            self._retry = self._loop.call_later(self._backoff, self._commit_inline)
+            self._backoff = min(self._backoff * 2, _LAST_BACKOFF)
+            return
+        self._locked_since = None
+        del self._inline[: len(jobs)]
+        _deliver(list(zip(jobs, outcomes, strict=True)))
+        if self._inline:
+            self._loop.call_soon(self._commit_inline)
 
     def _enqueue(self, jobs: list[_Job]) -> None:
         with self._ready:
