@@ -62,6 +62,19 @@ def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> A
     return run
 
 
+def _by_method(endpoints: dict[str, Any]) -> Any:
+    if len(endpoints) == 1:
+        return next(iter(endpoints.values()))
+    if "GET" in endpoints:
+        endpoints.setdefault("HEAD", endpoints["GET"])  # as Starlette does for a GET route
+
+    async def dispatch(request: Request) -> Response:
+        response: Response = await endpoints[request.method](request)
+        return response
+
+    return dispatch
+
+
 async def _purge_periodically(state: ServerState, interval: float) -> None:
     """Expired entries are invisible already; this reclaims their space."""
     batch = 1000
@@ -102,9 +115,14 @@ def create_app(
     ]
     if config.test_mode:
         specs.append(("POST", "/v1/_test/reset", routes_raw.reset, False))
+    # One route per path, choosing the handler by method: Starlette matches each
+    # route's pattern in turn, so a PUT listed after the GET of its path matched twice.
+    by_path: dict[str, dict[str, Any]] = {}
+    for method, path, handler, public in specs:
+        by_path.setdefault(path, {})[method] = endpoint(state, handler, public=public)
     routes = [
-        Route(path, endpoint(state, handler, public=public), methods=[method])
-        for method, path, handler, public in specs
+        Route(path, _by_method(endpoints), methods=list(endpoints))
+        for path, endpoints in by_path.items()
     ]
 
     async def not_routed(request: Request, exc: Exception) -> Response:

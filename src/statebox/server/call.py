@@ -44,13 +44,25 @@ class PreconditionFailed(ConflictError):
 class Call:
     """One request as a handler sees it."""
 
-    __slots__ = ("_query", "principal", "request", "state")
+    __slots__ = ("_headers", "_query", "principal", "request", "state")
 
     def __init__(self, request: Request, state: ServerState, principal: Principal) -> None:
         self.request = request
         self.state = state
         self.principal = principal
         self._query: QueryParams | None = None
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request's headers by (lower-case) name, the first of a repeated one: read
+        in one pass, where each of Starlette's lookups scans them all again."""
+        if self._headers is None:
+            self._headers = {
+                name.decode("latin-1"): value.decode("latin-1")
+                for name, value in reversed(self.request.scope["headers"])
+            }
+        return self._headers
 
     # -- addressing and authorization --------------------------------------------------
 
@@ -79,7 +91,7 @@ class Call:
 
     def now(self) -> int:
         if self.state.config.test_mode:
-            raw = self.request.headers.get(NOW_HEADER)
+            raw = self.headers.get(NOW_HEADER)
             if raw is not None:
                 try:
                     return int(raw)
@@ -88,7 +100,7 @@ class Call:
         return self.state.clock.now_ns()
 
     def updated_by(self) -> UpdatedBy:
-        return updated_by_from_headers(self.request.headers, self.principal.name)
+        return updated_by_from_headers(self.headers, self.principal.name)
 
     def store(self) -> StateStore:
         """The engine acting for this caller: its run context, the server's principal."""
@@ -99,13 +111,13 @@ class Call:
             step=who.step_name or None,
             principal=who.principal or None,
         )
-        if self.state.config.test_mode and NOW_HEADER in self.request.headers:
+        if self.state.config.test_mode and NOW_HEADER in self.headers:
             return self.state.new_store(context, FixedClock(self.now()))
         return self.state.store_for(context)
 
     def reader(self) -> StateStore:
         """The engine for a read (no writer to record)."""
-        if self.state.config.test_mode and NOW_HEADER in self.request.headers:
+        if self.state.config.test_mode and NOW_HEADER in self.headers:
             return self.state.new_store(NO_CONTEXT, FixedClock(self.now()))
         return self.state.store_for(NO_CONTEXT)
 

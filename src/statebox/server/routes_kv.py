@@ -65,7 +65,7 @@ def _fencing_body(body: dict[str, Any]) -> Fencing | None:
 
 def _preconditions(call: Call, body_version: int | None) -> tuple[int | None, bool, bool]:
     """``(expected_version, create_only_from_header, guarded_by_header)``."""
-    headers = call.request.headers
+    headers = call.headers
     expected = body_version
     if_match, if_none_match = headers.get("if-match"), headers.get("if-none-match")
     if if_match is not None:
@@ -135,7 +135,7 @@ async def kv_put(call: Call) -> Response:
     ks = call.keyspace(Access.WRITE)
     expected, create_only, header = _preconditions(call, call.q_int("expected_version"))
     body = await call.request.body()
-    media = call.request.headers.get("content-type", "").strip()
+    media = call.headers.get("content-type", "").strip()
     value: Any = RawJSON(body) if _is_json(media) else Blob(body, media)
     store = call.store()
     result = await _guarded_write(
