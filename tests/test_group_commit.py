@@ -7,23 +7,27 @@ another would have done, on real database files and, at the end, through a live 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from statebox import BackendUnavailableError, ConflictError, RunContext, StateStore
 from statebox.backends.sqlite import SqliteBackend
+from statebox.server.writer import MAX_GROUP, GroupCommitWriter
 
 from .server_util import running_server
 from .test_sqlite import _hold_write_lock
 
 CTX = RunContext(dag="group")
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -205,3 +209,57 @@ def test_a_server_write_locked_out_past_the_timeout_is_503(tmp_path: Path) -> No
         assert answer.status_code == 503
         assert "stayed locked for 0.3s" in answer.json()["error"]["message"]
         assert server.client.get("/v1/kv/global/ns/k").json()["version"] == 1
+
+
+class _CountingBackend(SqliteBackend):
+    """A real SQLite backend that notes the size of each group it commits."""
+
+    groups: list[int]
+
+    def try_write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception] | None:
+        self.groups.append(len(calls))
+        return super().try_write_together(calls)
+
+
+def test_the_writes_of_one_loop_turn_share_a_commit(tmp_path: Path) -> None:
+    backend = _CountingBackend(f"sqlite:///{tmp_path / 'x.db'}")
+    backend.groups = []
+    store = StateStore(backend, context=CTX)
+    writer = GroupCommitWriter(backend)
+
+    async def scenario() -> list[Any]:
+        writes = [writer.submit(partial(store.set, f"k{i}", i)) for i in range(MAX_GROUP + 4)]
+        return await asyncio.gather(*writes)
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert [r.version for r in results] == [1] * (MAX_GROUP + 4)
+    assert backend.groups == [MAX_GROUP, 4]  # one commit per group, none over the cap
+    assert len(_committed(tmp_path / "x.db")) == MAX_GROUP + 4
+    backend.close()
+
+
+def test_alone_writes_and_other_loops_go_through_the_writer_thread(tmp_path: Path) -> None:
+    backend = SqliteBackend(f"sqlite:///{tmp_path / 'x.db'}")
+    store = StateStore(backend, context=CTX)
+    writer = GroupCommitWriter(backend)
+
+    def where(key: str) -> str:
+        store.set(key, 1)
+        return threading.current_thread().name
+
+    async def scenario(key: str, alone: bool) -> str:
+        return await writer.submit(partial(where, key), alone=alone)
+
+    try:
+        assert asyncio.run(scenario("a", False)) == "MainThread"  # inline, on the loop
+        assert asyncio.run(scenario("b", True)) == "statebox-writer"
+        assert asyncio.run(scenario("c", False)) == "statebox-writer"  # not the first loop
+    finally:
+        writer.close()
+    with pytest.raises(BackendUnavailableError, match="shutting down"):
+        asyncio.run(scenario("d", True))
+    assert sorted(_committed(tmp_path / "x.db")) == ["a", "b", "c"]
+    backend.close()
