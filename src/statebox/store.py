@@ -44,6 +44,7 @@ from .model import (
     Keyspace,
     RunContext,
     Scope,
+    UpdatedBy,
     resolve_keyspace,
     validate_key,
     validate_prefix,
@@ -143,6 +144,8 @@ class StateStore:
         self.purge_every = purge_every
         self._writes = itertools.count(1)
         self._keyspaces: dict[tuple[str | Scope | None, str | None], Keyspace] = {}
+        # (context, context.updated_by()): built once, as a RunContext never changes.
+        self._writer: tuple[RunContext, UpdatedBy] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -187,7 +190,10 @@ class StateStore:
 
     def _write_context(self) -> WriteContext:
         # (now, updated_by, history_limit), positional: built on every write.
-        return WriteContext(self.clock.now_ns(), self.context.updated_by(), self.history_limit)
+        writer = self._writer
+        if writer is None or writer[0] is not self.context:  # the attribute is public
+            writer = self._writer = (self.context, self.context.updated_by())
+        return WriteContext(self.clock.now_ns(), writer[1], self.history_limit)
 
     def _expires_at(self, ttl: float | None, now: int) -> int | None:
         if ttl is None:

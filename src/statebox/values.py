@@ -188,7 +188,15 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _SORTED_COMPACT: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 )
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) uses,
+# built once (allow_nan stays at its default: a transform's value may hold floats).
+_SORTED_COMPACT_ANY: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True
+)
 _encode_string: Any = json.encoder.encode_basestring
+# A float literal has a digit right before its "." or exponent: text without one holds
+# no float (and "e" alone, as in a key like "etag", does not send it to the slow path).
+_MAY_HOLD_FLOAT: Final = re.compile("[0-9][.eE]")
 
 
 def _has_literal(value: Any) -> bool:
@@ -246,9 +254,15 @@ def _encode(value: Any, may_hold_literals: bool) -> str:
         _encode_exact(value, parts)
         text = "".join(parts)
     else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    text = text.translate(_GO_EXTRA_ESCAPES)
-    return _SURROGATE.sub("\ufffd", text)
+        text = _SORTED_COMPACT_ANY.encode(value)
+    return _SURROGATE.sub("\ufffd", _go_escape(text))
+
+
+def _go_escape(text: str) -> str:
+    # str.translate looks up every character: first check there is anything to escape.
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        return text.translate(_GO_EXTRA_ESCAPES)
+    return text
 
 
 # --- public entry points --------------------------------------------------------------
@@ -321,7 +335,7 @@ def normalize(
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limit:
             raise _too_large(size, limit)
-    may_hold_literals = "." in text or "e" in text or "E" in text or "-0" in text
+    may_hold_literals = "-0" in text or _MAY_HOLD_FLOAT.search(text) is not None
     if len(text) > 4000 and not may_hold_literals:
         may_hold_literals = True  # a huge integer literal may have come back as _IntLiteral
     return _finish(_encode(_decode(text), may_hold_literals), limit)
@@ -343,7 +357,9 @@ def _string_keys_only(value: Any) -> bool:
                 return False
         return True
     if isinstance(value, (list, tuple)):
-        return all(_string_keys_only(v) for v in value if isinstance(v, (dict, list, tuple)))
+        for v in value:  # a loop, not all(<generator>): this runs on every set
+            if isinstance(v, (dict, list, tuple)) and not _string_keys_only(v):
+                return False
     return True
 
 
@@ -364,9 +380,7 @@ def _python_fast_path(value: Any) -> str | None:
         return None
     if _SURROGATE.search(text):
         return None
-    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
-        text = text.translate(_GO_EXTRA_ESCAPES)
-    return text
+    return _go_escape(text)
 
 
 def normalize_blob(

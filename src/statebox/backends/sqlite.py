@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import ClassVar, TypeVar
@@ -71,6 +72,22 @@ def _parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return raw[1:], options
 
 
+#: Every open backend, so a forked child can drop the connections it inherited.
+_BACKENDS: weakref.WeakSet[SqliteBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connections are not the child's to use (SQLite forbids carrying one
+    # across fork). A hook instead of comparing os.getpid() on every call: getpid is a
+    # real system call, and _connection runs on every read and write.
+    for backend in list(_BACKENDS):
+        backend._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _translate(exc: sqlite3.Error, path: str, timeout: float) -> StateboxError:
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -105,7 +122,7 @@ class SqliteBackend(SqlBackend):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        self._pid = os.getpid()
+        _BACKENDS.add(self)
         self._watch: sqlite3.Connection | None = None
         self._watch_pid = 0
         self._watch_lock = threading.Lock()
@@ -138,11 +155,12 @@ class SqliteBackend(SqlBackend):
             self._all.append(conn)
         return conn
 
+    def _forget_connections(self) -> None:
+        """In a forked child: leave the parent's connections alone and open new ones."""
+        self._local = threading.local()
+        self._all = []
+
     def _connection(self) -> sqlite3.Connection:
-        if os.getpid() != self._pid:  # forked: the parent's connections are not ours
-            self._local = threading.local()
-            self._all = []
-            self._pid = os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -155,24 +173,33 @@ class SqliteBackend(SqlBackend):
         except sqlite3.Error as exc:
             raise _translate(exc, self.path, self.timeout) from exc
 
+    def _write_cursor(self) -> sqlite3.Cursor:
+        # One cursor per thread for writes: Connection.execute makes a new cursor for
+        # every statement, and a set runs five or six. Each statement runs to its end or
+        # is reset by the next one, so none holds a read open past its transaction.
+        cursor: sqlite3.Cursor | None = self._local.__dict__.get("cursor")
+        if cursor is None:
+            cursor = self._local.cursor = self._connection().cursor()
+        return cursor
+
     def _write(self, work: Callable[[SqlConnection], T]) -> T:
         # The hot path of every set: _writing's work without context-manager machinery.
-        conn = self._connection()
+        db = self._write_cursor()
         if self._local.__dict__.get("together"):
             # Inside write_together: the group's transaction is open and this call has
             # its own savepoint, which undoes this work if it fails.
             try:
-                return work(conn)
+                return work(db)
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path, self.timeout) from exc
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                result = work(conn)
-                conn.execute("COMMIT")
+                result = work(db)
+                db.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if db.connection.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise _translate(exc, self.path, self.timeout) from exc
