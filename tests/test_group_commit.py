@@ -263,3 +263,28 @@ def test_alone_writes_and_other_loops_go_through_the_writer_thread(tmp_path: Pat
         asyncio.run(scenario("d", True))
     assert sorted(_committed(tmp_path / "x.db")) == ["a", "b", "c"]
     backend.close()
+
+
+def test_closing_refuses_writes_still_waiting_for_the_lock(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    backend = SqliteBackend(f"sqlite:///{db}?timeout=10")
+    store = StateStore(backend, context=CTX)
+    store.set("k", 1)
+    writer = GroupCommitWriter(backend)
+    holder = _hold_write_lock(db, 3.0)
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(writer.submit(partial(store.set, "k", 2)))
+        await asyncio.sleep(0.2)  # trying again and again against the other writer
+        assert not waiting.done()
+        writer.close()
+        with pytest.raises(BackendUnavailableError, match="shutting down"):
+            await waiting
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.get("k").version == 1
+    backend.close()

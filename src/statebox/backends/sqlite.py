@@ -164,6 +164,7 @@ class SqliteBackend(SqlBackend):
         """In a forked child: leave the parent's connections alone and open new ones."""
         self._local = threading.local()
         self._all = []
+        self._all_lock = threading.Lock()  # another thread may have held it at the fork
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -231,15 +232,19 @@ class SqliteBackend(SqlBackend):
         """:meth:`write_together`, or None at once (nothing ran) if another connection
         holds the write lock: for a caller that must not wait, such as an event loop."""
         conn = self._connection()
-        conn.execute("PRAGMA busy_timeout = 0")
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         except sqlite3.Error as exc:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
                 return None
             return [_translate(exc, self.path, self.timeout)] * len(calls)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         return self._run_together(conn, calls)
 
     def locked_error(self) -> BackendUnavailableError:

@@ -69,10 +69,9 @@ class ServerState:
         self.inline_reads = isinstance(backend, (MemoryBackend, SqliteBackend))
         # Long polls get their own threads, so watchers can never starve other requests.
         self.wait_limiter = anyio.CapacityLimiter(256)
-        # SQLite has one writer at a time: queueing writes for one thread here beats
-        # SQLite's busy handler (which sleeps between retries), that thread's one
-        # connection keeps its page cache warm, and the writes that queue up while one
-        # commits share the next commit (group commit: one fsync for many writes).
+        # SQLite has one writer at a time and an fsync per commit: the writes of
+        # concurrent requests are committed together (group commit), on the loop while
+        # the write lock is free, never waiting on it there (see writer.py).
         self.writer = GroupCommitWriter(backend) if isinstance(backend, SqliteBackend) else None
         self._stores: dict[RunContext, StateStore] = {}
         self._keyspaces: dict[tuple[str, str], Keyspace] = {}

@@ -1,14 +1,17 @@
-"""Group commit: the server's SQLite writes, queued for one thread that commits them together.
+"""Group commit: the server's SQLite writes, committed together, one fsync for many.
 
-SQLite has one writer at a time and a durable commit costs an fsync. Requests that
-arrive while a commit is under way wait in a queue; the writer thread then runs all of
-them in one transaction (:meth:`SqliteBackend.write_together`: a savepoint each, one
-commit, one fsync) and hands every result back to the event loop in one wake-up. Each
-caller still gets its own outcome, and no answer is sent before its write is durable —
-what etcd does with its log, and what makes many writers cheaper than one.
+SQLite has one writer at a time and a durable commit costs an fsync. The writes that
+requests queue during one turn of the event loop run in one transaction
+(:meth:`SqliteBackend.try_write_together`: a savepoint each, one commit, one fsync), on
+the loop itself — a hand-off to a thread and back costs more CPU than the write — and
+each caller gets its own outcome; no answer is sent before its write is durable. That
+is what etcd does with its log, and what makes many writers cheaper than one.
 
-A call marked ``alone`` (an ``update``, whose transform may run for a while) gets a
-transaction of its own, so it never holds a group's writers back.
+While another connection holds the write lock (another process, or this writer's
+thread) the loop tries again a little later instead of waiting, so reads go on being
+answered. A call marked ``alone`` (an ``update``, whose transform may run for a while)
+runs on the writer thread in a transaction of its own, so no group ever waits on it;
+so do writes from a second event loop, should an application serve from two.
 """
 
 from __future__ import annotations
@@ -77,7 +80,11 @@ class GroupCommitWriter:
         assert self._loop is not None
         self._retry = None
         jobs = self._inline[:MAX_GROUP]
-        outcomes = self._backend.try_write_together([job.work for job in jobs])
+        outcomes: list[Any] | None
+        try:
+            outcomes = self._backend.try_write_together([job.work for job in jobs])
+        except Exception as exc:  # the database could not even be opened: tell them all
+            outcomes = [exc] * len(jobs)
         if outcomes is None:
             now = self._loop.time()
             if self._locked_since is None:
@@ -107,11 +114,18 @@ class GroupCommitWriter:
         _deliver([(job, refused) for job in jobs])
 
     def close(self) -> None:
-        """Finish what is queued, then stop the thread."""
+        """Finish what the thread has queued, then stop it; refuse writes still waiting
+        for a locked database (called on the event loop, when the server stops)."""
         with self._ready:
             self._closed = True
             self._ready.notify()
         self._thread.join()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        waiting, self._inline = self._inline, []
+        refused = BackendUnavailableError("the server is shutting down: write refused")
+        _deliver([(job, refused) for job in waiting])
 
     def _take(self) -> list[_Job] | None:
         with self._ready:
