@@ -2,7 +2,7 @@
 
 The server queues concurrent writes and runs them with ``SqliteBackend.write_together``
 (one commit, one fsync); these tests hold that to what running the writes one after
-another would have done, on real database files and, at the end, through a live server.
+another would have done, on real database files and through live servers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,7 +45,7 @@ def backend(db: Path) -> Iterator[SqliteBackend]:
 
 def _committed(db: Path) -> dict[str, int]:
     """Key → version, read by a connection of its own: only what was committed."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT key, version FROM statebox_entries").fetchall()
     return {bytes(key).decode(): version for key, version in rows}
 
