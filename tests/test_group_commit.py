@@ -61,6 +61,17 @@ def test_writes_run_in_order_and_commit_together(backend: SqliteBackend, db: Pat
     assert [r.version for r in store.history("a").versions] == [2, 1]
 
 
+def test_a_read_in_a_group_sees_the_writes_before_it(backend: SqliteBackend) -> None:
+    store = StateStore(backend, context=CTX)
+    store.set("k", "old")
+    outcomes = backend.write_together(
+        [partial(store.set, "k", "new"), partial(store.diff, "k", "new", update=False)]
+    )
+    assert outcomes[0].version == 2  # type: ignore[union-attr]
+    assert outcomes[1].changed is False  # type: ignore[union-attr]
+    assert outcomes[1].previous_version == 2  # type: ignore[union-attr]
+
+
 def test_two_guarded_writes_of_one_version_in_one_group_cannot_both_win(
     backend: SqliteBackend, db: Path
 ) -> None:
