@@ -25,7 +25,7 @@ from statebox.backends.sqlite import SqliteBackend
 from statebox.server.writer import MAX_GROUP, GroupCommitWriter
 
 from .server_util import running_server
-from .test_sqlite import _hold_write_lock
+from .sqlite_lock import hold_write_lock
 
 CTX = RunContext(dag="group")
 T = TypeVar("T")
@@ -135,7 +135,7 @@ def test_without_waiting_a_locked_database_runs_nothing(backend: SqliteBackend, 
         ran.append("ran")
         return store.set("k", 2)
 
-    holder = _hold_write_lock(db, 1.0)
+    holder = hold_write_lock(db, 1.0)
     try:
         assert backend.try_write_together([write]) is None
         assert ran == []
@@ -187,7 +187,7 @@ def test_a_server_waits_for_another_writer_without_stopping(tmp_path: Path) -> N
     db = tmp_path / "server.db"
     with running_server(f"sqlite:///{db}?timeout=10") as server:
         server.client.put("/v1/kv/global/ns/k", json=1).raise_for_status()
-        holder = _hold_write_lock(db, 1.0)
+        holder = hold_write_lock(db, 1.0)
         try:
             with httpx.Client(base_url=server.url, timeout=30) as writer:
                 result: list[httpx.Response] = []
@@ -212,7 +212,7 @@ def test_a_server_write_locked_out_past_the_timeout_is_503(tmp_path: Path) -> No
     db = tmp_path / "server.db"
     with running_server(f"sqlite:///{db}?timeout=0.3") as server:
         server.client.put("/v1/kv/global/ns/k", json=1).raise_for_status()
-        holder = _hold_write_lock(db, 3.0)
+        holder = hold_write_lock(db, 3.0)
         try:
             answer = server.client.put("/v1/kv/global/ns/k", json=2)
         finally:
@@ -283,7 +283,7 @@ def test_closing_refuses_writes_still_waiting_for_the_lock(tmp_path: Path) -> No
     store = StateStore(backend, context=CTX)
     store.set("k", 1)
     writer = GroupCommitWriter(backend)
-    holder = _hold_write_lock(db, 3.0)
+    holder = hold_write_lock(db, 3.0)
 
     async def scenario() -> None:
         waiting = asyncio.ensure_future(writer.submit(partial(store.set, "k", 2)))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,8 @@ import pytest
 from statebox import BackendUnavailableError, ConfigurationError, RunContext, open_store
 from statebox.backends.sqlite import SqliteBackend, sqlite_path_from_url
 from statebox.config import default_store_url, resolve_store_url, statebox_home
+
+from .sqlite_lock import hold_write_lock
 
 CTX = RunContext(dag="d")
 
@@ -86,29 +86,11 @@ def test_unknown_scheme_is_a_configuration_error() -> None:
         open_store("nosuch://x", context=CTX)
 
 
-HOLD_LOCK = """
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-conn.execute("COMMIT")
-"""
-
-
-def _hold_write_lock(db: Path, seconds: float) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_a_busy_database_is_waited_for(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     with open_store(f"sqlite:///{db}?timeout=10", context=CTX) as store:
         store.set("k", 1)
-        holder = _hold_write_lock(db, 0.5)
+        holder = hold_write_lock(db, 0.5)
         start = time.monotonic()
         assert store.set("k", 2).version == 2  # waited, not dropped
         assert time.monotonic() - start >= 0.3
@@ -119,7 +101,7 @@ def test_a_database_busy_past_the_timeout_is_reported(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     with open_store(f"sqlite:///{db}?timeout=0.2", context=CTX) as store:
         store.set("k", 1)
-        holder = _hold_write_lock(db, 2)
+        holder = hold_write_lock(db, 2)
         try:
             with pytest.raises(BackendUnavailableError, match=r"stayed locked for 0\.2s"):
                 store.set("k", 2)
