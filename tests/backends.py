@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .pg import postgres_url
-from .server_util import http_url
+from .server_util import http_sqlite_url, http_url
 
 
 @contextmanager
@@ -40,4 +40,5 @@ BACKENDS: dict[str, UrlFactory] = {
     "file": file_url,
     "postgres": postgres_url,  # needs the session fixture pg_server (tests/pg.py)
     "http": http_url,  # a live statebox server in a subprocess (tests/server_util.py)
+    "http-sqlite": http_sqlite_url,  # the same over SQLite: the group-commit write path
 }

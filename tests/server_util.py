@@ -1,8 +1,9 @@
 """Real statebox servers for the tests: ``python -m statebox.server`` in subprocesses.
 
 Each server binds port 0 on 127.0.0.1 and prints the URL it listens on; nothing is
-mocked. The conformance suite runs through one shared server per test session
-(``--test-mode`` over ``memory://``): before each test it is emptied with
+mocked. The conformance suite runs through two shared servers per test session
+(``--test-mode``, one over ``memory://`` and one over a SQLite file, whose writes take
+the group-commit path): before each test the server is emptied with
 ``POST /v1/_test/reset``, so every test starts from an empty store, as on the other
 backends, at the cost of one request instead of a process start. Test mode also makes
 the server honour ``X-Statebox-Now``, so the suite's manual clock drives TTL and leases.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["ServerProcess", "http_url", "running_server", "shared_test_server", "start_server"]
+__all__ = [
+    "ServerProcess",
+    "http_sqlite_url",
+    "http_url",
+    "running_server",
+    "shared_test_server",
+    "start_server",
+]
 
 
 class ServerProcess:
@@ -138,21 +147,36 @@ def running_server(store_url: str, **options: object) -> Iterator[ServerProcess]
         server.stop()
 
 
-_shared: ServerProcess | None = None
+_shared: dict[str, ServerProcess] = {}
 
 
-def shared_test_server(config: pytest.Config) -> ServerProcess:
-    """The session's test-mode server over ``memory://`` (started on first use)."""
-    global _shared
-    if _shared is None or not _shared.alive:
-        server = _shared = start_server("memory://", test_mode=True)
+def shared_test_server(config: pytest.Config, store: str = "memory") -> ServerProcess:
+    """The session's test-mode server over ``memory://``, or over a SQLite file with
+    ``store="sqlite"`` (started on first use)."""
+    server = _shared.get(store)
+    if server is None or not server.alive:
+        url = "memory://"
+        if store == "sqlite":
+            directory = Path(tempfile.mkdtemp(prefix="statebox-http-sqlite-"))
+            config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+            url = f"sqlite:///{directory / 'state.db'}"
+        server = _shared[store] = start_server(url, test_mode=True)
         config.add_cleanup(server.stop)
-    return _shared
+    return server
 
 
 @contextmanager
 def http_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """``BACKENDS["http"]``: the shared server, emptied for this test."""
+    """``BACKENDS["http"]``: the shared ``memory://`` server, emptied for this test."""
     server = shared_test_server(request.config)
+    server.reset()
+    yield server.url
+
+
+@contextmanager
+def http_sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``BACKENDS["http-sqlite"]``: the shared server over SQLite (its writes go through
+    group commit), emptied for this test."""
+    server = shared_test_server(request.config, "sqlite")
     server.reset()
     yield server.url

@@ -378,6 +378,22 @@ def test_client_clock_and_reset_need_test_mode(http: httpx.Client, ns: str) -> N
     assert http.get(f"/v1/kv/custom/{ns}/k").json()["found"]
 
 
+def test_reset_empties_a_sqlite_store_and_refuses_stores_it_cannot_empty(tmp_path: Path) -> None:
+    with running_server(f"sqlite:///{tmp_path / 'state.db'}", test_mode=True) as server:
+        http = server.client
+        http.put("/v1/kv/custom/ns/k", content=b"1")
+        assert http.put("/v1/kv/custom/ns/k", content=b"2").json()["version"] == 2
+        assert http.post("/v1/_test/reset").status_code == 200
+        assert not http.get("/v1/kv/custom/ns/k").json()["found"]
+        # A new file and a new writer: versions start again, and writes still land.
+        assert http.put("/v1/kv/custom/ns/k", content=b"3").json()["version"] == 1
+        assert http.get("/v1/kv/custom/ns/k").json()["value"] == 3
+    with running_server(f"file://{tmp_path / 'files'}", test_mode=True) as server:
+        answer = server.client.post("/v1/_test/reset")
+        assert answer.status_code == 400
+        assert "memory:// or sqlite://" in answer.json()["error"]["message"]
+
+
 def test_writer_context_travels_in_headers(http: httpx.Client, ns: str) -> None:
     headers = {
         "x-statebox-dag": "n%C3%A4chtlich",

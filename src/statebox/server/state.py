@@ -3,7 +3,9 @@ how work reaches the store (inline, a writer thread, or worker threads)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Final, TypeVar
 
 import anyio
@@ -77,10 +79,23 @@ class ServerState:
         self._keyspaces: dict[tuple[str, str], Keyspace] = {}
 
     def reset(self) -> None:
-        """Test mode: start again from an empty ``memory://`` store."""
-        if not isinstance(self.backend, MemoryBackend):
-            raise InvalidRequestError("reset works only on a memory:// store")
-        self.backend = MemoryBackend(self.store_url)
+        """Test mode: start again from an empty store — a new ``memory://`` store, or a
+        new SQLite file in place of the old one (so the conformance suite can run
+        through the SQLite write path, group commit included)."""
+        backend = self.backend
+        if isinstance(backend, MemoryBackend):
+            self.backend = MemoryBackend(self.store_url)
+        elif isinstance(backend, SqliteBackend):
+            if self.writer is not None:
+                self.writer.close()
+            backend.close()
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.remove(backend.path + suffix)
+            self.backend = fresh = SqliteBackend(self.store_url)
+            self.writer = GroupCommitWriter(fresh)
+        else:
+            raise InvalidRequestError("reset works only on a memory:// or sqlite:// store")
         self._stores.clear()
 
     def new_store(self, context: RunContext, clock: Clock) -> StateStore:
