@@ -12,6 +12,9 @@ thread) the loop tries again a little later instead of waiting, so reads go on b
 answered. A call marked ``alone`` (an ``update``, whose transform may run for a while)
 runs on the writer thread in a transaction of its own, so no group ever waits on it;
 so do writes from a second event loop, should an application serve from two.
+
+The fsync stays in the commit, on the loop: docs/http.md ("Performance") lists the
+alternatives that were measured and why each was left out.
 """
 
 from __future__ import annotations
