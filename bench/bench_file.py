@@ -16,14 +16,22 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from statebox import RunContext, StateStore, open_store
 from statebox.backends.base import Put, WriteContext
 from statebox.values import normalize
 
-from .common import Row, Section, ops_per_second, percentile, run_processes, sb_cas_worker
+from .common import (
+    Row,
+    Section,
+    interleaved,
+    latencies_ms,
+    ops_per_second,
+    percentile,
+    run_processes,
+    sb_cas_worker,
+)
 
 SETS = 5_000
 GETS = 5_000
@@ -95,29 +103,6 @@ def fill_raw(directory: str, count: int, prefix: str = "k/") -> None:
             f.write(VALUE_BYTES)
 
 
-def interleaved(
-    count: int, statebox: Callable[[int], object], baseline: Callable[[int], object]
-) -> tuple[float, float]:
-    """Seconds each took for ``count`` operations, run alternately ``BLOCK`` at a time."""
-    spent = [0.0, 0.0]
-    for start in range(0, count, BLOCK):
-        for side, fn in enumerate((statebox, baseline)):
-            began = time.perf_counter()
-            for i in range(start, min(count, start + BLOCK)):
-                fn(i)
-            spent[side] += time.perf_counter() - began
-    return spent[0], spent[1]
-
-
-def latencies(fn: object, keys: list[str]) -> list[float]:
-    samples = []
-    for key in keys:
-        start = time.perf_counter()
-        fn(key)  # type: ignore[operator]
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
 def run(workdir: Path) -> list[Section]:
     rows: list[Row] = []
     sb_root = workdir / "statebox"
@@ -130,30 +115,27 @@ def run(workdir: Path) -> list[Section]:
 
     # statebox and the baseline alternate in blocks, so both meet the same disk: on a
     # shared machine its speed changes by the second.
-    sb_seconds, base_seconds = interleaved(
-        SETS,
-        lambda i: store.set(f"set/{i}", VALUE),
-        lambda i: raw_write(raw_dir, os.path.basename(raw_path(f"set/{i}")), VALUE_BYTES),
-    )
-    rows.append(
-        Row(
-            f"{SETS:,} sequential durable sets",
-            "ops/s",
-            ops_per_second(SETS, sb_seconds),
-            ops_per_second(SETS, base_seconds),
-        )
-    )
-    sb_seconds, base_seconds = interleaved(
-        GETS, lambda i: store.get(f"set/{i}"), lambda i: raw_read(raw_path(f"set/{i}"))
-    )
-    rows.append(
-        Row(
-            f"{GETS:,} gets",
-            "ops/s",
-            ops_per_second(GETS, sb_seconds),
-            ops_per_second(GETS, base_seconds),
-        )
-    )
+    def sb_sets(indexes: range) -> None:
+        for i in indexes:
+            store.set(f"set/{i}", VALUE)
+
+    def raw_sets(indexes: range) -> None:
+        for i in indexes:
+            raw_write(raw_dir, os.path.basename(raw_path(f"set/{i}")), VALUE_BYTES)
+
+    sb, base = interleaved(SETS, sb_sets, raw_sets, BLOCK)
+    rows.append(Row(f"{SETS:,} sequential durable sets", "ops/s", sb, base))
+
+    def sb_gets(indexes: range) -> None:
+        for i in indexes:
+            store.get(f"set/{i}")
+
+    def raw_gets(indexes: range) -> None:
+        for i in indexes:
+            raw_read(raw_path(f"set/{i}"))
+
+    sb, base = interleaved(GETS, sb_gets, raw_gets, BLOCK)
+    rows.append(Row(f"{GETS:,} gets", "ops/s", sb, base))
 
     sb_seconds = base_seconds = 0.0
     for _ in range(CAS_ROUNDS):
@@ -181,8 +163,8 @@ def run(workdir: Path) -> list[Section]:
     os.makedirs(small_raw)
     fill_raw(small_raw, SMALL)
     keys_small = [f"k/{(i * 7919) % SMALL:07d}" for i in range(LATENCY_SAMPLES)]
-    lat_small = latencies(small.get, keys_small)
-    raw_small = latencies(
+    lat_small = latencies_ms(small.get, keys_small)
+    raw_small = latencies_ms(
         lambda k: raw_read(os.path.join(small_raw, k.encode().hex() + ".json")), keys_small
     )
 
@@ -208,8 +190,8 @@ def run(workdir: Path) -> list[Section]:
         )
     )
     keys_big = [f"k/{(i * 7919) % BIG:07d}" for i in range(LATENCY_SAMPLES)]
-    lat_big = latencies(store.get, keys_big)
-    raw_big = latencies(
+    lat_big = latencies_ms(store.get, keys_big)
+    raw_big = latencies_ms(
         lambda k: raw_read(os.path.join(raw_dir, k.encode().hex() + ".json")), keys_big
     )
     small_p50, raw_small_p50 = percentile(lat_small, 50), percentile(raw_small, 50)

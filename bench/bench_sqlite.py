@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from statebox import RunContext, StateStore, open_store
@@ -18,7 +17,16 @@ from statebox.backends.sqlite import SQLITE
 from statebox.model import Keyspace
 from statebox.values import normalize
 
-from .common import Row, Section, ops_per_second, percentile, run_processes, sb_cas_worker
+from .common import (
+    Row,
+    Section,
+    interleaved,
+    latencies_ms,
+    ops_per_second,
+    percentile,
+    run_processes,
+    sb_cas_worker,
+)
 
 SETS = 5_000
 GETS = 5_000
@@ -98,30 +106,6 @@ def fill_raw(conn: sqlite3.Connection, count: int, prefix: str = "k/") -> None:
     conn.execute("COMMIT")
 
 
-def get_latencies(fn: object, keys: list[str]) -> list[float]:
-    samples = []
-    for key in keys:
-        start = time.perf_counter()
-        fn(key)  # type: ignore[operator]
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-def interleaved(
-    count: int, statebox_side: Callable[[range], None], raw_side: Callable[[range], None]
-) -> tuple[float, float]:
-    """ops/s of both sides over ``count`` operations run in alternating blocks."""
-    seconds = [0.0, 0.0]
-    sides = [statebox_side, raw_side]
-    for block, low in enumerate(range(0, count, BLOCK)):
-        keys = range(low, min(count, low + BLOCK))
-        for side in (0, 1) if block % 2 == 0 else (1, 0):
-            start = time.perf_counter()
-            sides[side](keys)
-            seconds[side] += time.perf_counter() - start
-    return ops_per_second(count, seconds[0]), ops_per_second(count, seconds[1])
-
-
 def run(workdir: Path) -> list[Section]:
     rows: list[Row] = []
     sb_url = f"sqlite:///{workdir / 'statebox.db'}"
@@ -139,7 +123,7 @@ def run(workdir: Path) -> list[Section]:
         for i in keys:
             raw_set(raw, f"set/{i}")
 
-    sb, base = interleaved(SETS, sb_sets, raw_sets)
+    sb, base = interleaved(SETS, sb_sets, raw_sets, BLOCK)
     rows.append(
         Row(
             f"{SETS:,} sequential durable sets",
@@ -160,7 +144,7 @@ def run(workdir: Path) -> list[Section]:
         for i in keys:
             raw.execute(RAW_GET, (b"bench", f"set/{i}".encode())).fetchone()
 
-    sb, base = interleaved(GETS, sb_gets, raw_gets)
+    sb, base = interleaved(GETS, sb_gets, raw_gets, BLOCK)
     rows.append(Row(f"{GETS:,} gets", "ops/s", sb, base, ">= 50% of raw", sb >= 0.5 * base))
 
     # 4-process CAS increments on one key
@@ -219,9 +203,9 @@ def run(workdir: Path) -> list[Section]:
     lat_big: list[float] = []
     raw_big: list[float] = []
     for low in range(0, LATENCY_SAMPLES, BLOCK):
-        lat_small += get_latencies(small_store.get, keys_small[low : low + BLOCK])
-        lat_big += get_latencies(store.get, keys_big[low : low + BLOCK])
-        raw_big += get_latencies(
+        lat_small += latencies_ms(small_store.get, keys_small[low : low + BLOCK])
+        lat_big += latencies_ms(store.get, keys_big[low : low + BLOCK])
+        raw_big += latencies_ms(
             lambda k: raw.execute(RAW_GET, (b"bench", k.encode())).fetchone(),
             keys_big[low : low + BLOCK],
         )

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 __all__ = [
     "Row",
     "Section",
+    "interleaved",
+    "latencies_ms",
+    "median",
     "ops_per_second",
     "percentile",
     "print_sections",
     "run_processes",
     "sb_cas_worker",
-    "timed",
 ]
 
 
@@ -45,12 +47,6 @@ class Section:
     rows: list[Row]
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def ops_per_second(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
@@ -65,6 +61,37 @@ def percentile(samples: list[float], pct: float) -> float:
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+def interleaved(
+    count: int,
+    statebox_side: Callable[[range], object],
+    baseline_side: Callable[[range], object],
+    block: int,
+) -> tuple[float, float]:
+    """ops/s of statebox and of its baseline over ``count`` operations each, run in
+    alternating blocks of ``block`` (the side that goes first alternating too), so both
+    meet the same load of a shared, noisy machine. A side does the operations whose
+    indexes it is given."""
+    seconds = [0.0, 0.0]
+    sides = [statebox_side, baseline_side]
+    for turn, low in enumerate(range(0, count, block)):
+        indexes = range(low, min(count, low + block))
+        for side in (0, 1) if turn % 2 == 0 else (1, 0):
+            start = time.perf_counter()
+            sides[side](indexes)
+            seconds[side] += time.perf_counter() - start
+    return ops_per_second(count, seconds[0]), ops_per_second(count, seconds[1])
+
+
+def latencies_ms(fn: Callable[[str], object], keys: list[str]) -> list[float]:
+    """The milliseconds each ``fn(key)`` took, in order."""
+    samples = []
+    for key in keys:
+        start = time.perf_counter()
+        fn(key)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
 
 
 def _fmt(value: float | None) -> str:

@@ -22,7 +22,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
+
+from .server_util import free_port
 
 if TYPE_CHECKING:
     import psycopg
@@ -80,13 +81,6 @@ def _installed_bindirs() -> list[Path]:
     return candidates
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class ThrowawayCluster:
     """A private PostgreSQL server in a temp directory, for one test session."""
 
@@ -95,7 +89,7 @@ class ThrowawayCluster:
         self.root = Path(tempfile.mkdtemp(prefix="statebox-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         # initdb and the server refuse to run as root: run them as "postgres" then.
         self._as: list[str] = []

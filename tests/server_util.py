@@ -7,6 +7,9 @@ the group-commit path): before each test the server is emptied with
 ``POST /v1/_test/reset``, so every test starts from an empty store, as on the other
 backends, at the cost of one request instead of a process start. Test mode also makes
 the server honour ``X-Statebox-Now``, so the suite's manual clock drives TTL and leases.
+
+Also two small helpers the server tests and others share: :func:`free_port` (a loopback
+port nothing listens on) and :func:`later` (an action run on a thread after a delay).
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -31,12 +35,34 @@ ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
     "ServerProcess",
+    "free_port",
     "http_sqlite_url",
     "http_url",
+    "later",
     "running_server",
     "shared_test_server",
     "start_server",
 ]
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def later(seconds: float, action: Callable[[], object]) -> threading.Thread:
+    """Run ``action`` in another thread after ``seconds`` (join the thread returned)."""
+
+    def run() -> None:
+        time.sleep(seconds)
+        action()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 class ServerProcess:

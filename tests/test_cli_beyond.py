@@ -237,7 +237,7 @@ def test_leases_and_fencing(env: dict[str, str], store: StateStore) -> None:
     assert store.get("cursor").value == 1
     ok(env, "update", "cursor", "--jq", ". + 1", "--fencing", "import:2")
     assert store.get("cursor").value == 2
-    for bad in ("import", "import:x", ":3"):
+    for bad in ("import", "import:x", ":3", "import:²"):  # "²".isdigit(), yet no int
         assert "invalid --fencing" in fails(env, 2, "set", "cursor", "1", "--fencing", bad)
     fails(env, 2, "lease")
     fails(env, 2, "lease", "renew", "import", "--token", "2")  # --holder is required

@@ -47,10 +47,30 @@ def test_a_get_with_a_store_url_loads_no_url_or_path_library(tmp_path: Path) -> 
     assert _modules_after_get(tmp_path, env) & _NOT_FOR_A_GET == set()
 
 
+def test_help_lists_every_command_without_loading_the_server() -> None:
+    """``statebox --help`` builds every command's parser, ``serve``'s included: its
+    options come from a module of their own, not the server's (tokens, backends, sockets)."""
+    code = (
+        "import sys\n"
+        "from statebox.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(out.splitlines()[-1].split())
+    assert "statebox.server.options" in loaded
+    heavy = {"statebox.server.main", "statebox.server.auth", "statebox.backends.base", "socket"}
+    assert loaded & (heavy | _NOT_FOR_A_GET) == set()
+
+
 def test_the_default_location_still_works_without_them_preloaded(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "STATEBOX_DAG": "d"}
     loaded = _modules_after_get(tmp_path, env)
-    assert "pathlib" in loaded  # the default location is computed with it, on demand
+    # The default location is computed with os.path: pathlib would bring urllib.parse
+    # and ipaddress into every start-up of the main job.
+    assert loaded & _NOT_FOR_A_GET == set()
     assert (tmp_path / ".local/share/statebox/state.db").is_file()
 
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from statebox import (
     DeleteOp,
     FencingError,
     InvalidReferenceError,
+    InvalidRequestError,
     InvalidValueError,
     ManualClock,
     NotFoundError,
@@ -33,20 +33,9 @@ from statebox import (
 )
 
 from .conftest import make_store
+from .server_util import later
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def later(seconds: float, action: Callable[[], object]) -> threading.Thread:
-    """Run ``action`` in another thread after ``seconds``."""
-
-    def run() -> None:
-        time.sleep(seconds)
-        action()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def text(store: StateStore, key: str, **kw: Any) -> str:
@@ -216,6 +205,28 @@ def test_history_lists_versions_newest_first_with_deletions(store: StateStore) -
     assert envelope["versions"][1]["deleted"] is True
     assert "deleted" not in envelope["versions"][0]
     assert [v.version for v in store.history("k", limit=2).versions] == [1, 2]
+
+
+@pytest.mark.parametrize("limit", [-1, 1.5, True, "2"])
+def test_history_rejects_an_invalid_limit(store: StateStore, limit: Any) -> None:
+    store.set("k", 1)
+    store.set("k", 2)
+    with pytest.raises(InvalidValueError, match="invalid limit"):
+        store.history("k", limit=limit)
+
+
+def test_a_limit_beyond_64_bits_is_no_limit(store: StateStore) -> None:
+    store.set("k", 1)
+    store.set("k", 2)
+    store.set("other", 1)
+    if store.backend.url.startswith("http"):
+        # The server takes 64-bit integers only (server/call.py): a request error.
+        with pytest.raises(InvalidRequestError, match="out of range"):
+            store.history("k", limit=2**70)
+        return
+    assert [v.version for v in store.history("k", limit=2**70).versions] == [2, 1]
+    assert [e.key for e in store.list(limit=2**70).entries] == ["k", "other"]
+    assert store.purge_expired(limit=2**70) == 0
 
 
 def test_history_keeps_the_last_n_versions(backend_url: str, clock: ManualClock) -> None:

@@ -294,6 +294,20 @@ def test_an_unparseable_record_is_reported_and_never_overwritten(
     assert path.read_bytes() == b'{"version": 1, "hash"'
 
 
+@pytest.mark.parametrize(
+    "stamp", ["2026-02-31T00:00:00Z", "2025-02-29T12:00:00.5Z", "2026-04-31T00:00:00Z"]
+)
+def test_a_record_with_an_impossible_date_is_corrupt(
+    store: StateStore, root: Path, stamp: str
+) -> None:
+    # Not read as the next month's first days (calendar.timegm's arithmetic would).
+    store.set("k", 1)
+    path = record_path(root, "dag", "feed-sync", "k")
+    path.write_bytes(path.read_bytes().replace(START.encode(), stamp.encode()))
+    with pytest.raises(CorruptEntryError, match="out of range"):
+        store.get("k")
+
+
 def test_temp_files_are_never_read_as_records(store: StateStore, root: Path) -> None:
     store.set("k", 1)
     directory = record_path(root, "dag", "feed-sync", "k").parent

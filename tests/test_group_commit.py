@@ -300,3 +300,26 @@ def test_closing_refuses_writes_still_waiting_for_the_lock(tmp_path: Path) -> No
         holder.wait()
     assert store.get("k").version == 1
     backend.close()
+
+
+def test_a_commit_scheduled_before_close_does_nothing_after_it(tmp_path: Path) -> None:
+    """The loop turn that would have committed comes after close(): it must not reach the
+    closed backend (it opened a connection there, never closed, on the old file)."""
+    backend = _CountingBackend(f"sqlite:///{tmp_path / 'x.db'}")
+    backend.groups = []
+    store = StateStore(backend, context=CTX)
+    writer = GroupCommitWriter(backend)
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(writer.submit(partial(store.set, "k", 1)))
+        await asyncio.sleep(0)  # submitted: its commit is due two loop turns later
+        writer.close()
+        backend.close()
+        with pytest.raises(BackendUnavailableError, match="shutting down"):
+            await waiting
+        for _ in range(3):  # past the turn the commit was scheduled for
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert backend.groups == []
+    assert backend._all == []  # no connection opened after close

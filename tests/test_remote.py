@@ -1,8 +1,9 @@
 """The remote store (``http://…``, SPEC §6): rendezvous routing over real coordinators,
 and what happens when one cannot be reached.
 
-Three real servers, each over a store of its own, so where a keyspace lives can be read
-off the servers themselves.
+Three real servers, each over a store of its own, so where a keyspace (or a lease) lives
+can be read off the servers themselves; they run in test mode, so the client's manual
+clock (``X-Statebox-Now``) drives TTLs and leases on all of them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from statebox import (
     BackendUnavailableError,
     ConfigurationError,
     Keyspace,
+    ManualClock,
     RunContext,
     StateStore,
     open_store,
@@ -31,7 +33,7 @@ from statebox import (
 from statebox.backends._routing import choose, score
 from statebox.backends.http import parse_coordinators
 
-from .server_util import ServerProcess, running_server, start_server
+from .server_util import ServerProcess, free_port, running_server, start_server
 
 CONTEXT = RunContext(dag="remote", run_id="r1", step="s1")
 NAMESPACES = [f"tenant-{i}" for i in range(16)]
@@ -77,10 +79,15 @@ def test_removing_a_coordinator_that_does_not_own_a_keyspace_keeps_it(
 
 def test_scores_are_sha256_of_key_nul_id() -> None:
     assert score("dag\0feed", "http://a:1") == hashlib.sha256(b"dag\0feed\0http://a:1").digest()
-    # a known answer, so a change of the rule can never go unnoticed
+    # Known answers, written down once (from the SPEC §6 rule by hand, as reference_owner
+    # spells it), so a change of the rule — or of reference_owner — can never go unnoticed.
+    assert score("dag\0feed", "http://a:1").hex() == (
+        "d2f6a310e0c625f769a097eb789a821a1af878d0e3dfef8a35e9f44dbfeee9e5"
+    )
     ids = ["http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003"]
     owners = [choose(Keyspace("dag", f"n{i}").routing_key, ids)[-1] for i in range(8)]
     assert owners == [reference_owner(f"dag\0n{i}", ids)[-1] for i in range(8)]
+    assert "".join(owners) == "32312212"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +104,7 @@ def test_bad_coordinator_lists_are_refused(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def trio() -> Iterator[list[ServerProcess]]:
-    servers = [start_server("memory://") for _ in range(3)]
+    servers = [start_server("memory://", test_mode=True) for _ in range(3)]
     try:
         yield servers
     finally:
@@ -144,13 +151,82 @@ def test_removing_a_non_owner_does_not_move_a_keyspace(trio: list[ServerProcess]
                 assert fewer.get("k", scope="custom", namespace=ns).value == f"kept-{ns}"
 
 
+def lease_owner(name: str, urls: list[str]) -> str:
+    """SPEC §6: a lease is routed as if it were the keyspace (``lease``, name)."""
+    return reference_owner("lease\0" + name, urls)
+
+
+def test_a_lease_lives_on_the_coordinator_its_own_routing_key_picks(
+    trio: list[ServerProcess],
+) -> None:
+    urls = [s.url for s in trio]
+    candidates = [f"job-{i}" for i in range(1000)]
+    # One lease per coordinator, each named so that routing it by its bare name (without
+    # the ``lease`` part of its key) would send it to another coordinator.
+    names = [
+        next(n for n in candidates if lease_owner(n, urls) == url != reference_owner(n, urls))
+        for url in urls
+    ]
+    clock = ManualClock()
+    with open_store(",".join(urls), context=CONTEXT, clock=clock) as store:
+        for name in names:
+            acquired = store.acquire_lease(name, 30, holder=f"holder-{name}")
+            seen = store.get_lease(name)  # the store reads it where it wrote it
+            assert seen is not None and (seen.holder, seen.token) == (acquired.holder, 1)
+    now = {"X-Statebox-Now": str(clock.now_ns())}
+    for name in names:
+        owner = lease_owner(name, urls)
+        for server in trio:
+            got = server.client.get(f"/v1/leases/{name}", headers=now)
+            if server.url == owner:
+                assert got.status_code == 200, got.text
+                assert (got.json()["holder"], got.json()["token"]) == (f"holder-{name}", 1)
+            else:  # never acquired on any other coordinator
+                assert got.status_code == 404, (server.url, got.text)
+
+
+def test_purge_expired_asks_every_coordinator_and_adds_up(trio: list[ServerProcess]) -> None:
+    urls = [s.url for s in trio]
+    for server in trio:
+        server.reset()
+    clock = ManualClock()
+    # 1, 2 and 3 entries that expire, one keyspace on each coordinator: only the sum over
+    # all three is 6, and each coordinator's own count shows whether it was asked.
+    expiring = dict(zip(urls, (1, 2, 3), strict=True))
+    spaces = {
+        url: next(
+            ns
+            for ns in (f"ttl-{i}" for i in range(1000))
+            if reference_owner(Keyspace("custom", ns).routing_key, urls) == url
+        )
+        for url in urls
+    }
+
+    def now() -> dict[str, str]:
+        return {"X-Statebox-Now": str(clock.now_ns())}
+
+    with open_store(",".join(urls), context=CONTEXT, clock=clock, purge_every=0) as store:
+        for url, ns in spaces.items():
+            for k in range(expiring[url]):
+                store.set(f"k{k}", k, scope="custom", namespace=ns, ttl=10)
+            store.set("stays", True, scope="custom", namespace=ns)  # no ttl: never purged
+        for server in trio:  # each entry is where its keyspace's owner is
+            ns = spaces[server.url]
+            got = server.client.get(f"/v1/kv/custom/{ns}/k0", headers=now())
+            assert got.json()["found"] is True, got.text
+        assert store.purge_expired() == 0  # nothing has expired yet
+        clock.advance(11)
+        assert store.purge_expired() == 6
+        assert store.purge_expired() == 0
+        for ns in spaces.values():
+            assert store.get("stays", scope="custom", namespace=ns).value is True
+    for server in trio:  # each coordinator was purged: nothing is left for it to purge
+        left = server.client.post("/v1/purge", json={"limit": 1000}, headers=now())
+        assert left.status_code == 200, left.text
+        assert left.json()["purged"] == 0
+
+
 # --- unreachable coordinators ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_write_to_a_stopped_owner_fails_and_goes_nowhere_else() -> None:

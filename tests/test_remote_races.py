@@ -2,15 +2,14 @@
 through the remote store end at exactly 800 — through one server, through two servers
 sharing one SQLite file, and through two servers sharing one PostgreSQL database.
 
-The workers are ``python -m tests.test_update_race URL N`` (each starts, connects, says
-``ready``, and all begin together on ``go``); each process talks to the server its URL
-names, and every increment is ``store.update(jq=".n += 1")`` with the store's own retries.
+The workers are ``python -m tests.workers update URL KEY N`` (each starts, connects,
+says ``ready``, and all begin together on ``go``); each process talks to the server its
+URL names, and every increment is ``store.update(jq=".n += 1")`` with the store's own
+retries.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,44 +17,17 @@ import pytest
 from statebox import RunContext, open_store
 
 from .pg import fresh_schema_url
-from .server_util import ROOT, running_server
-from .test_update_race import KEY
+from .server_util import running_server
+from .workers import race_processes
 
 PROCESSES = 8
 UPDATES = 100
+KEY = "race/counter"
 
 
 def race(urls: list[str]) -> int:
     """One worker per URL, all at once; the retries they needed."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.test_update_race", url, str(UPDATES)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for url in urls
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        retries = 0
-        for proc in procs:
-            out, err = proc.communicate(timeout=240)
-            assert proc.returncode == 0, err
-            retries += int(out)
-        return retries
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    return race_processes(urls, KEY, UPDATES, timeout=240)
 
 
 def assert_exact(store_url: str) -> None:

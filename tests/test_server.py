@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .server_util import ServerProcess, running_server
+from .server_util import ServerProcess, later, running_server
 
 
 @pytest.fixture(scope="module")
@@ -240,16 +239,6 @@ def test_leases_and_fenced_writes(http: httpx.Client, ns: str) -> None:
     assert stale.status_code == 409 and error(stale)["kind"] == "fencing"
     assert http.get(f"/v1/leases/{name}").json()["holder"] == "b"
     assert http.get(f"/v1/leases/never-{ns}").status_code == 404
-
-
-def later(seconds: float, action: Any) -> threading.Thread:
-    def run() -> None:
-        time.sleep(seconds)
-        action()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def test_watch_long_poll(server: ServerProcess, http: httpx.Client, ns: str) -> None:

@@ -152,3 +152,28 @@ def test_a_forked_child_uses_its_own_connection(tmp_path: Path) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0
         assert store.get("k").value == 2
+
+
+def test_a_forked_child_watches_with_its_own_connection(tmp_path: Path) -> None:
+    import os
+
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}", context=CTX) as store:
+        backend = store.backend
+        assert isinstance(backend, SqliteBackend)
+        keyspace = store.keyspace()
+        before = backend.change_token(keyspace)  # opens the parent's watch connection
+        parents = backend._watch
+        pid = os.fork()
+        if pid == 0:  # child: the at-fork hook dropped the parent's watch connection
+            try:
+                forgotten = backend._watch is None
+                token = backend.change_token(keyspace)
+                store.set("k", 1)
+                seen = backend.change_token(keyspace) != token
+                os._exit(0 if forgotten and seen and backend._watch is not parents else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert backend._watch is parents
+        assert backend.change_token(keyspace) != before  # the child's write

@@ -66,6 +66,7 @@ from .results import (
 )
 from .values import (
     DEFAULT_BINARY_LIMIT,
+    DEFAULT_HISTORY_LIMIT,
     DEFAULT_JSON_LIMIT,
     JSON_CONTENT_TYPE,
     NormalizedValue,
@@ -77,7 +78,8 @@ if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from .transactions import DeleteOp, SetOp
     from .watch import Watcher
 
-__all__ = ["MISSING", "StateStore", "open_store"]
+# DEFAULT_HISTORY_LIMIT lives in .values; still importable from here, as before.
+__all__ = ["DEFAULT_HISTORY_LIMIT", "MISSING", "StateStore", "open_store"]
 
 
 class _Missing(enum.Enum):
@@ -87,7 +89,6 @@ class _Missing(enum.Enum):
 
 
 MISSING: Final = _Missing.MISSING
-DEFAULT_HISTORY_LIMIT: Final = 10
 #: ``update`` re-reads and retries this many times at most when another writer wins:
 #: with the backoff below, that is about 25 s of trying before a ConflictError.
 DEFAULT_UPDATE_ATTEMPTS: Final = 1000
@@ -354,8 +355,7 @@ class StateStore:
         """Entries whose key starts with ``prefix`` (bytes), ascending; page with ``after``."""
         ks = self.keyspace(scope, namespace)
         prefix = validate_prefix(prefix)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            raise InvalidValueError(f"invalid limit {limit!r}: must be 0 (no limit) or more")
+        _check_limit(limit)
         after = validate_key(after) if after is not None else None
         entries = self.backend.scan(
             ks,
@@ -396,6 +396,7 @@ class StateStore:
         """Kept versions of a key, newest first, deletions included."""
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
+        _check_limit(limit)
         records = self.backend.history(ks, key, limit)
         return HistoryResult(
             ks,
@@ -779,6 +780,12 @@ def _check_timeout(timeout: Any) -> None:
         raise InvalidValueError(f"invalid timeout {timeout!r}: must be a number of seconds >= 0")
 
 
+def _check_limit(limit: object) -> None:
+    """A ``limit`` of list or history: 0 (no limit) or more."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise InvalidValueError(f"invalid limit {limit!r}: must be 0 (no limit) or more")
+
+
 def _follow_batches(watcher: Watcher, timeout: float | None) -> Iterator[list[WatchEvent]]:
     """Each non-empty batch of events until ``timeout`` seconds pass (None: forever)."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -787,7 +794,7 @@ def _follow_batches(watcher: Watcher, timeout: float | None) -> Iterator[list[Wa
         events = watcher.poll(max(remaining, 0.0))
         if events:
             yield events
-        elif remaining <= 0 or (deadline is not None and time.monotonic() >= deadline):
+        elif deadline is not None and time.monotonic() >= deadline:
             return
 
 

@@ -21,6 +21,7 @@ from .errors import InvalidValueError, ValueTooLargeError
 
 __all__ = [
     "DEFAULT_BINARY_LIMIT",
+    "DEFAULT_HISTORY_LIMIT",
     "DEFAULT_JSON_LIMIT",
     "JSON_CONTENT_TYPE",
     "Blob",
@@ -34,6 +35,9 @@ __all__ = [
 JSON_CONTENT_TYPE: Final = "application/json"
 DEFAULT_JSON_LIMIT: Final = 1_048_576
 DEFAULT_BINARY_LIMIT: Final = 32 * 1_048_576
+#: Versions of each key a store keeps (StateStore's and the server's default); here, beside
+#: the other limits, so the server's settings need not import the engine for it.
+DEFAULT_HISTORY_LIMIT: Final = 10
 
 
 class RawJSON:

@@ -29,8 +29,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
-from .base import Entry, HistoryRecord
-from .sql import _ENTRY_COLUMNS, Change, _dump_updated_by
+from .sql import _ENTRY_COLUMNS, Change, _entry_params, _history_params
 
 __all__ = ["write"]
 
@@ -40,6 +39,7 @@ HistoryWrite = Literal["entry", "own", "clear", "none"]
 
 _ENTRY_FIELDS = _ENTRY_COLUMNS.split(", ")
 _RECORD_FIELDS = [*_ENTRY_FIELDS[:-1], "deleted"]  # expires_at is not kept in history
+_RECORD_PARAMS = [f"record_{name}" for name in _RECORD_FIELDS]
 _KEY = "scope = %(scope)s AND namespace = %(namespace)s AND key = %(key)s"
 _KEY_VALUES = "%(scope)s, %(namespace)s, %(key)s"
 
@@ -100,16 +100,7 @@ def write(change: Change, channel: str, bucket: str) -> tuple[str, dict[str, Any
         entry = "delete"
     else:
         entry = "update" if change.existed else "insert"
-        params.update(
-            version=new.version,
-            hash=new.hash,
-            content_type=new.content_type,
-            data=new.data,
-            created_at=new.created_at,
-            updated_at=new.updated_at,
-            updated_by=_dump_updated_by(new.updated_by),
-            expires_at=new.expires_at,
-        )
+        params.update(zip(_ENTRY_FIELDS, _entry_params(new), strict=True))
     history: HistoryWrite
     if record is None:
         history = "none"
@@ -117,39 +108,9 @@ def write(change: Change, channel: str, bucket: str) -> tuple[str, dict[str, Any
         history = "clear"
     else:
         params["older"] = change.keep - 1
-        if new is not None and not record.deleted and _same_content(record, new):
+        if new is not None:  # the record is the new entry (Change.record)
             history = "entry"
         else:
             history = "own"
-            params.update(
-                record_version=record.version,
-                record_hash=record.hash,
-                record_content_type=record.content_type,
-                record_data=record.data,
-                record_created_at=record.created_at,
-                record_updated_at=record.updated_at,
-                record_updated_by=_dump_updated_by(record.updated_by),
-                record_deleted=1 if record.deleted else 0,
-            )
+            params.update(zip(_RECORD_PARAMS, _history_params(record), strict=True))
     return statement(entry, history), params
-
-
-def _same_content(record: HistoryRecord, new: Entry) -> bool:
-    # Checked, not assumed: the entry's parameters stand for the record only if equal.
-    return (
-        record.version,
-        record.hash,
-        record.content_type,
-        record.data,
-        record.created_at,
-        record.updated_at,
-        record.updated_by,
-    ) == (
-        new.version,
-        new.hash,
-        new.content_type,
-        new.data,
-        new.created_at,
-        new.updated_at,
-        new.updated_by,
-    )

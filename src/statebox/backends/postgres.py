@@ -30,8 +30,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import ClassVar, TypeVar
 
 import psycopg
@@ -145,26 +145,6 @@ class PostgresBackend(SqlBackend):
                     self._listener = ChangeListener(self._connect, self._channel, self.where)
                     self._pid = os.getpid()
         return self._pool
-
-    def _connection(self, fresh: bool) -> AbstractContextManager[Connection]:
-        """A pooled connection, or a new one (closed on leaving the ``with`` block)."""
-        return self._connect() if fresh else self._current_pool().connection()
-
-    @contextmanager
-    def _reading(self) -> Iterator[SqlConnection]:
-        try:
-            with self._connection(fresh=False) as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise self._translate(exc) from exc
-
-    @contextmanager
-    def _writing(self) -> Iterator[SqlConnection]:
-        try:
-            with self._connection(fresh=False) as conn, conn.transaction():
-                yield conn
-        except psycopg.Error as exc:
-            raise self._translate(exc) from exc
 
     # -- one attempt, and the retries around it ------------------------------------------
 

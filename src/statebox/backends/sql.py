@@ -1,9 +1,9 @@
 """The SQL middle layer shared by SQLite and PostgreSQL.
 
 The statements and the apply loop live here once; a concrete backend supplies a
-:class:`Dialect` (types, placeholder style, row locking) and two context managers that
-yield a connection-like object: one for reads, one for an exclusive write transaction
-that commits on success and rolls back on any error.
+:class:`Dialect` (types, placeholder style, row locking) and the pair ``_read`` /
+``_write``, which run a function on a connection-like object: for reads, and inside an
+exclusive write transaction that commits on success and rolls back on any error.
 
 Keys and namespaces are stored as their UTF-8 bytes (``BLOB`` / ``BYTEA``), so both
 databases order and compare them by byte, as SPEC §4 requires, without collations.
@@ -15,7 +15,6 @@ import functools
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
@@ -96,7 +95,12 @@ _HISTORY_COLUMNS = (
     "key, version, hash, content_type, data, created_at, updated_at, updated_by, deleted"
 )
 _WHERE_KEY = "scope = ? AND namespace = ? AND key = ?"
+#: The largest LIMIT sent: a larger one is no limit in practice, and SQLite refuses a
+#: literal beyond a 64-bit integer ("datatype mismatch"), as PostgreSQL does beyond BIGINT.
+_MAX_LIMIT = 2**63 - 1
 # The statements of the hot paths, built once (``?`` markers; ``Dialect.q`` adapts them).
+# Those from _INSERT_ENTRY on are the clustered (SQLite) writer's only: PostgreSQL
+# writes with the statements of ._pg_write.
 _SELECT_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}"
 _INSERT_ENTRY = (
     f"INSERT INTO statebox_entries (scope, namespace, key, {_ENTRY_COLUMNS}) "
@@ -107,22 +111,9 @@ _UPDATE_ENTRY = (
     f"created_at = ?, updated_at = ?, updated_by = ?, expires_at = ? WHERE {_WHERE_KEY}"
 )
 _DELETE_ENTRY = f"DELETE FROM statebox_entries WHERE {_WHERE_KEY}"
-_HISTORY_INSERT_COLUMNS = (
-    "scope, namespace, key, version, hash, content_type, data, created_at, updated_at, "
-    "updated_by, deleted"
-)
-_INSERT_HISTORY = (
-    f"INSERT INTO statebox_history ({_HISTORY_INSERT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _INSERT_HISTORY_WITH_ID = (
-    f"INSERT INTO statebox_history (id, {_HISTORY_INSERT_COLUMNS}) "
+    f"INSERT INTO statebox_history (id, scope, namespace, {_HISTORY_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# Keep the newest ``keep`` records: delete those at or below the (keep+1)-th newest.
-_TRIM_HISTORY = (
-    f"DELETE FROM statebox_history WHERE {_WHERE_KEY} AND id <= ("
-    f"SELECT id FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC LIMIT 1 OFFSET ?)"
 )
 _CLEAR_HISTORY = f"DELETE FROM statebox_history WHERE {_WHERE_KEY}"
 # Clustered (SQLite) writes read the entry and the id of the key's keep-th newest history
@@ -168,6 +159,20 @@ def _entry_params(entry: Entry) -> tuple[Any, ...]:
     )
 
 
+def _history_params(record: HistoryRecord) -> tuple[Any, ...]:
+    """A history record's columns from ``version`` on (``_HISTORY_COLUMNS`` after key)."""
+    return (
+        record.version,
+        record.hash,
+        record.content_type,
+        record.data,
+        record.created_at,
+        record.updated_at,
+        _dump_updated_by(record.updated_by),
+        1 if record.deleted else 0,
+    )
+
+
 def _history(row: Sequence[Any]) -> HistoryRecord:
     return HistoryRecord(
         key=bytes(row[0]).decode(),
@@ -190,6 +195,8 @@ class Change(NamedTuple):
     #: A row was there (live or expired): it is updated or deleted, not inserted.
     existed: bool
     new: Entry | None
+    #: ``_plan.history_record``: the new entry's fields whenever ``new`` is not None,
+    #: else the deletion marker (None: nothing was there to delete).
     record: HistoryRecord | None
     #: ``ctx.history_limit``: history records to keep (0: none).
     keep: int
@@ -201,25 +208,17 @@ class SqlBackend(Backend):
     dialect: Dialect
 
     @abstractmethod
-    def _reading(self) -> AbstractContextManager[SqlConnection]:
-        """A connection for reads (autocommit or a read-only transaction)."""
+    def _read(self, work: Callable[[SqlConnection], T]) -> T:
+        """Run ``work`` on a connection for reads (autocommit or a read-only
+        transaction), its driver's errors translated to statebox's. A backend may run it
+        again (a read that failed on a lost connection is safe to repeat)."""
 
     @abstractmethod
-    def _writing(self) -> AbstractContextManager[SqlConnection]:
-        """An exclusive write transaction: commit on success, roll back on error."""
-
-    def _read(self, work: Callable[[SqlConnection], T]) -> T:
-        """Run ``work`` on a reading connection. A backend may run it again (a read
-        that failed on a lost connection is safe to repeat)."""
-        with self._reading() as db:
-            return work(db)
-
     def _write(self, work: Callable[[SqlConnection], T]) -> T:
-        """Run ``work`` in one write transaction. A backend may run it again in a new
-        transaction when the first one provably did not commit (PostgreSQL: two
+        """Run ``work`` in one exclusive write transaction: commit on success, roll back
+        on any error (driver errors translated to statebox's). A backend may run it again
+        in a new transaction when the first one provably did not commit (PostgreSQL: two
         inserts of one new key, deadlocks, serialization failures)."""
-        with self._writing() as db:
-            return work(db)
 
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
         sql = self.dialect.q(_SELECT_ENTRY)
@@ -281,7 +280,7 @@ class SqlBackend(Backend):
             "ORDER BY key"
         )
         if limit > 0:
-            sql += f" LIMIT {int(limit)}"
+            sql += f" LIMIT {min(int(limit), _MAX_LIMIT)}"
         return self.dialect.q(sql), params
 
     def apply(
@@ -334,20 +333,20 @@ class SqlBackend(Backend):
         self, db: SqlConnection, change: Change, history_id: int, trim_upto: int | None
     ) -> None:
         """Write a planned change: the entry (or its removal), then its history record.
-        (PostgreSQL overrides this to send it all as one statement.)"""
-        q = self.dialect.q
+
+        This is the clustered (SQLite) writer: ``?`` markers, per-key history ids and the
+        trim bound read with the entry. PostgreSQL overrides it to send the change as one
+        statement (:mod:`._pg_write`).
+        """
         where, new = change.where, change.new
         if new is None:
             if change.existed:
-                db.execute(q(_DELETE_ENTRY), where)
+                db.execute(_DELETE_ENTRY, where)
         elif not change.existed:
-            # A plain INSERT: if another transaction created the key meanwhile (only
-            # possible where the missing row could not be locked, i.e. PostgreSQL), the
-            # unique violation aborts this transaction instead of overwriting; the
-            # backend's _write then runs it again, and it re-plans against that row.
-            db.execute(q(_INSERT_ENTRY), (*where, *_entry_params(new)))
+            # BEGIN IMMEDIATE holds the write lock since the read: no one created the key.
+            db.execute(_INSERT_ENTRY, (*where, *_entry_params(new)))
         else:
-            db.execute(q(_UPDATE_ENTRY), (*_entry_params(new), *where))
+            db.execute(_UPDATE_ENTRY, (*_entry_params(new), *where))
         if change.record is not None:
             self._record_history(db, where, change.record, change.keep, history_id, trim_upto)
 
@@ -360,33 +359,17 @@ class SqlBackend(Backend):
         history_id: int,
         trim_upto: int | None,
     ) -> None:
-        q = self.dialect.q
         if keep <= 0:
-            db.execute(q(_CLEAR_HISTORY), where)
+            db.execute(_CLEAR_HISTORY, where)
             return
-        values = (
-            *where,
-            record.version,
-            record.hash,
-            record.content_type,
-            record.data,
-            record.created_at,
-            record.updated_at,
-            _dump_updated_by(record.updated_by),
-            1 if record.deleted else 0,
-        )
-        if self.dialect.clustered:
-            db.execute(_INSERT_HISTORY_WITH_ID, (history_id, *values))
-            if trim_upto is not None:  # read with the entry; None: nothing to trim
-                db.execute(_TRIM_HISTORY_UPTO, (*where, trim_upto))
-            return
-        db.execute(q(_INSERT_HISTORY), values)
-        db.execute(q(_TRIM_HISTORY), (*where, *where, keep))
+        db.execute(_INSERT_HISTORY_WITH_ID, (history_id, *where, *_history_params(record)))
+        if trim_upto is not None:  # read with the entry; None: nothing to trim
+            db.execute(_TRIM_HISTORY_UPTO, (*where, trim_upto))
 
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
         sql = f"SELECT {_HISTORY_COLUMNS} FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC"
         if limit > 0:
-            sql += f" LIMIT {int(limit)}"
+            sql += f" LIMIT {min(int(limit), _MAX_LIMIT)}"
         params = (keyspace.scope, keyspace.namespace.encode(), key.encode())
         rows = self._read(lambda db: db.execute(self.dialect.q(sql), params).fetchall())
         return [_history(row) for row in rows]
@@ -464,7 +447,7 @@ class SqlBackend(Backend):
         rows = db.execute(
             self.dialect.q(
                 "SELECT scope, namespace, key FROM statebox_entries "
-                f"WHERE expires_at <= ? ORDER BY expires_at LIMIT {int(limit)}"
+                f"WHERE expires_at <= ? ORDER BY expires_at LIMIT {min(int(limit), _MAX_LIMIT)}"
             ),
             (now,),
         ).fetchall()

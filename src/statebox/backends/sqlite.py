@@ -14,8 +14,8 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import ClassVar, TypeVar
 
 from ..errors import BackendUnavailableError, ConfigurationError, StateboxError
@@ -124,7 +124,6 @@ class SqliteBackend(SqlBackend):
         self._all_lock = threading.Lock()
         _BACKENDS.add(self)
         self._watch: sqlite3.Connection | None = None
-        self._watch_pid = 0
         self._watch_lock = threading.Lock()
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -135,8 +134,7 @@ class SqliteBackend(SqlBackend):
         # Most opens find the schema current: check with a read, take the write lock
         # (and re-check under it) only when there is something to create.
         if self._read(self._schema_version) != SCHEMA_VERSION:
-            with self._writing() as db:
-                self._ensure_schema(db)
+            self._write(self._ensure_schema)
 
     # -- connections -------------------------------------------------------------------
 
@@ -164,7 +162,10 @@ class SqliteBackend(SqlBackend):
         """In a forked child: leave the parent's connections alone and open new ones."""
         self._local = threading.local()
         self._all = []
-        self._all_lock = threading.Lock()  # another thread may have held it at the fork
+        # Another thread may have held either lock at the fork.
+        self._all_lock = threading.Lock()
+        self._watch = None
+        self._watch_lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -189,7 +190,7 @@ class SqliteBackend(SqlBackend):
         return cursor
 
     def _write(self, work: Callable[[SqlConnection], T]) -> T:
-        # The hot path of every set: _writing's work without context-manager machinery.
+        # The hot path of every set: no context-manager machinery.
         db = self._write_cursor()
         if self._local.__dict__.get("together"):
             # Inside write_together: the group's transaction is open and this call has
@@ -283,31 +284,6 @@ class SqliteBackend(SqlBackend):
             return [failure] * len(calls)
         return outcomes
 
-    @contextmanager
-    def _reading(self) -> Iterator[SqlConnection]:
-        conn = self._connection()
-        try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.timeout) from exc
-
-    @contextmanager
-    def _writing(self) -> Iterator[SqlConnection]:
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.timeout) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, self.path, self.timeout) from exc
-            raise
-
     @staticmethod
     def _schema_version(db: SqlConnection) -> int:
         return int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -329,9 +305,8 @@ class SqliteBackend(SqlBackend):
         # connection here, any other process — commits. The watch connection never
         # writes, so its data_version is a change token that costs writers nothing.
         with self._watch_lock:
-            if self._watch is None or self._watch_pid != os.getpid():
+            if self._watch is None:  # first use, or in a forked child (_forget_connections)
                 self._watch = self._connect()
-                self._watch_pid = os.getpid()
             try:
                 return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:

@@ -35,7 +35,8 @@ def fencing_from(args: argparse.Namespace) -> tuple[str, int] | None:
     if raw is None:
         return None
     name, sep, token = raw.rpartition(":")
-    if not sep or not name or not token.strip().isdigit():
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    if not sep or not name or not token.strip().isdecimal():
         raise InvalidValueError(
             f"invalid --fencing {raw!r}: use LEASE:TOKEN, e.g. --fencing nightly-import:3 "
             "(the token printed by 'statebox lease acquire')"

@@ -9,12 +9,11 @@ becomes a table with a header row.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ..results import EmbeddedJSON
+from ..results import EmbeddedJSON, dumps_envelope
 
 __all__ = ["Envelope", "render_table", "write_result"]
 
@@ -35,20 +34,9 @@ def _text(value: Any) -> str:
         return value.text
     if isinstance(value, str):
         return value
-    if isinstance(value, Mapping | list | tuple):
-        return _compact(value)
-    return json.dumps(value)  # true / false / null / numbers, as JSON spells them
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, EmbeddedJSON):
-        return value.text
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(k, ensure_ascii=False)}:{_compact(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_compact(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
+    # Lists and objects as compact JSON (non-ASCII kept); true / false / null / numbers
+    # as JSON spells them.
+    return dumps_envelope(value)
 
 
 def _cell(column: str, value: Any) -> str:

@@ -39,10 +39,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, store: StateStore) -> HistoryResult:
-    if args.limit < 0:
-        from ..errors import InvalidValueError
-
-        raise InvalidValueError(f"invalid --limit {args.limit}: must be 0 (all) or more")
+    # A negative --limit is the engine's InvalidValueError, as for list.
     return store.history(
         args.key,
         scope=args.scope,

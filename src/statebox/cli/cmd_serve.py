@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Subparsers) -> None:
-    from ..server.main import add_serve_options  # light: the web framework loads in run
+    # Not from .main: --help builds this parser, and the server loads only in run.
+    from ..server.options import add_serve_options
 
     parser = add_command(
         subparsers,

@@ -48,31 +48,12 @@ def register(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-class _Number:
-    """A JSON number literal, kept as written so ``1.2300`` reaches the store intact."""
-
-    __slots__ = ("literal",)
-
-    def __init__(self, literal: str) -> None:
-        self.literal = literal
-
-
-def _to_text(value: Any) -> str:
-    if isinstance(value, _Number):
-        return value.literal
-    if isinstance(value, dict):
-        items = (f"{json.dumps(k, ensure_ascii=False)}:{_to_text(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_to_text(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _plain(value: Any) -> Any:
     """Operation fields other than ``value`` as plain Python numbers."""
-    if isinstance(value, _Number):
-        number = json.loads(value.literal)
-        return number
+    from ..results import EmbeddedJSON
+
+    if isinstance(value, EmbeddedJSON):
+        return json.loads(value.text)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -83,10 +64,12 @@ def _plain(value: Any) -> Any:
 def read_operations(text: str | bytes) -> list[Any]:
     """The operations, each ``value`` as exact JSON text (:class:`RawJSON`)."""
     from ..errors import InvalidValueError
+    from ..results import EmbeddedJSON, dumps_envelope
     from ..values import RawJSON
 
     try:
-        parsed = json.loads(text, parse_float=_Number, parse_int=_Number)
+        # Every number literal kept as written, so ``1.2300`` reaches the store intact.
+        parsed = json.loads(text, parse_float=EmbeddedJSON, parse_int=EmbeddedJSON)
     except ValueError as exc:
         raise InvalidValueError(f"invalid OPS: not JSON: {exc}") from exc
     if not isinstance(parsed, list):
@@ -96,7 +79,7 @@ def read_operations(text: str | bytes) -> list[Any]:
         if isinstance(raw, dict):
             op = {k: _plain(v) for k, v in raw.items() if k != "value"}
             if "value" in raw:
-                op["value"] = RawJSON(_to_text(raw["value"]))
+                op["value"] = RawJSON(dumps_envelope(raw["value"]))
             operations.append(op)
         else:
             operations.append(_plain(raw))  # the engine names what is wrong with it

@@ -28,6 +28,7 @@ from ..backends.base import Backend
 from ..clock import Clock, SystemClock
 from ..errors import InvalidRequestError, StateboxError
 from ..results import dumps_envelope
+from . import docs, routes_kv, routes_leases, routes_raw, watch
 from .auth import ANONYMOUS
 from .call import Call, Handler, RouteSpec
 from .config import ServerConfig
@@ -35,7 +36,7 @@ from .front import FrontMiddleware
 from .state import ServerState, json_response
 from .wire import error_body
 
-__all__ = ["Handler", "RouteSpec", "create_app", "endpoint"]
+__all__ = ["create_app", "endpoint"]
 
 log = logging.getLogger("statebox.server")
 
@@ -62,17 +63,20 @@ def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> A
     return run
 
 
-def _by_method(endpoints: dict[str, Any]) -> Any:
+def _route(path: str, endpoints: dict[str, Any]) -> Route:
+    """One route for ``path``, choosing the handler by method: Starlette matches each
+    route's pattern in turn, so a PUT listed after the GET of its path matched twice."""
     if len(endpoints) == 1:
-        return next(iter(endpoints.values()))
-    if "GET" in endpoints:
-        endpoints.setdefault("HEAD", endpoints["GET"])  # as Starlette does for a GET route
+        method, only = next(iter(endpoints.items()))
+        return Route(path, only, methods=[method])  # Starlette answers HEAD for a GET
+    if "GET" in endpoints and "HEAD" not in endpoints:
+        endpoints = {**endpoints, "HEAD": endpoints["GET"]}  # as Starlette does for a GET
 
     async def dispatch(request: Request) -> Response:
         response: Response = await endpoints[request.method](request)
         return response
 
-    return dispatch
+    return Route(path, dispatch, methods=list(endpoints))
 
 
 async def _purge_periodically(state: ServerState, interval: float) -> None:
@@ -99,8 +103,6 @@ def create_app(
     clock: Clock | None = None,
 ) -> Starlette:
     """The statebox HTTP API over one store (a URL, or an open backend)."""
-    from . import docs, routes_kv, routes_leases, routes_raw, watch  # they import this module
-
     config = config if config is not None else ServerConfig()
     backend = open_backend(store) if isinstance(store, str) else store
     url = store if isinstance(store, str) else backend.url
@@ -115,15 +117,10 @@ def create_app(
     ]
     if config.test_mode:
         specs.append(("POST", "/v1/_test/reset", routes_raw.reset, False))
-    # One route per path, choosing the handler by method: Starlette matches each
-    # route's pattern in turn, so a PUT listed after the GET of its path matched twice.
     by_path: dict[str, dict[str, Any]] = {}
     for method, path, handler, public in specs:
         by_path.setdefault(path, {})[method] = endpoint(state, handler, public=public)
-    routes = [
-        Route(path, _by_method(endpoints), methods=list(endpoints))
-        for path, endpoints in by_path.items()
-    ]
+    routes = [_route(path, endpoints) for path, endpoints in by_path.items()]
 
     async def not_routed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -44,13 +44,12 @@ class PreconditionFailed(ConflictError):
 class Call:
     """One request as a handler sees it."""
 
-    __slots__ = ("_headers", "_query", "principal", "request", "state")
+    __slots__ = ("_headers", "principal", "request", "state")
 
     def __init__(self, request: Request, state: ServerState, principal: Principal) -> None:
         self.request = request
         self.state = state
         self.principal = principal
-        self._query: QueryParams | None = None
         self._headers: dict[str, str] | None = None
 
     @property
@@ -125,9 +124,7 @@ class Call:
 
     @property
     def query(self) -> QueryParams:
-        if self._query is None:
-            self._query = self.request.query_params
-        return self._query
+        return self.request.query_params  # parsed once: the request caches it
 
     async def body_object(self) -> dict[str, Any]:
         """The request body: one JSON object (numbers kept exactly as written)."""

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING
 
-from ..values import DEFAULT_BINARY_LIMIT, DEFAULT_JSON_LIMIT
-from .auth import TokenRegistry
+from ..values import DEFAULT_BINARY_LIMIT, DEFAULT_HISTORY_LIMIT, DEFAULT_JSON_LIMIT
+from .options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT
+
+if TYPE_CHECKING:  # an annotation only: reading the settings needs no token handling
+    from .auth import TokenRegistry
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "DEFAULT_MAX_BODY_BYTES", "ServerConfig"]
-
-#: Room for one binary value of the default 32 MiB limit, base64-encoded in a JSON body.
-DEFAULT_MAX_BODY_BYTES: Final = 48 * 1024 * 1024
-#: As the engine's (``statebox.store.DEFAULT_HISTORY_LIMIT``), without importing it.
-DEFAULT_HISTORY_LIMIT: Final = 10
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class ServerConfig:
     #: For test suites only: honour ``X-Statebox-Now`` and allow ``POST /v1/_test/reset``.
     test_mode: bool = False
     #: The longest a long poll (or one SSE wait) may block, in seconds.
-    max_wait: float = 60.0
+    max_wait: float = DEFAULT_MAX_WAIT
     history_limit: int = DEFAULT_HISTORY_LIMIT
     json_limit: int = DEFAULT_JSON_LIMIT
     binary_limit: int = DEFAULT_BINARY_LIMIT

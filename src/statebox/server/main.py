@@ -19,11 +19,10 @@ from ..backends.base import Backend
 from ..config import resolve_store_url
 from ..errors import ConfigurationError, StateboxError
 from .auth import load_tokens
-from .config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from .config import ServerConfig
+from .options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT, DEFAULT_PORT, add_serve_options
 
 __all__ = ["add_serve_options", "is_loopback", "main", "redact_url", "serve", "serve_from_args"]
-
-DEFAULT_PORT = 8787
 
 
 def is_loopback(host: str) -> bool:
@@ -85,7 +84,7 @@ def serve(
     test_mode: bool = False,
     access_log: bool = True,
     log_level: str = "info",
-    max_wait: float = 60.0,
+    max_wait: float = DEFAULT_MAX_WAIT,
 ) -> None:
     """Serve the statebox API over ``store`` (a URL — default as everywhere — or an open
     backend) until stopped."""
@@ -123,8 +122,9 @@ def serve(
             http=CoalescingHttpToolsProtocol,
             log_level=log_level,
             access_log=access_log,
-            # Longer than the remote store's idle timeout (5 s): the client always closes
-            # an idle connection first, so a request never meets a connection just closed.
+            # Longer than the remote store's idle limit (20 s, IDLE_LIMIT in
+            # backends/http.py): the client always gives up an idle connection first, so
+            # a request never meets a connection just closed.
             timeout_keep_alive=75,
             server_header=False,
             # No X-Forwarded-For rewriting: nothing here uses the client's address, and
@@ -142,37 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", help="store URL (default: $STATEBOX_STORE, else SQLite)")
     add_serve_options(parser)
     return parser
-
-
-def add_serve_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``statebox serve`` (all but ``--store``, which every command has)."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8787; 0: any)")
-    parser.add_argument("--tokens", metavar="FILE", help="bearer tokens file (YAML or JSON)")
-    parser.add_argument(
-        "--insecure", action="store_true", help="allow a non-loopback address without tokens"
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help=f"refuse request bodies over this size with 413 ({DEFAULT_MAX_BODY_BYTES})",
-    )
-    parser.add_argument(
-        "--test-mode",
-        action="store_true",
-        help="for test suites: honour X-Statebox-Now, allow POST /v1/_test/reset",
-    )
-    parser.add_argument(
-        "--no-access-log", dest="access_log", action="store_false", help="no per-request log"
-    )
-    parser.add_argument(
-        "--max-wait",
-        type=float,
-        default=60.0,
-        help="the longest a watch long poll blocks, in seconds (60)",
-    )
-    parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")
 
 
 def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> None:

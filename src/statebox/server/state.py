@@ -62,21 +62,25 @@ class ServerState:
 
     def __init__(self, store_url: str, backend: Backend, config: ServerConfig, clock: Clock):
         self.store_url = store_url
-        self.backend = backend
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
+        # Long polls get their own threads, so watchers can never starve other requests.
+        self.wait_limiter = anyio.CapacityLimiter(256)
+        self._keyspaces: dict[tuple[str, str], Keyspace] = {}
+        self._attach(backend)
+
+    def _attach(self, backend: Backend) -> None:
+        """Serve ``backend``: how its work is run, and no engine of the one before."""
+        self.backend = backend
         # Embedded backends answer a read in microseconds without waiting on a lock (WAL
         # readers never block): a hop to a worker thread would cost more than the read.
         self.inline_reads = isinstance(backend, (MemoryBackend, SqliteBackend))
-        # Long polls get their own threads, so watchers can never starve other requests.
-        self.wait_limiter = anyio.CapacityLimiter(256)
         # SQLite has one writer at a time and an fsync per commit: the writes of
         # concurrent requests are committed together (group commit), on the loop while
         # the write lock is free, never waiting on it there (see writer.py).
         self.writer = GroupCommitWriter(backend) if isinstance(backend, SqliteBackend) else None
         self._stores: dict[RunContext, StateStore] = {}
-        self._keyspaces: dict[tuple[str, str], Keyspace] = {}
 
     def reset(self) -> None:
         """Test mode: start again from an empty store — a new ``memory://`` store, or a
@@ -84,19 +88,17 @@ class ServerState:
         through the SQLite write path, group commit included)."""
         backend = self.backend
         if isinstance(backend, MemoryBackend):
-            self.backend = MemoryBackend(self.store_url)
+            self._attach(MemoryBackend(self.store_url))
         elif isinstance(backend, SqliteBackend):
-            if self.writer is not None:
-                self.writer.close()
+            assert self.writer is not None  # every SQLite backend has one (_attach)
+            self.writer.close()
             backend.close()
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):
                     os.remove(backend.path + suffix)
-            self.backend = fresh = SqliteBackend(self.store_url)
-            self.writer = GroupCommitWriter(fresh)
+            self._attach(SqliteBackend(self.store_url))
         else:
             raise InvalidRequestError("reset works only on a memory:// or sqlite:// store")
-        self._stores.clear()
 
     def new_store(self, context: RunContext, clock: Clock) -> StateStore:
         config = self.config
@@ -107,6 +109,10 @@ class ServerState:
             history_limit=config.history_limit,
             json_limit=config.json_limit,
             binary_limit=config.binary_limit,
+            # Not the engine's purge every few hundred writes: here that would run inside
+            # a group commit on the event loop. The server purges on its own schedule
+            # (app.py, alone on the writer thread).
+            purge_every=0,
         )
 
     def keyspace(self, scope: str, namespace: str) -> Keyspace:

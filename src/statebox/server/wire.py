@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
-import time
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
 from ..backends.base import Entry, HistoryRecord, Lease
-from ..clock import NS_PER_SECOND, parse_timestamp
+from ..clock import NS_PER_SECOND, format_timestamp, parse_timestamp
 from ..errors import (
     BackendUnavailableError,
     ConflictError,
@@ -35,6 +33,7 @@ from ..errors import (
     StateboxError,
     error_class,
 )
+from ..leases import MAX_DURATION_SECONDS
 from ..model import UpdatedBy
 from ..results import EmbeddedJSON, dumps_envelope
 from ..values import JSON_CONTENT_TYPE, Blob, normalize, sha256_hex
@@ -54,16 +53,16 @@ __all__ = [
     "loads_exact",
     "parse_seconds",
     "record_json",
-    "timestamp",
     "updated_by_from_headers",
     "updated_by_headers",
     "value_fields",
     "value_from_wire",
 ]
 
-#: The longest duration (ttl, timeout) the wire accepts: far in the future, yet an expiry
-#: in ns stays well inside a 64-bit integer for every backend.
-MAX_SECONDS: Final = 1_000_000_000
+#: The longest duration (ttl, lease ttl, timeout) the wire accepts: the engine's own
+#: bound, so the API and the remote store refuse no duration the engine takes; an expiry
+#: in ns stays inside a 64-bit integer for every backend.
+MAX_SECONDS: Final = MAX_DURATION_SECONDS
 #: The client's clock, in ns since the epoch; honoured only by a server in test mode.
 NOW_HEADER: Final = "x-statebox-now"
 #: The run context a write records in ``updatedBy`` (values percent-encoded UTF-8).
@@ -201,8 +200,7 @@ def parse_seconds(value: object, what: str) -> int:
         ) from None
     if not number.is_finite() or abs(number) > MAX_SECONDS:
         raise InvalidRequestError(
-            f"invalid {what} {value!r}: must be a number of seconds up to {MAX_SECONDS} "
-            "(about 31 years)"
+            f"invalid {what} {value!r}: must be a number of seconds up to {MAX_SECONDS} (100 years)"
         )
     return int(number * NS_PER_SECOND)
 
@@ -230,21 +228,6 @@ def float_seconds(ns: int) -> float:
 _dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-@functools.lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
-def timestamp(ns: int) -> str:
-    """:func:`statebox.clock.format_timestamp`, with the whole seconds cached: entries
-    written close together share them, and formatting dates dominated encoding."""
-    seconds, frac = divmod(ns, NS_PER_SECOND)
-    text = _second(seconds)
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text + "Z"
-
-
 def _with_value(head: dict[str, Any], data: bytes, content_type: str) -> str:
     """``head`` as JSON, with the value appended (embedded verbatim when it is JSON)."""
     text: str = _dumps(head)
@@ -254,19 +237,24 @@ def _with_value(head: dict[str, Any], data: bytes, content_type: str) -> str:
     return f'{text[:-1]},"value":"{encoded}","encoding":"base64"}}'
 
 
+def _head(item: Entry | HistoryRecord) -> dict[str, Any]:
+    """The fields an entry and a history record share, in the order they are sent."""
+    return {
+        "key": item.key,
+        "version": item.version,
+        "hash": item.hash,
+        "contentType": item.content_type,
+        "createdAt": format_timestamp(item.created_at),
+        "updatedAt": format_timestamp(item.updated_at),
+        "updatedBy": item.updated_by.to_dict(),
+    }
+
+
 def entry_json(entry: Entry, *, include_value: bool = True) -> str:
     """One entry as the entries API sends it (``value`` last)."""
-    head: dict[str, Any] = {
-        "key": entry.key,
-        "version": entry.version,
-        "hash": entry.hash,
-        "contentType": entry.content_type,
-        "createdAt": timestamp(entry.created_at),
-        "updatedAt": timestamp(entry.updated_at),
-        "updatedBy": entry.updated_by.to_dict(),
-    }
+    head = _head(entry)
     if entry.expires_at is not None:
-        head["expiresAt"] = timestamp(entry.expires_at)
+        head["expiresAt"] = format_timestamp(entry.expires_at)
     if not include_value:
         return str(_dumps(head))
     return _with_value(head, entry.data, entry.content_type)
@@ -275,15 +263,7 @@ def entry_json(entry: Entry, *, include_value: bool = True) -> str:
 def record_json(record: HistoryRecord) -> str:
     """One history record: like an entry, with ``deleted: true`` and no value for a
     deletion."""
-    head: dict[str, Any] = {
-        "key": record.key,
-        "version": record.version,
-        "hash": record.hash,
-        "contentType": record.content_type,
-        "createdAt": timestamp(record.created_at),
-        "updatedAt": timestamp(record.updated_at),
-        "updatedBy": record.updated_by.to_dict(),
-    }
+    head = _head(record)
     if record.deleted:
         head["deleted"] = True
         return str(_dumps(head))

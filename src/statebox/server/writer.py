@@ -86,6 +86,10 @@ class GroupCommitWriter:
         thread), try again a little later: the loop is never blocked waiting for it."""
         assert self._loop is not None
         self._retry = None
+        if not self._inline:
+            # close() refused the writes since this was scheduled: nothing to commit, and
+            # the closed backend must not open a connection again for an empty group.
+            return
         jobs = self._inline[:MAX_GROUP]
         outcomes: list[Any] | None
         try:

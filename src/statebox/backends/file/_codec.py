@@ -11,7 +11,6 @@ and also Dagu's newer envelope ``{"id","encoding":"json","data":{...record...},.
 from __future__ import annotations
 
 import base64
-import calendar
 import hashlib
 import json
 import re
@@ -31,7 +30,6 @@ _GO_PLAIN: Final = re.compile(r"[ !#-%'-;=?-\[\]-~]*\Z")
 _WS: Final = re.compile(r"[ \t\n\r]*")
 _STRING_LITERAL: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
 _HAS_WS: Final = re.compile(r"[ \t\n\r]")
-_RFC3339_UTC: Final = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z\Z")
 # For records json.loads refuses: integers too long for int() stay literals.
 _LENIENT: Final = json.JSONDecoder(parse_int=lambda s: int(s) if len(s) < 4000 else s)
 # The stdlib's (C) scanners, which typeshed does not declare: they give each member's
@@ -154,20 +152,11 @@ def _text(fields: dict[str, Any], name: str) -> str:
     return value
 
 
-def _timestamp(text: str) -> int:
-    """RFC 3339 to ns; the ``...Z`` form Dagu and statebox write takes a fast path."""
-    match = _RFC3339_UTC.match(text)
-    if match is None:
-        return parse_timestamp(text)
-    year, month, day, hour, minute, second, fraction = match.groups()
-    fields = (int(year), int(month), int(day), int(hour), int(minute), int(second))
-    if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24):
-        raise ValueError(f"invalid timestamp {text!r}")
-    ns = int(fraction.ljust(9, "0")) if fraction else 0
-    return calendar.timegm(fields) * 1_000_000_000 + ns
-
-
 def _updated_by(who: object) -> UpdatedBy:
+    # Not UpdatedBy.from_dict: the record holds Dagu's UpdateSource, four snake_case
+    # fields. The principal lives in statebox's meta file, trusted only while it matches
+    # the record's version (_reads.load); one in a record Dagu or a hand edit wrote is
+    # ignored, as are from_dict's camelCase spellings.
     if not isinstance(who, dict):
         return UpdatedBy()
 
@@ -226,8 +215,8 @@ def decode_record(raw: bytes, path: str) -> Stored:
             hash=_text(fields, "hash"),
             data=data,
             content_type=content_type,
-            created_at=_timestamp(_text(fields, "created_at")),
-            updated_at=_timestamp(_text(fields, "updated_at")),
+            created_at=parse_timestamp(_text(fields, "created_at")),
+            updated_at=parse_timestamp(_text(fields, "updated_at")),
             updated_by=_updated_by(fields.get("updated_by")),
         )
     except (KeyError, ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError

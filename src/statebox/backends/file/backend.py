@@ -327,6 +327,7 @@ class FileBackend(Backend):
                 continue  # not a name statebox wrote
             if not self._may_have_expired(paths, now):
                 continue  # one unlocked read of a small file; most keys stop here
+            syncs: Syncs | None = None
             with self._locked({paths.bucket}):
                 try:
                     loaded = load(paths, key, for_write=True)
@@ -339,10 +340,12 @@ class FileBackend(Backend):
                         primary=[Op("remove", paths.record if is_json else paths.blob)],
                         after=[Op("remove", paths.meta)],
                     )
-                    self._commit({paths.bucket}, files).flush()
+                    syncs = self._commit({paths.bucket}, files)
                     purged += 1
                 elif loaded.meta is None:  # describes no version that is current
                     remove_file(paths.meta, durable=False)
+            if syncs is not None:  # as in apply: durable, without holding the lock meanwhile
+                syncs.flush()
         return purged
 
     @staticmethod
