@@ -50,7 +50,14 @@ __all__ = [
 
 DSN_ENV = "STATEBOX_TEST_PG_DSN"
 BINDIR_ENV = "STATEBOX_TEST_PG_BINDIR"
-_STATEBOX_OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout", "pipeline"}
+_STATEBOX_OPTIONS = {
+    "schema",
+    "pool_min",
+    "pool_max",
+    "pool_timeout",
+    "pipeline",
+    "statement_timeout",
+}
 HOW_TO_ENABLE = (
     f"set {DSN_ENV}=postgresql://user@host:port/database, or install the PostgreSQL server "
     "binaries (initdb, pg_ctl) so the tests can start a throw-away cluster"

@@ -219,8 +219,12 @@ def test_a_server_write_locked_out_past_the_timeout_is_503(tmp_path: Path) -> No
             holder.kill()
             holder.wait()
         assert answer.status_code == 503
-        assert "stayed locked for 0.3s" in answer.json()["error"]["message"]
+        # The client gets a request id; the details (they name the file) are logged.
+        request_id = answer.json()["error"]["requestId"]
         assert server.client.get("/v1/kv/global/ns/k").json()["version"] == 1
+        server.stop()
+        assert f"request {request_id}: " in server.log_text()
+        assert "stayed locked for 0.3s" in server.log_text()
 
 
 class _CountingBackend(SqliteBackend):

@@ -117,6 +117,7 @@ def test_the_documented_options_and_defaults_are_the_real_ones() -> None:
         "pool_max": str(opts.pool_max),
         "pool_timeout": f"{opts.pool_timeout:g}",
         "pipeline": "auto",
+        "statement_timeout": f"{opts.statement_timeout:g}",
     }
     assert documented == actual
 

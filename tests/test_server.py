@@ -21,6 +21,8 @@ import pytest
 
 from .server_util import ServerProcess, later, running_server
 
+JSON = {"content-type": "application/json"}
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -123,7 +125,7 @@ def test_bad_input_is_400_or_422_with_a_message(http: httpx.Client, ns: str) -> 
     assert "invalid JSON" in error(value)["message"]
     two = http.put(f"/v1/kv/custom/{ns}/k", content=b"1 2")
     assert two.status_code == 422 and "more than one JSON value" in error(two)["message"]
-    malformed = http.post(f"/v1/diff/custom/{ns}/k", content=b'{"value": ')
+    malformed = http.post(f"/v1/diff/custom/{ns}/k", content=b'{"value": ', headers=JSON)
     assert malformed.status_code == 400
     assert error(malformed)["kind"] == "invalid_request"
     assert "request body is not valid JSON" in error(malformed)["message"]
@@ -169,7 +171,9 @@ def test_diff_update_rollback_history(http: httpx.Client, ns: str) -> None:
     base = f"custom/{ns}"
     first = http.post(f"/v1/diff/{base}/snap", json={"value": {"count": 1}}).json()
     assert (first["changed"], first["version"]) == (True, 1)
-    same = http.post(f"/v1/diff/{base}/snap", content=b'{"value": {"count" : 1}}').json()
+    same = http.post(
+        f"/v1/diff/{base}/snap", content=b'{"value": {"count" : 1}}', headers=JSON
+    ).json()
     assert (same["changed"], same["version"]) == (False, 1)
     dry = http.post(f"/v1/diff/{base}/snap", json={"value": 2, "update": False}).json()
     assert (dry["changed"], dry["version"]) == (True, 1)
@@ -412,6 +416,7 @@ def test_entries_api_carries_whole_entries(http: httpx.Client, ns: str) -> None:
     applied = http.post(
         f"/v1/apply/custom/{ns}",
         content=b'{"ops": [{"op": "set", "key": "k", "value": {"x": 1.50}, "ttl": 60.5}]}',
+        headers=JSON,
     ).json()
     (result,) = applied["results"]
     assert result["previous"] is None

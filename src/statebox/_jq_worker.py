@@ -7,10 +7,14 @@ a process can be killed. The parent starts it with an empty environment (so ``$E
 ``env`` reveal nothing) and a bounded address space (so a runaway expression dies
 instead of eating the machine's memory).
 
-Protocol, one JSON object per line each way:
-request ``{"expr": str, "input": str}`` → response ``{"outputs": [json_text, ...]}``
-(at most two: the caller only needs to know "one" from "more than one"), or
-``{"error": "compile" | "runtime", "message": str}``.
+Protocol: a request is one JSON line ``{"expr": str, "input": str, "limit": int}``; a
+response is one JSON line, ``{"outputs": n, "bytes": size}`` (``n`` is 0, 1 or 2: the
+caller only needs "one" from "more than one") followed, when ``n`` is 1, by exactly
+``size`` bytes: the value as compact UTF-8 JSON. Or ``{"error": "compile" | "runtime",
+"message": str}`` (the message cut to :data:`MAX_MESSAGE` characters), or ``{"error":
+"too_large", "bytes": size}`` when the value has at least ``size`` bytes, more than
+``limit`` (the value size limit): a value the store would refuse is never sent, so
+neither process holds more of it than it must, and the caller reads a bounded amount.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 
 #: Address-space cap of the worker (bytes): jq aborts when it is exceeded.
 MEMORY_LIMIT = 1 << 30
+#: Characters of an error message sent back (``error("x" * 1e8)`` is a message too).
+MAX_MESSAGE = 2000
 _CACHE_SIZE = 256
 
 
@@ -35,7 +41,9 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def _evaluate(programs: dict[str, Any], expr: str, text: str) -> dict[str, Any]:
+def _evaluate(
+    programs: dict[str, Any], expr: str, text: str, limit: int
+) -> tuple[dict[str, Any], bytes]:
     import jq  # type: ignore[import-not-found,unused-ignore]
 
     program = programs.get(expr)
@@ -46,16 +54,38 @@ def _evaluate(programs: dict[str, Any], expr: str, text: str) -> dict[str, Any]:
         try:
             program = jq.compile(f"limit(2; ({expr}\n))")
         except ValueError as exc:
-            return {"error": "compile", "message": _compile_error(jq, expr, exc)}
+            return _error("compile", _compile_error(jq, expr, exc)), b""
         if len(programs) >= _CACHE_SIZE:
             programs.clear()
         programs[expr] = program
     try:
-        out = program.input_text(text).text()
+        values = list(program.input_text(text))  # at most two (the limit above)
+    except MemoryError:
+        raise
     except Exception as exc:  # jq reports every runtime error as ValueError
-        return {"error": "runtime", "message": str(exc).strip() or type(exc).__name__}
-    # jq prints each output on one line (strings escape their newlines).
-    return {"outputs": out.split("\n") if out else []}
+        return _error("runtime", str(exc).strip() or type(exc).__name__), b""
+    if len(values) != 1:
+        return {"outputs": len(values), "bytes": 0}, b""
+    value = values[0]
+    if isinstance(value, str) and len(value) + 2 > limit:
+        # A long string is refused by its length (each character is at least one
+        # byte), before a JSON copy of it is made.
+        return {"error": "too_large", "bytes": len(value) + 2}, b""
+    # Compact and unescaped: no larger than the stored (normalized) form, which escapes
+    # more, so a value within the limit passes. (Except where the caller puts back a
+    # shorter number literal of the input that jq left as it was: jq yields 1e300 as its
+    # 301 digits. A document of such numbers may be refused here.) NaN is written as
+    # such; the caller refuses it as not JSON.
+    data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass"
+    )
+    if len(data) > limit:
+        return {"error": "too_large", "bytes": len(data)}, b""
+    return {"outputs": 1, "bytes": len(data)}, data
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"error": kind, "message": message[:MAX_MESSAGE]}
 
 
 def _compile_error(jq: Any, expr: str, wrapped_error: ValueError) -> str:
@@ -73,8 +103,14 @@ def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     for line in stdin:
         request = json.loads(line)
-        response = _evaluate(programs, request["expr"], request["input"])
+        try:
+            response, data = _evaluate(
+                programs, request["expr"], request["input"], request["limit"]
+            )
+        except MemoryError:  # past the address-space cap outside jq: die as jq would
+            sys.exit(3)
         stdout.write(json.dumps(response).encode("ascii") + b"\n")
+        stdout.write(data)
         stdout.flush()
 
 

@@ -6,15 +6,21 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     StateboxError                      exit 1  HTTP 500
     ├── InvalidReferenceError          exit 2  HTTP 400   bad scope / namespace / key / prefix
     ├── InvalidValueError              exit 2  HTTP 422   not JSON, several values, bad transform
-    │   └── ValueTooLargeError         exit 2  HTTP 413
+    │   ├── ValueTooLargeError         exit 2  HTTP 413
+    │   └── NestingTooDeepError        exit 2  HTTP 422   JSON nested past values.MAX_DEPTH
     ├── ConfigurationError             exit 2  HTTP 400   missing run context, bad store URL
     ├── InvalidRequestError            exit 2  HTTP 400   a malformed request (HTTP body, query)
+    │   ├── UnsupportedMediaTypeError  exit 2  HTTP 415   a body whose Content-Type is refused
+    │   ├── HeadersTooLargeError       exit 2  HTTP 431   a request head over the server's limit
+    │   └── RequestTimeoutError        exit 2  HTTP 408   a request head not sent in time
     ├── NotFoundError                  exit 3  HTTP 404
     ├── ConflictError                  exit 4  HTTP 409   expected_version / create_only
     │   └── FencingError               exit 4  HTTP 409   a newer lease holder exists
     ├── BackendUnavailableError        exit 1  HTTP 503   database busy or unreachable
+    ├── TooManyRequestsError           exit 1  HTTP 429   a per-client limit reached (watches)
     ├── CorruptEntryError              exit 1  HTTP 500   a stored record cannot be parsed
-    └── PermissionDeniedError          exit 1  HTTP 403
+    └── PermissionDeniedError          exit 1  HTTP 403   no grant; a web origin not allowed
+        └── MisdirectedRequestError    exit 1  HTTP 421   a Host header the server does not answer
 
 Driver errors (``sqlite3``, ``psycopg``, ``OSError``) never escape a backend: they are
 translated into one of these with ``raise ... from exc``.
@@ -28,12 +34,18 @@ __all__ = [
     "ConflictError",
     "CorruptEntryError",
     "FencingError",
+    "HeadersTooLargeError",
     "InvalidReferenceError",
     "InvalidRequestError",
     "InvalidValueError",
+    "NestingTooDeepError",
+    "MisdirectedRequestError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RequestTimeoutError",
     "StateboxError",
+    "TooManyRequestsError",
+    "UnsupportedMediaTypeError",
     "ValueTooLargeError",
     "error_class",
 ]
@@ -75,6 +87,15 @@ class ValueTooLargeError(InvalidValueError):
     kind = "value_too_large"
 
 
+class NestingTooDeepError(InvalidValueError, ValueError):
+    """JSON nested deeper than the limit (``statebox.values.MAX_DEPTH``), refused before
+    it is parsed. Also a ``ValueError``, as a parser's own errors are, so code that turns
+    bad JSON into an error of its own (a corrupt record file, a malformed response from a
+    server) does so for this one too."""
+
+    kind = "nesting_too_deep"
+
+
 class ConfigurationError(StateboxError):
     """Missing run context, a custom scope without namespace, a bad store URL."""
 
@@ -89,6 +110,27 @@ class InvalidRequestError(StateboxError):
     exit_code = 2
     http_status = 400
     kind = "invalid_request"
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """An HTTP body sent with a ``Content-Type`` the route refuses (a web form's types)."""
+
+    http_status = 415
+    kind = "unsupported_media_type"
+
+
+class HeadersTooLargeError(InvalidRequestError):
+    """A request line and headers over the server's ``--max-header-bytes``."""
+
+    http_status = 431
+    kind = "headers_too_large"
+
+
+class RequestTimeoutError(InvalidRequestError):
+    """A request line and headers not received within the server's ``--header-timeout``."""
+
+    http_status = 408
+    kind = "request_timeout"
 
 
 class NotFoundError(StateboxError):
@@ -130,6 +172,14 @@ class BackendUnavailableError(StateboxError):
     kind = "backend_unavailable"
 
 
+class TooManyRequestsError(StateboxError):
+    """A client reached a limit the server sets per client (open watches per token)."""
+
+    exit_code = 1
+    http_status = 429
+    kind = "too_many_requests"
+
+
 class CorruptEntryError(StateboxError):
     """A stored record could not be parsed; it is reported, never overwritten."""
 
@@ -144,6 +194,14 @@ class PermissionDeniedError(StateboxError):
     exit_code = 1
     http_status = 403
     kind = "permission_denied"
+
+
+class MisdirectedRequestError(PermissionDeniedError):
+    """An HTTP request naming (in ``Host``) a server name this server does not answer to:
+    how a DNS-rebinding page would reach a server on loopback."""
+
+    http_status = 421
+    kind = "misdirected_request"
 
 
 def error_class(kind: str) -> type[StateboxError]:

@@ -19,7 +19,14 @@ from .errors import InvalidValueError
 from .model import RunContext
 from .results import LeaseResult
 
-__all__ = ["Fencing", "as_fence", "default_holder", "duration_ns", "validate_lease_name"]
+__all__ = [
+    "Fencing",
+    "as_fence",
+    "default_holder",
+    "duration_ns",
+    "validate_lease_holder",
+    "validate_lease_name",
+]
 
 #: What a write accepts as ``fencing=``: a lease (as returned by ``acquire_lease``) or a
 #: ``(lease_name, token)`` pair.
@@ -36,6 +43,20 @@ def validate_lease_name(name: Any) -> str:
     if "\x00" in name:  # PostgreSQL text cannot hold it; no name needs it
         raise InvalidValueError(f"invalid lease name {name!r}: must not contain NUL")
     return name.strip()
+
+
+def validate_lease_holder(holder: Any) -> str:
+    """A holder as every backend can store it: PostgreSQL text holds no NUL and no lone
+    surrogate, so neither is accepted anywhere (one rule for all backends)."""
+    if not isinstance(holder, str) or not holder.strip():
+        raise InvalidValueError(f"invalid lease holder {holder!r}: must be a non-empty string")
+    try:
+        holder.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"invalid lease holder {holder!r}: must be valid Unicode") from None
+    if "\x00" in holder:
+        raise InvalidValueError(f"invalid lease holder {holder!r}: must not contain NUL")
+    return holder
 
 
 def _token(token: Any, lease: str) -> int:

@@ -14,6 +14,14 @@ from typing import Final, NamedTuple
 
 from .errors import ConfigurationError, InvalidReferenceError
 
+# What is trimmed around a scope, namespace, key or prefix: Unicode's White_Space, as
+# Go's strings.TrimSpace (Dagu) trims. str.strip() would also strip U+001C-U+001F, so a
+# key ending in one would name another record than Dagu's. One definition, every backend.
+WHITE_SPACE: Final = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
 __all__ = [
     "GLOBAL_NAMESPACE",
     "Keyspace",
@@ -42,7 +50,7 @@ class Scope(StrEnum):
             return cls.DAG
         if isinstance(value, Scope):
             return value
-        text = value.strip()
+        text = value.strip(WHITE_SPACE)
         try:
             return cls(text)
         except ValueError:
@@ -177,7 +185,7 @@ def validate_namespace(namespace: str) -> str:
     """Trim and check a namespace; return it."""
     if not isinstance(namespace, str):
         raise InvalidReferenceError(f"invalid namespace {namespace!r}: must be a string")
-    text = namespace.strip()
+    text = namespace.strip(WHITE_SPACE)
     if not text:
         raise InvalidReferenceError(f"invalid namespace {namespace!r}: must not be empty")
     if "/" in text or "\\" in text:
@@ -210,7 +218,7 @@ def validate_key(key: str) -> str:
     """Trim and check a key; return it. Keys are case-sensitive; '/' separates levels."""
     if not isinstance(key, str):
         raise InvalidReferenceError(f"invalid key {key!r}: must be a string")
-    text = key.strip()
+    text = key.strip(WHITE_SPACE)
     problem = _key_problem(text)
     if problem:
         raise InvalidReferenceError(f"invalid key {text!r}: {problem}")
@@ -224,7 +232,7 @@ def validate_prefix(prefix: str | None) -> str:
         return ""
     if not isinstance(prefix, str):
         raise InvalidReferenceError(f"invalid prefix {prefix!r}: must be a string")
-    text = prefix.strip()
+    text = prefix.strip(WHITE_SPACE)
     if text.startswith("/"):
         raise InvalidReferenceError(f"invalid prefix {text!r}: must not start with '/'")
     if "\\" in text:
@@ -243,7 +251,7 @@ def resolve_keyspace(
 ) -> Keyspace:
     """Apply the scope's default namespace (SPEC §1) and validate the result."""
     resolved = Scope.parse(scope)
-    if namespace is not None and namespace.strip():
+    if namespace is not None and namespace.strip(WHITE_SPACE):
         return Keyspace(resolved.value, validate_namespace(namespace))
     if namespace is not None:
         validate_namespace(namespace)  # raises: explicit but empty

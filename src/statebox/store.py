@@ -39,7 +39,14 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from .leases import Fencing, as_fence, default_holder, duration_ns, validate_lease_name
+from .leases import (
+    Fencing,
+    as_fence,
+    default_holder,
+    duration_ns,
+    validate_lease_holder,
+    validate_lease_name,
+)
 from .model import (
     Keyspace,
     RunContext,
@@ -459,6 +466,7 @@ class StateStore:
             merge_text=None if merge is MISSING else self._json_text(merge, "merge patch"),
             patch_text=None if patch is MISSING else self._json_text(patch, "JSON patch"),
             jq_timeout=self.jq_timeout if self.jq_timeout is not None else DEFAULT_JQ_TIMEOUT,
+            limit=self.json_limit,
         )
         start = "null" if default is MISSING else self._json_text(default, "default")
         fence = as_fence(fencing)
@@ -615,10 +623,7 @@ class StateStore:
         one. Raises :class:`ConflictError` while another holder's lease is live."""
         name = validate_lease_name(name)
         ttl_ns = duration_ns(ttl, "lease ttl")
-        if holder is None:
-            holder = default_holder(self.context)
-        elif not isinstance(holder, str) or not holder.strip():
-            raise InvalidValueError(f"invalid lease holder {holder!r}: must be a non-empty string")
+        holder = default_holder(self.context) if holder is None else validate_lease_holder(holder)
         lease = self.backend.acquire_lease(name, holder, ttl_ns, self.clock.now_ns())
         return _lease_result("acquire", lease, ttl)
 
@@ -764,7 +769,8 @@ def _lease_identity(
 ) -> tuple[str, int, str]:
     """(name, token, holder) from a lease result, or from a name plus both parts."""
     if isinstance(lease, LeaseResult):
-        return lease.name, lease.token if token is None else token, holder or lease.holder
+        token = lease.token if token is None else token
+        return lease.name, token, validate_lease_holder(holder or lease.holder)
     name = validate_lease_name(lease)
     if token is None or holder is None:
         raise InvalidValueError(
@@ -772,7 +778,7 @@ def _lease_identity(
         )
     if not isinstance(token, int) or isinstance(token, bool):
         raise InvalidValueError(f"invalid lease token {token!r}: must be an integer")
-    return name, token, holder
+    return name, token, validate_lease_holder(holder)
 
 
 def _check_timeout(timeout: Any) -> None:

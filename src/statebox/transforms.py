@@ -14,6 +14,13 @@ where that is possible:
 
 Nothing here does I/O except :class:`JqTransform`, which runs jq out of process with a
 time bound (:mod:`statebox._jq`).
+
+The patches run in process, step by step, within a budget (:class:`_Budget`): at most
+:data:`MAX_PATCH_OPS` operations (counted before anything runs), jq's deadline, and a
+working document that may never pass the value size limit or :data:`MAX_DEPTH`. A JSON
+patch can amplify (each ``copy`` of a path into itself doubles the document), so its
+document is measured as it grows and refused the moment it is too large; a merge patch
+cannot (its result is at most target plus patch), so the final check suffices.
 """
 
 from __future__ import annotations
@@ -21,19 +28,32 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any, Final, NamedTuple
+import time
+from typing import Any, Final, NamedTuple, NoReturn
 
-from .errors import InvalidValueError
-from .values import _decode, _encode, _Float, _IntLiteral
+from .errors import InvalidValueError, ValueTooLargeError
+from .values import (
+    DEFAULT_JSON_LIMIT,
+    MAX_DEPTH,
+    _decode,
+    _encode,
+    _Float,
+    _IntLiteral,
+    nesting_depth,
+)
 
 # jsonpatch and the jq runner (subprocess, selectors) are imported when first used: the
 # CLI imports the engine at every start and most commands never transform anything.
 
-#: Seconds a jq expression may run before it is abandoned.
+#: Seconds a jq expression (or a patch) may run before it is abandoned.
 DEFAULT_JQ_TIMEOUT: Final = 5.0
+#: Operations in one JSON patch, or members in one merge patch (Kubernetes allows a
+#: JSON patch 10,000 operations too).
+MAX_PATCH_OPS: Final = 10_000
 
 __all__ = [
     "DEFAULT_JQ_TIMEOUT",
+    "MAX_PATCH_OPS",
     "JqTransform",
     "JsonPatch",
     "MergePatch",
@@ -91,17 +111,57 @@ def restore_literals(new: Any, old: Any) -> Any:
     return new
 
 
-def apply_merge_patch(target: Any, patch: Any) -> Any:
+def apply_merge_patch(target: Any, patch: Any, budget: _Budget | None = None) -> Any:
     """RFC 7386: ``patch`` merged into ``target`` (``null`` members remove)."""
     if not isinstance(patch, dict):
         return patch
     result = dict(target) if isinstance(target, dict) else {}
     for name, value in patch.items():
+        if budget is not None:
+            budget.check_time()
         if value is None:
             result.pop(name, None)
         else:
-            result[name] = apply_merge_patch(result.get(name), value)
+            result[name] = apply_merge_patch(result.get(name), value, budget)
     return result
+
+
+def _members(patch: Any) -> int:
+    """The members of a merge patch, at every level: its "operations"."""
+    if not isinstance(patch, dict):
+        return 0
+    return len(patch) + sum(_members(value) for value in patch.values())
+
+
+# Sizes are measured as compact JSON, unsorted (sorting changes no size).
+_SIZE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_size(value: Any) -> tuple[int, str]:
+    text = _SIZE_ENCODER.encode(value)
+    return len(text.encode("utf-8", "surrogatepass")), text
+
+
+class _Budget:
+    """What one patch may spend: operations, seconds, and bytes of working document."""
+
+    def __init__(self, what: str, limit: int, timeout: float) -> None:
+        self.what = what
+        self.limit = limit
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def check_count(self, count: int, unit: str) -> None:
+        if count > MAX_PATCH_OPS:
+            raise InvalidValueError(
+                f"{self.what} has too many {unit}: {count} exceeds the limit of {MAX_PATCH_OPS}"
+            )
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise InvalidValueError(
+                f"{self.what} ran longer than {self.timeout:g}s and was abandoned"
+            )
 
 
 class JqTransform(NamedTuple):
@@ -124,27 +184,37 @@ class JqTransform(NamedTuple):
 class MergePatch(NamedTuple):
     #: The patch document, parsed with exact number literals.
     patch: Any
+    timeout: float = DEFAULT_JQ_TIMEOUT
 
     @classmethod
-    def from_text(cls, text: str) -> MergePatch:
-        return cls(_decode(text))
+    def from_text(cls, text: str, *, timeout: float = DEFAULT_JQ_TIMEOUT) -> MergePatch:
+        patch = _decode(text)
+        _Budget("merge patch", 0, timeout).check_count(_members(patch), "members")
+        return cls(patch, timeout)
 
     def apply(self, text: str) -> str:
-        return _encode(apply_merge_patch(_decode(text), self.patch), True)
+        budget = _Budget("merge patch", 0, self.timeout)
+        return _encode(apply_merge_patch(_decode(text), self.patch, budget), True)
 
 
 class JsonPatch(NamedTuple):
     operations: tuple[dict[str, Any], ...]
+    #: The value size limit: the working document may never pass it.
+    limit: int = DEFAULT_JSON_LIMIT
+    timeout: float = DEFAULT_JQ_TIMEOUT
 
     @classmethod
-    def from_text(cls, text: str) -> JsonPatch:
-        ops = json.loads(text)
+    def from_text(
+        cls, text: str, *, limit: int = DEFAULT_JSON_LIMIT, timeout: float = DEFAULT_JQ_TIMEOUT
+    ) -> JsonPatch:
+        ops = json.loads(text)  # normalized text: its depth is already checked
         if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
             raise InvalidValueError(
                 "invalid JSON patch: must be a list of operation objects "
                 '(e.g. [{"op": "replace", "path": "/a", "value": 1}])'
             )
-        return cls(tuple(ops))
+        _Budget("JSON patch", limit, timeout).check_count(len(ops), "operations")
+        return cls(tuple(ops), limit, timeout)
 
     def apply(self, text: str) -> str:
         import jsonpatch
@@ -152,9 +222,31 @@ class JsonPatch(NamedTuple):
 
         original = _decode(text)
         document = json.loads(text)
+        budget = _Budget("JSON patch", self.limit, self.timeout)
+        # An upper bound of the document's size, kept without measuring the whole
+        # document after every operation: measured exactly only when it passes the limit.
+        estimate = len(text.encode("utf-8"))
+        # And an upper bound of its depth, which spares measuring that of every copy.
+        deepest = text.count("[") + text.count("{")
+        if deepest > MAX_DEPTH:
+            deepest = nesting_depth(text)
         for index, operation in enumerate(self.operations):
+            budget.check_time()
+            op_name = operation.get("op")
             try:
-                document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
+                least, most, encoded, deepest = _growth(document, operation, index, deepest)
+                if estimate + most > self.limit:
+                    # Refused before it runs when even its least growth is too much:
+                    # the copy that would double a large document is never made. (A
+                    # copy's source is in the document: no need to measure the rest.)
+                    copied = len(encoded) if op_name == "copy" and encoded else 0
+                    if copied + least > self.limit:
+                        self._refuse(copied + least, index, operation)
+                    estimate = self._measured(document, least, index, operation)
+                if op_name == "copy" and encoded is not None:
+                    document = _copy(document, operation, encoded)
+                else:
+                    document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
             except (
                 jsonpatch.JsonPatchException,
                 jsonpointer.JsonPointerException,
@@ -162,20 +254,115 @@ class JsonPatch(NamedTuple):
                 TypeError,
                 ValueError,
             ) as exc:
-                shown = json.dumps(operation, ensure_ascii=False)[:200]
                 raise InvalidValueError(
-                    f"JSON patch operation {index} {shown} failed: {exc}"
+                    f"JSON patch operation {index} {_shown(operation)} failed: {exc}"
                 ) from exc
+            estimate += most
+            if estimate > self.limit:
+                estimate = self._measured(document, 0, index, operation)
         return _encode(restore_literals(document, original), True)
+
+    def _measured(self, document: Any, growth: int, index: int, operation: dict[str, Any]) -> int:
+        """The document's exact size; refused when it is, or with ``growth`` more bytes
+        would be, past the limit."""
+        size = _json_size(document)[0]
+        if size + growth > self.limit:
+            self._refuse(size + growth, index, operation)
+        return size
+
+    def _refuse(self, size: int, index: int, operation: dict[str, Any]) -> NoReturn:
+        raise ValueTooLargeError(
+            f"JSON patch operation {index} {_shown(operation)} makes the value too large: "
+            f"{size} bytes or more exceeds {self.limit}"
+        )
+
+
+def _shown(operation: dict[str, Any]) -> str:
+    return json.dumps(operation, ensure_ascii=False)[:200]
+
+
+def _copy(document: Any, operation: dict[str, Any], encoded: str) -> Any:
+    """A ``copy`` whose value is copied by the C JSON codec from its measured text,
+    several times faster than jsonpatch's ``copy.deepcopy`` (which a bomb of doubling
+    copies spends most of its time in); jsonpatch still places it, with its checks."""
+    import jsonpatch
+    import jsonpointer
+
+    path = operation["path"]
+    placeholder = {"op": "add", "path": path, "value": None}
+    document = jsonpatch.JsonPatch([placeholder]).apply(document, in_place=True)
+    fresh = json.loads(encoded)
+    parent, part = jsonpointer.JsonPointer(path).to_last(document)
+    if part is None:
+        return fresh
+    parent[-1 if part == "-" else part] = fresh
+    return document
+
+
+def _growth(
+    document: Any, operation: dict[str, Any], index: int, deepest: int
+) -> tuple[int, int, str | None, int]:
+    """The least and the most bytes ``operation`` can add to ``document`` (negative when
+    it removes), the text of the value it puts in place, and how deep the document may
+    then nest (``deepest``: how deep it may nest now); refuses it first if it would nest
+    the document past MAX_DEPTH. Costs the size of the values it touches, never of the
+    whole document."""
+    import jsonpointer
+
+    kind, path = operation.get("op"), operation.get("path")
+    if not isinstance(path, str) or kind == "test":
+        return 0, 0, None, deepest  # jsonpatch refuses a bad path; a test changes nothing
+    depth = len(jsonpointer.JsonPointer(path).parts)
+    # A member's key, quotes, colon and comma besides its value: the key is at most the
+    # path's last token, each character escaped in at most 6 bytes.
+    key_cost = 6 * len(path) + 4
+    old = jsonpointer.resolve_pointer(document, path, _ABSENT)
+    removed = 0  # what is at ``path`` now (an array element there may only shift)
+    if old is not _ABSENT and not isinstance(old, jsonpointer.EndOfList):
+        removed = _json_size(old)[0]
+    placed: Any = _ABSENT  # the value put at ``path``
+    nests = MAX_DEPTH + 1  # how deep ``placed`` may nest, if nothing tells better
+    if kind in ("add", "replace") and "value" in operation:
+        placed = operation["value"]
+    elif kind in ("copy", "move") and isinstance(operation.get("from"), str):
+        placed = jsonpointer.resolve_pointer(document, operation["from"], _ABSENT)
+        nests = deepest - len(jsonpointer.JsonPointer(operation["from"]).parts)
+    if placed is _ABSENT:  # a remove (or an operation jsonpatch will refuse)
+        return -removed - key_cost, 0, None, deepest
+    size, encoded = _json_size(placed)
+    nests = min(nests, encoded.count("[") + encoded.count("{"))
+    if depth + nests > MAX_DEPTH:
+        nests = nesting_depth(encoded)
+        nested = depth + nests
+        if nested > MAX_DEPTH:
+            raise InvalidValueError(
+                f"JSON patch operation {index} {_shown(operation)} would nest the value "
+                f"{nested} levels deep: the limit is {MAX_DEPTH} levels of arrays and objects"
+            )
+    deepest = max(deepest, depth + nests)
+    if kind == "move":  # the value only changes place
+        return -removed - key_cost, key_cost, encoded, deepest
+    if kind == "replace":
+        return size - removed, size - removed, encoded, deepest
+    return size - removed, size + key_cost, encoded, deepest
+
+
+_ABSENT: Final = object()
 
 
 Transform = JqTransform | MergePatch | JsonPatch
 
 
 def make_transform(
-    *, jq: str | None, merge_text: str | None, patch_text: str | None, jq_timeout: float
+    *,
+    jq: str | None,
+    merge_text: str | None,
+    patch_text: str | None,
+    jq_timeout: float,
+    limit: int = DEFAULT_JSON_LIMIT,
 ) -> Transform:
-    """The one transform given; ``merge_text``/``patch_text`` are normalized JSON text."""
+    """The one transform given; ``merge_text``/``patch_text`` are normalized JSON text.
+    ``jq_timeout`` bounds the patches too; ``limit`` is the value size limit."""
     offered = (("jq", jq), ("merge", merge_text), ("patch", patch_text))
     given = [name for name, value in offered if value is not None]
     if len(given) != 1:
@@ -186,6 +373,6 @@ def make_transform(
     if jq is not None:
         return JqTransform(jq, jq_timeout)
     if merge_text is not None:
-        return MergePatch.from_text(merge_text)
+        return MergePatch.from_text(merge_text, timeout=jq_timeout)
     assert patch_text is not None
-    return JsonPatch.from_text(patch_text)
+    return JsonPatch.from_text(patch_text, limit=limit, timeout=jq_timeout)

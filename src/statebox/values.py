@@ -15,18 +15,23 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from array import array
+from itertools import accumulate
 from typing import Any, Final, NamedTuple
 
-from .errors import InvalidValueError, ValueTooLargeError
+from .errors import InvalidValueError, NestingTooDeepError, ValueTooLargeError
 
 __all__ = [
     "DEFAULT_BINARY_LIMIT",
     "DEFAULT_HISTORY_LIMIT",
     "DEFAULT_JSON_LIMIT",
     "JSON_CONTENT_TYPE",
+    "MAX_DEPTH",
     "Blob",
     "NormalizedValue",
     "RawJSON",
+    "check_depth",
+    "nesting_depth",
     "normalize",
     "normalize_blob",
     "sha256_hex",
@@ -38,6 +43,12 @@ DEFAULT_BINARY_LIMIT: Final = 32 * 1_048_576
 #: Versions of each key a store keeps (StateStore's and the server's default); here, beside
 #: the other limits, so the server's settings need not import the engine for it.
 DEFAULT_HISTORY_LIMIT: Final = 10
+#: The deepest nesting of arrays and objects a JSON text may have, wherever statebox
+#: parses one (values, request bodies, CLI arguments, responses, record files). Go's
+#: encoding/json allows 10,000; Python's parser and every recursive step after it (jq's
+#: result matching, patches, the exact-literal encoder) recurse, and 256 levels keep all
+#: of them far from the interpreter's recursion limit, far above any real state.
+MAX_DEPTH: Final = 256
 
 
 class RawJSON:
@@ -104,6 +115,58 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# --- nesting depth ---------------------------------------------------------------------
+
+# A JSON string: brackets inside one do not nest anything.
+_STRING_STR: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_STRING_BYTES: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET_STR: Final = re.compile(r"[^\[\]{}]+")
+_NOT_BRACKET_BYTES: Final = re.compile(rb"[^\[\]{}]+")
+# Openers to +1, closers to -1 (as signed bytes).
+_STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def nesting_depth(text: str | bytes) -> int:
+    """How deeply arrays and objects nest in the JSON text ``text`` (``1`` is 0, ``[]``
+    1, ``[{}]`` 2), without parsing it: the most brackets open at once outside strings.
+    (On text that is not JSON the answer means little; the parser refuses it anyway.)"""
+    if isinstance(text, str):
+        brackets = _NOT_BRACKET_STR.sub("", _STRING_STR.sub("", text)).encode("ascii")
+    else:
+        brackets = _NOT_BRACKET_BYTES.sub(b"", _STRING_BYTES.sub(b"", text))
+    # A running sum in C (itertools), not a Python loop over every bracket.
+    return max(accumulate(array("b", brackets.translate(_STEPS))), default=0)
+
+
+def check_depth(text: str | bytes, what: str = "JSON value", *, envelope: int = 0) -> None:
+    """Refuse ``text`` if it nests deeper than :data:`MAX_DEPTH`, before anything parses
+    it (a parser recursing 100,000 levels fails with ``RecursionError``).
+
+    Cheap on the common case: text with fewer brackets than the limit cannot nest past
+    it, and counting them is one pass in C. ``what`` names the input in the error;
+    ``envelope`` levels more are allowed for a document that carries values (a request
+    body's ``{"ops": [{"value": ...}]}``): each value is held to the limit on its own.
+    """
+    limit = MAX_DEPTH + envelope
+    if isinstance(text, str):
+        opened = text.count("[") + text.count("{")
+    else:
+        opened = text.count(b"[") + text.count(b"{")
+    if opened > limit:
+        depth = nesting_depth(text)
+        if depth > limit:
+            raise _too_deep(what, depth, envelope)
+
+
+def _too_deep(what: str, depth: int | None = None, envelope: int = 0) -> NestingTooDeepError:
+    levels = "too many" if depth is None else str(depth)
+    around = f" (and {envelope} around the values it carries)" if envelope else ""
+    return NestingTooDeepError(
+        f"{what} is nested {levels} levels deep: the limit is {MAX_DEPTH} levels of arrays "
+        f"and objects{around}"
+    )
+
+
 # --- decoding -------------------------------------------------------------------------
 
 
@@ -155,6 +218,7 @@ _WS = " \t\n\r"
 
 
 def _decode(text: str) -> Any:
+    check_depth(text)
     decoder = _EXACT_DECODER if "-0" in text else _FAST_DECODER
     try:
         value, end = decoder.raw_decode(text, len(text) - len(text.lstrip(_WS)))
@@ -332,10 +396,14 @@ def normalize(
             raise _too_large(size, limit)
         text = raw.decode("utf-8", "statebox-go-replace") if isinstance(raw, bytes) else raw
     else:
-        direct = _python_fast_path(value)
-        if direct is not None:
-            return _finish(direct, limit)
-        text = _python_to_text(value)
+        try:
+            direct = _python_fast_path(value)
+            if direct is not None:
+                check_depth(direct)
+                return _finish(direct, limit)
+            text = _python_to_text(value)
+        except RecursionError:  # Python data nested far past the limit
+            raise _too_deep("JSON value") from None
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limit:
             raise _too_large(size, limit)

@@ -28,6 +28,10 @@ No busy re-reading: the watcher reads the backend's change token *before* each l
 the entries and then blocks in ``wait_for_change`` until the token moves (SQLite polls
 one counter row, PostgreSQL is woken by NOTIFY, memory by a condition variable). Only
 then does it look at the watched entries again.
+
+:meth:`Watcher.poll` blocks its thread while it waits. The server holds no thread per
+waiting client: it calls :meth:`Watcher.changes` (one look, no waiting) and waits for
+the backend's changes itself, on its event loop (``server/changes_hub.py``).
 """
 
 from __future__ import annotations
@@ -104,6 +108,10 @@ class Watcher:
             now=now,
         )
         return {entry.key: entry for entry in entries}
+
+    def changes(self) -> list[WatchEvent]:
+        """Events since the baseline, now, without waiting; moves the baseline past them."""
+        return self._changes()
 
     def _changes(self) -> list[WatchEvent]:
         """Events since the baseline; moves the baseline past them."""

@@ -38,7 +38,9 @@ def _scheme(url: str) -> str:
     try:
         return urlsplit(url).scheme.lower()
     except ValueError as exc:  # e.g. an unbalanced "[" in the host part
-        raise ConfigurationError(f"invalid store URL {url!r}: {exc}") from exc
+        from ..redaction import redact_text  # an error path: no import cost otherwise
+
+        raise ConfigurationError(f"invalid store URL {redact_text(url)!r}: {exc}") from exc
 
 
 def open_backend(url: str) -> Backend:
@@ -48,7 +50,11 @@ def open_backend(url: str) -> Backend:
         return _FACTORIES[scheme](url)
     if scheme not in _REGISTRY:
         known = ", ".join(f"{s}://" for s in sorted({*_REGISTRY, *_FACTORIES}))
-        raise ConfigurationError(f"unsupported store URL {url!r}: known schemes are {known}")
+        from ..redaction import redact_url  # a mistyped scheme may still carry a password
+
+        raise ConfigurationError(
+            f"unsupported store URL {redact_url(url)!r}: known schemes are {known}"
+        )
     module_name, class_name, extra = _REGISTRY[scheme]
     try:
         module = importlib.import_module(module_name)

@@ -12,12 +12,15 @@ option            default    meaning
                              so several deployments can share one database
 ``pool_min``      ``1``      connections the pool keeps open
 ``pool_max``      ``10``     connections the pool may open
-``pool_timeout``  ``30``     seconds to wait for a free connection before reporting the
-                             store unavailable
+``pool_timeout``  ``30``     seconds to wait for a free pooled connection; then one try
+                             on a connection of its own, else the store is unavailable
 ``pipeline``      ``auto``   send a write's statements without waiting for each answer
                              (libpq pipeline mode): ``on``, ``off``, or ``auto`` — on
                              unless the server is on this machine (loopback or a unix
                              socket), where round trips cost less than the extra work
+``statement_      ``30``     seconds one statement may run (waiting for a row another
+timeout``                    session holds locked, say) before it is cancelled and the
+                             operation reported unavailable; ``0``: no limit
 ================  =========  ==========================================================
 """
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
+from ..redaction import redact_url
 
 __all__ = ["PgOptions", "parse_pg_url"]
 
@@ -59,6 +63,9 @@ class PgOptions:
     pool_max: int
     pool_timeout: float
     pipeline: bool
+    #: Seconds (0: none) before the server cancels a statement: a row locked by another
+    #: session makes a write wait, never for ever.
+    statement_timeout: float = 30.0
 
 
 def _int_option(url: str, options: dict[str, str], name: str, default: int, low: int) -> int:
@@ -85,11 +92,8 @@ def _parse_query(query: str) -> dict[str, str]:
 
 
 def _mask_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    """``user:***@`` and ``?password=***`` (any case, any encoding of the name)."""
+    return redact_url(url)
 
 
 def parse_pg_url(url: str) -> PgOptions:
@@ -123,6 +127,7 @@ def parse_pg_url(url: str) -> PgOptions:
             f"invalid pool_timeout={timeout_text!r} in {display!r}: must be a positive number "
             "of seconds"
         )
+    statement_timeout = _seconds_option(display, options, "statement_timeout", "30")
     pipeline = _pipeline_option(display, options.pop("pipeline", "auto"), parts.netloc, options)
     for name, value in _LIBPQ_DEFAULTS.items():
         options.setdefault(name, value)
@@ -130,7 +135,23 @@ def parse_pg_url(url: str) -> PgOptions:
     # parser percent-decodes but does not read "+" as a space: quote, never quote_plus.
     query = urlencode(options, quote_via=quote)
     conninfo = urlunsplit(parts._replace(scheme="postgresql", query=query))
-    return PgOptions(conninfo, display, schema, pool_min, pool_max, pool_timeout, pipeline)
+    return PgOptions(
+        conninfo, display, schema, pool_min, pool_max, pool_timeout, pipeline, statement_timeout
+    )
+
+
+def _seconds_option(url: str, options: dict[str, str], name: str, default: str) -> float:
+    """A number of seconds, 0 or more (0: no limit)."""
+    text = options.pop(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:  # also refuses nan and inf
+        raise ConfigurationError(
+            f"invalid {name}={text!r} in {url!r}: must be a number of seconds (0 for no limit)"
+        )
+    return value
 
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}

@@ -55,6 +55,7 @@ class ChangeListener:
         self._where = where
         self._changed = threading.Condition()
         self._counts = [0] * BUCKETS
+        self._total = 0  # notifications of every bucket (``total``)
         self._epoch = 0
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -72,6 +73,20 @@ class ChangeListener:
                 lambda: self._epoch + self._counts[bucket] != token, timeout=max(timeout, 0.0)
             )
             return self._epoch + self._counts[bucket]
+
+    def total(self) -> int:
+        """A token for every bucket at once: it moves on any notification."""
+        self._start()
+        with self._changed:
+            return self._epoch + self._total
+
+    def wait_total(self, token: int, timeout: float) -> int:
+        self._start()
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._epoch + self._total != token, timeout=max(timeout, 0.0)
+            )
+            return self._epoch + self._total
 
     # -- the listener thread -----------------------------------------------------------
 
@@ -124,6 +139,7 @@ class ChangeListener:
                 continue
             if payloads:
                 with self._changed:
+                    self._total += len(payloads)
                     for payload in payloads:
                         if payload.isdigit():
                             self._counts[int(payload) % BUCKETS] += 1

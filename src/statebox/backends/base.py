@@ -71,6 +71,9 @@ from typing import ClassVar, NamedTuple
 from ..model import Keyspace, UpdatedBy
 from ..values import NormalizedValue
 
+#: Any keyspace, for backends whose change token is the same for all of them.
+_ANY_KEYSPACE = Keyspace("global", "_")
+
 __all__ = [
     "Applied",
     "Backend",
@@ -233,6 +236,19 @@ class Backend(ABC):
 
     @abstractmethod
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int: ...
+
+    #: ``change_token`` ignores its keyspace: one token covers the whole store.
+    store_wide_changes: ClassVar[bool] = False
+
+    def store_change_token(self) -> int | None:
+        """A token that changes whenever a write to *any* keyspace commits, or ``None``
+        when the backend has per-keyspace tokens only. The server watches it with one
+        waiter for all its clients (``server/changes_hub.py``)."""
+        return self.change_token(_ANY_KEYSPACE) if self.store_wide_changes else None
+
+    def wait_for_store_change(self, token: int, timeout: float) -> int:
+        """:meth:`wait_for_change` for the token of :meth:`store_change_token`."""
+        return self.wait_for_change(_ANY_KEYSPACE, token, timeout)
 
     @abstractmethod
     def purge_expired(self, now: int, limit: int = 1000) -> int: ...

@@ -46,6 +46,7 @@ from ..server.wire import (
     updated_by_headers,
     value_fields,
 )
+from ..values import check_depth
 from ._routing import choose, lease_routing_key
 from .base import (
     Applied,
@@ -274,7 +275,10 @@ class HttpBackend(Backend):
         if status >= 400:
             raise error_from_body(status, data, coordinator)
         try:
-            return loads_exact(data) if exact else json.loads(data)
+            if exact:
+                return loads_exact(data)  # checks the depth itself
+            check_depth(data, "response", envelope=4)  # a NestingTooDeepError is a ValueError
+            return json.loads(data)
         except ValueError as exc:
             raise BackendUnavailableError(
                 f"statebox server {coordinator} sent a response that is not JSON: {exc}"

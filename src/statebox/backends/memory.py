@@ -39,6 +39,7 @@ class _Space:
 
 
 class MemoryBackend(Backend):
+    store_wide_changes: ClassVar[bool] = True  # one change counter for the store
     capabilities: ClassVar[Capabilities] = Capabilities(
         cross_process=False, cross_machine=False, durable=False
     )

@@ -96,6 +96,11 @@ class PostgresBackend(SqlBackend):
         self._use_pipeline = self.options.pipeline and _PIPELINE_SUPPORTED
         self._lock = threading.Lock()
         self._closed = False
+        #: The server could not be reached on a new connection: until one succeeds,
+        #: operations skip the pool (whose reconnection backs off up to minutes) and
+        #: open their own, so they fail at once while it is down and work as soon as it
+        #: is back; the first that works replaces the pool (``_end_outage``).
+        self._outage = False
         try:
             with self._connect() as conn:
                 ensure_schema(conn, self.options.schema, POSTGRES, self.where)
@@ -111,7 +116,13 @@ class PostgresBackend(SqlBackend):
     # -- connections -------------------------------------------------------------------
 
     def _configure(self, conn: Connection) -> None:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.options.schema)))
+        # One round trip: no parameters, so both go as one simple query.
+        conn.execute(
+            sql.SQL("SET search_path TO {}; SET statement_timeout = {}").format(
+                sql.Identifier(self.options.schema),
+                sql.Literal(round(self.options.statement_timeout * 1000)),  # ms; 0: none
+            )
+        )
 
     def _connect(self) -> Connection:
         """A new connection outside the pool (the caller closes it)."""
@@ -153,9 +164,18 @@ class PostgresBackend(SqlBackend):
         committing = False
         # getconn/putconn rather than pool.connection(): the hot path of every operation,
         # and our connections are in autocommit, so its commit-on-exit has nothing to do.
-        pool = None if fresh else self._current_pool()
+        pool = None if fresh or self._outage else self._current_pool()
         try:
-            conn = self._connect() if pool is None else pool.getconn()
+            if pool is not None:
+                conn = pool.getconn()
+            else:
+                try:
+                    conn = self._connect()
+                except psycopg.OperationalError:
+                    self._outage = True
+                    raise
+                if self._outage:
+                    self._end_outage()
             if not write:
                 return work(conn.cursor())
             # In pipeline mode (?pipeline=), statements whose results are not read (the
@@ -165,6 +185,11 @@ class PostgresBackend(SqlBackend):
                 result = work(conn.cursor())
                 committing = True  # what is still queued, COMMIT included, goes now
             return result
+        except PoolTimeout as exc:
+            # No pooled connection came: nothing was sent, so trying once on a new
+            # connection is safe. It tells an outage (which the pool would take up to
+            # minutes to notice has ended) from a pool that is merely busy.
+            raise _Lost from exc
         except psycopg.Error as exc:
             if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected) or (
                 isinstance(exc, errors.UniqueViolation)
@@ -222,6 +247,18 @@ class PostgresBackend(SqlBackend):
             f"(deadlocks or serialization failures) {MAX_ATTEMPTS} times in a row; retry later"
         )
 
+    def _end_outage(self) -> None:
+        """The server answers again: a new pool, full at once, instead of the old one,
+        whose reconnection attempts may be backing off for minutes."""
+        with self._lock:
+            if not self._outage or self._closed:
+                return
+            self._outage = False
+            old, self._pool = self._pool, self._new_pool()
+        # Closing waits for its workers: not on the caller's time. Connections still
+        # out of it are closed as they come back.
+        threading.Thread(target=old.close, name="statebox-pool-close", daemon=True).start()
+
     def _check_pool(self) -> None:
         # What cannot be checked now, the pool replaces in its own time.
         with suppress(psycopg.Error):
@@ -246,6 +283,12 @@ class PostgresBackend(SqlBackend):
             )
         if isinstance(exc, PoolClosed):
             return BackendUnavailableError(f"the PostgreSQL store {self.where} is closed")
+        if isinstance(exc, errors.QueryCanceled):  # statement_timeout, or an operator
+            return BackendUnavailableError(
+                f"PostgreSQL {self.where}: {reason} (a row locked by another session, or an "
+                f"overloaded server; the limit is ?statement_timeout="
+                f"{self.options.statement_timeout:g}); nothing was written: retry"
+            )
         if isinstance(exc, errors.InsufficientPrivilege):
             return PermissionDeniedError(
                 f"PostgreSQL {self.where}: {reason}: grant this role USAGE (and CREATE, for "
@@ -278,6 +321,12 @@ class PostgresBackend(SqlBackend):
 
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
         return self._current_listener().wait(bucket_of(keyspace), token, timeout)
+
+    def store_change_token(self) -> int | None:
+        return self._current_listener().total()
+
+    def wait_for_store_change(self, token: int, timeout: float) -> int:
+        return self._current_listener().wait_total(token, timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
 

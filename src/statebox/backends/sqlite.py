@@ -88,10 +88,34 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+#: Faults after which a connection stays useless even once the fault ends: SQLite opened
+#: the file read-only (it was, then: a read-only mount or file) and stays read-only, or
+#: lost its handle on the file. The thread's connection is dropped; the next call opens
+#: a new one, which works again as soon as the fault is gone.
+_REOPEN_AFTER = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN})
+
+
+def _needs_reopen(exc: BaseException) -> bool:
+    """``exc`` (or the driver error it was translated from) is one of ``_REOPEN_AFTER``."""
+    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _REOPEN_AFTER  # primary code
+
+
 def _translate(exc: sqlite3.Error, path: str, timeout: float) -> StateboxError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return _locked(path, timeout)
+    primary = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if primary == sqlite3.SQLITE_FULL:
+        return BackendUnavailableError(
+            f"SQLite database {path}: {text}; nothing was written: free disk space, then retry"
+        )
+    if primary == sqlite3.SQLITE_READONLY:
+        return BackendUnavailableError(
+            f"SQLite database {path} cannot be written ({text}): check that its file system "
+            "is mounted read-write and the file and its directory are writable, then retry"
+        )
     return BackendUnavailableError(f"SQLite database {path}: {text}")
 
 
@@ -103,6 +127,7 @@ def _locked(path: str, timeout: float) -> BackendUnavailableError:
 
 
 class SqliteBackend(SqlBackend):
+    store_wide_changes: ClassVar[bool] = True  # one change counter for the store
     capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=False)
     dialect = SQLITE
 
@@ -124,6 +149,7 @@ class SqliteBackend(SqlBackend):
         self._all_lock = threading.Lock()
         _BACKENDS.add(self)
         self._watch: sqlite3.Connection | None = None
+        self._watch_read_only = False
         self._watch_lock = threading.Lock()
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -143,6 +169,9 @@ class SqliteBackend(SqlBackend):
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, self.timeout) from exc
+        try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -153,6 +182,7 @@ class SqliteBackend(SqlBackend):
             # uses a few.
             conn.execute("PRAGMA cache_size = -32768")
         except sqlite3.Error as exc:
+            conn.close()  # opened, but a pragma failed (a read-only file…): not kept
             raise _translate(exc, self.path, self.timeout) from exc
         with self._all_lock:
             self._all.append(conn)
@@ -171,22 +201,66 @@ class SqliteBackend(SqlBackend):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
+            # SQLite opens a file it cannot write (a read-only mount) read-only, and the
+            # connection stays so after the mount is writable again; so does every
+            # connection this process opens on the file while one such is open (they
+            # share its read-only shared-memory index). So a connection opened now is
+            # used for one call only (_read, _write_connection).
+            self._local.read_only = self._read_only()
         return conn
+
+    def _read_only(self) -> bool:
+        return os.path.exists(self.path) and not os.access(self.path, os.W_OK)
+
+    def _write_connection(self) -> sqlite3.Connection:
+        state = self._local.__dict__
+        # (Inside write_together the group's own connection is in use: it stays.)
+        if state.get("read_only") and not state.get("together"):
+            self._drop_connection()
+        return self._connection()
+
+    def _failed(self, exc: sqlite3.Error) -> StateboxError:
+        """``exc`` translated; after a fault this thread's connection would keep (see
+        ``_REOPEN_AFTER``), the connection is dropped so the next call opens a new one."""
+        if _needs_reopen(exc):
+            self._drop_connection()
+        return _translate(exc, self.path, self.timeout)
+
+    def _drop_connection(self) -> None:
+        conn: sqlite3.Connection | None = self._local.__dict__.pop("conn", None)
+        cursor: sqlite3.Cursor | None = self._local.__dict__.pop("cursor", None)
+        self._local.__dict__.pop("read_only", None)
+        if cursor is not None:
+            # Its last statement, still referenced (by a traceback, say), would keep the
+            # closed connection alive, and with it the read-only state this drop ends.
+            with suppress(sqlite3.Error):
+                cursor.close()
+        if conn is None:
+            return
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        with suppress(sqlite3.Error):  # it failed already: closing is all that is left
+            conn.close()
 
     def _read(self, work: Callable[[SqlConnection], T]) -> T:
         # The hot path of every get: no context-manager machinery.
         try:
             return work(self._connection())
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.timeout) from exc
+            raise self._failed(exc) from exc
+        finally:
+            state = self._local.__dict__
+            if state.get("read_only") and not state.get("together"):  # see _connection
+                self._drop_connection()
 
     def _write_cursor(self) -> sqlite3.Cursor:
         # One cursor per thread for writes: Connection.execute makes a new cursor for
         # every statement, and a set runs five or six. Each statement runs to its end or
         # is reset by the next one, so none holds a read open past its transaction.
         cursor: sqlite3.Cursor | None = self._local.__dict__.get("cursor")
-        if cursor is None:
-            cursor = self._local.cursor = self._connection().cursor()
+        if cursor is None or self._local.__dict__.get("read_only"):  # see _write_connection
+            cursor = self._local.cursor = self._write_connection().cursor()
         return cursor
 
     def _write(self, work: Callable[[SqlConnection], T]) -> T:
@@ -209,7 +283,7 @@ class SqliteBackend(SqlBackend):
                     db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path, self.timeout) from exc
+            raise self._failed(exc) from exc
         return result
 
     def write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
@@ -222,17 +296,17 @@ class SqliteBackend(SqlBackend):
         saved, and every call's outcome is that error. The calls see each other's
         writes in order, as if they had run one after another.
         """
-        conn = self._connection()
+        conn = self._write_connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            return [_translate(exc, self.path, self.timeout)] * len(calls)
+            return [self._failed(exc)] * len(calls)
         return self._run_together(conn, calls)
 
     def try_write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception] | None:
         """:meth:`write_together`, or None at once (nothing ran) if another connection
         holds the write lock: for a caller that must not wait, such as an event loop."""
-        conn = self._connection()
+        conn = self._write_connection()
         try:
             conn.execute("PRAGMA busy_timeout = 0")
             try:
@@ -245,7 +319,7 @@ class SqliteBackend(SqlBackend):
                     conn.execute("ROLLBACK")
             if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
                 return None
-            return [_translate(exc, self.path, self.timeout)] * len(calls)
+            return [self._failed(exc)] * len(calls)
         return self._run_together(conn, calls)
 
     def locked_error(self) -> BackendUnavailableError:
@@ -280,8 +354,12 @@ class SqliteBackend(SqlBackend):
                 raise
             failure: Exception = exc
             if isinstance(exc, sqlite3.Error):
-                failure = _translate(exc, self.path, self.timeout)
+                failure = self._failed(exc)
+            elif _needs_reopen(exc):
+                self._drop_connection()
             return [failure] * len(calls)
+        if any(isinstance(outcome, Exception) and _needs_reopen(outcome) for outcome in outcomes):
+            self._drop_connection()  # e.g. a read-only file: the next group reopens it
         return outcomes
 
     @staticmethod
@@ -307,10 +385,16 @@ class SqliteBackend(SqlBackend):
         with self._watch_lock:
             if self._watch is None:  # first use, or in a forked child (_forget_connections)
                 self._watch = self._connect()
+                self._watch_read_only = self._read_only()
+            watch = self._watch
             try:
-                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+                return int(watch.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path, self.timeout) from exc
+            finally:
+                if self._watch_read_only:  # see _connection: not kept while read-only
+                    self._watch = None
+                    watch.close()
 
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
         # Polls a pragma: cheap, and never a read of the entries.

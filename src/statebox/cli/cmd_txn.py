@@ -87,7 +87,7 @@ def read_operations(text: str | bytes) -> list[Any]:
 
 
 def run(args: argparse.Namespace, store: StateStore) -> TransactionResult:
-    raw = JsonArgs().read(args.ops, "OPS")
+    raw = JsonArgs().read(args.ops, "OPS", envelope=2)  # [{"value": ...}]
     return store.transaction(
         read_operations(raw.text),
         fencing=fencing_from(args),

@@ -19,6 +19,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,8 +31,10 @@ from ..errors import InvalidRequestError, StateboxError
 from ..results import dumps_envelope
 from . import docs, routes_kv, routes_leases, routes_raw, watch
 from .auth import ANONYMOUS
+from .browsers import CORS_HEADERS, CORS_METHODS, BrowserGuard
 from .call import Call, Handler, RouteSpec
 from .config import ServerConfig
+from .disclosure import new_request_id
 from .front import FrontMiddleware
 from .state import ServerState, json_response
 from .wire import error_body
@@ -54,10 +57,14 @@ def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> A
             problem = InvalidRequestError("a number in the request is out of range")
             return state.error_response(problem)
         except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
-            return state.error_response(
-                StateboxError("internal server error (details are in the server's log)")
+            request_id = new_request_id()  # the client gets it, the log line has it
+            log.exception(
+                "request %s: unexpected error in %s %s",
+                request_id,
+                request.method,
+                request.url.path,
             )
+            return state.error_response(StateboxError("internal server error"), request_id)
 
     run.__name__ = handler.__name__
     return run
@@ -94,6 +101,32 @@ async def _purge_periodically(state: ServerState, interval: float) -> None:
                 pass
         except StateboxError as exc:
             log.warning("statebox: purging expired entries failed: %s", exc.message)
+
+
+def _middleware(state: ServerState, config: ServerConfig) -> list[Middleware]:
+    """The front checks (browsers.py: Host, Origin, Content-Type; the body limit), then
+    CORS headers and preflights for the origins the operator allowed, if any."""
+    guard = BrowserGuard(config.allowed_hosts, config.allowed_origins)
+    layers = [
+        Middleware(
+            FrontMiddleware,
+            metrics=state.metrics,
+            max_body_bytes=config.max_body_bytes,
+            guard=guard,
+        )
+    ]
+    if config.allowed_origins:
+        layers.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=sorted(guard.origins),  # as browsers write them
+                allow_methods=list(CORS_METHODS),
+                allow_headers=list(CORS_HEADERS),
+                expose_headers=["etag"],
+                max_age=600,
+            )
+        )
+    return layers
 
 
 def create_app(
@@ -143,13 +176,13 @@ def create_app(
             tasks.cancel_scope.cancel()
         if state.writer is not None:
             state.writer.close()
+        if state.changes is not None:
+            state.changes.close()  # its threads stop asking the backend
         state.backend.close()
 
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(FrontMiddleware, metrics=state.metrics, max_body_bytes=config.max_body_bytes)
-        ],
+        middleware=_middleware(state, config),
         exception_handlers={HTTPException: not_routed},
         lifespan=lifespan,
     )

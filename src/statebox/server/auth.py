@@ -12,8 +12,9 @@ A tokens file (YAML, or JSON when it ends in ``.json``) lists every token::
 
 ``access`` is ``read`` or ``write`` (write includes read); ``scope`` and ``namespace``
 are glob patterns (``*``, ``?``, ``[...]``, matched case-sensitively), ``*`` when left
-out. Leases are authorized as scope ``lease`` with the lease name as namespace. The
-store-wide operations (``purge``) need a write grant on ``*``/``*``.
+out. Leases are authorized as scope ``lease`` with the lease name as namespace; fencing
+a write with a lease needs a read grant on it, besides the write grant on the keyspace.
+The store-wide operations (``purge``) need a write grant on ``*``/``*``.
 
 Presented secrets are hashed and compared with every token's digest in constant time
 (:func:`hmac.compare_digest`); no secret is ever logged or echoed.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import anyio.to_thread
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,9 +13,11 @@ from starlette.responses import Response
 from ..errors import ConflictError, InvalidRequestError, PermissionDeniedError
 from ..model import Keyspace, RunContext, UpdatedBy
 from ..store import StateStore
+from ..values import check_depth
 from .auth import Access, Principal
 from .state import NO_CONTEXT, FixedClock, ServerState
-from .wire import NOW_HEADER, loads_exact, updated_by_from_headers
+from .wire import NOW_HEADER, loads_batch, loads_exact, updated_by_from_headers
+from .writer import BIG_BATCH_BYTES, is_big_batch
 
 __all__ = [
     "Call",
@@ -29,6 +32,9 @@ __all__ = [
 ]
 
 INT64: Final = 2**63
+#: Levels a JSON body adds around the values it carries (``{"ops": [{"value": ...}]}``,
+#: ``{"patch": [{"value": ...}]}``): the values themselves are held to MAX_DEPTH.
+BODY_ENVELOPE: Final = 3
 
 
 class PreconditionFailed(ConflictError):
@@ -44,13 +50,15 @@ class PreconditionFailed(ConflictError):
 class Call:
     """One request as a handler sees it."""
 
-    __slots__ = ("_headers", "principal", "request", "state")
+    __slots__ = ("_headers", "body_size", "principal", "request", "state")
 
     def __init__(self, request: Request, state: ServerState, principal: Principal) -> None:
         self.request = request
         self.state = state
         self.principal = principal
         self._headers: dict[str, str] | None = None
+        #: Bytes of the body :meth:`body_object` read.
+        self.body_size = 0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -126,16 +134,35 @@ class Call:
     def query(self) -> QueryParams:
         return self.request.query_params  # parsed once: the request caches it
 
-    async def body_object(self) -> dict[str, Any]:
-        """The request body: one JSON object (numbers kept exactly as written)."""
+    async def body_object(self, *, batch: bool = False) -> dict[str, Any]:
+        """The request body: one JSON object (numbers kept exactly as written). A
+        ``batch`` (a transaction) keeps its operations' values as text: see loads_batch."""
         raw = await self.request.body()
+        parse = loads_batch if batch else loads_exact
+        self.body_size = len(raw)
+        check_depth(raw, "request body", envelope=BODY_ENVELOPE)
         try:
-            data = loads_exact(raw)
+            # A large body is parsed on a worker thread: the event loop keeps answering.
+            if len(raw) > BIG_BATCH_BYTES:
+                data = await anyio.to_thread.run_sync(parse, raw)
+            else:
+                data = parse(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidRequestError("request body must be a JSON object")
         return data
+
+    def batch(self, ops: list[Any]) -> bool:
+        """Check a transaction's size against ``max_txn_ops``; whether it is big enough
+        to be committed off the event loop, on the writer thread."""
+        limit = self.state.config.max_txn_ops
+        if len(ops) > limit:
+            raise InvalidRequestError(
+                f"too many operations in one transaction: {len(ops)} exceeds max_txn_ops "
+                f"{limit} (the server's --max-txn-ops)"
+            )
+        return is_big_batch(len(ops), self.body_size)
 
     def q_str(self, name: str) -> str | None:
         if not self.request.scope["query_string"]:

@@ -1,6 +1,8 @@
-"""The outermost layer of every request: metrics, and the request body limit.
+"""The outermost layer of every request: metrics, the browser checks, the body limit.
 
-One pure-ASGI middleware (cheaper than two). A body whose ``Content-Length`` is over the
+One pure-ASGI middleware (cheaper than two). ``Host``, ``Origin`` and ``Content-Type``
+are checked first (:mod:`statebox.server.browsers`: no web page can drive the server).
+A body whose ``Content-Length`` is over the
 limit is refused with 413 before a byte of it is read; a chunked body is counted as it
 arrives and refused as soon as it passes the limit, so no request is ever read whole
 when it is too large.
@@ -14,6 +16,7 @@ from typing import Any, Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidReferenceError, StateboxError, ValueTooLargeError
+from .browsers import BrowserGuard
 from .metrics import Metrics
 from .wire import error_body
 
@@ -52,10 +55,18 @@ def too_large(limit: int) -> ValueTooLargeError:
 
 
 class FrontMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        guard: BrowserGuard | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.limit = max_body_bytes
+        self.guard = guard if guard is not None else BrowserGuard((), ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,7 +95,10 @@ class FrontMiddleware:
 
         try:
             length = _content_length(scope)
-            if length is not None and length > limit:
+            refused = self.guard.check(scope)
+            if refused is not None:
+                await _refuse(send_and_note, refused)
+            elif length is not None and length > limit:
                 await _refuse(send_and_note, too_large(limit))
             elif _encoded_slash_in_namespace(scope):
                 await _refuse(send_and_note, _SLASH)

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import socket
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from ..backends.base import Backend
 from ..config import resolve_store_url
 from ..errors import ConfigurationError, StateboxError
+from ..redaction import redact_text
+from ..redaction import redact_url as _redact_url
 from .auth import load_tokens
 from .config import ServerConfig
-from .options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT, DEFAULT_PORT, add_serve_options
+from .options import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_TXN_OPS,
+    DEFAULT_MAX_WAIT,
+    DEFAULT_MAX_WATCHES_PER_TOKEN,
+    DEFAULT_PORT,
+    add_serve_options,
+)
 
 __all__ = ["add_serve_options", "is_loopback", "main", "redact_url", "serve", "serve_from_args"]
 
@@ -35,12 +48,8 @@ def is_loopback(host: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The store URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The store URL without its passwords (every form: see :mod:`statebox.redaction`)."""
+    return _redact_url(url)
 
 
 def check_bind(host: str, *, has_tokens: bool, insecure: bool, test_mode: bool) -> None:
@@ -85,6 +94,14 @@ def serve(
     access_log: bool = True,
     log_level: str = "info",
     max_wait: float = DEFAULT_MAX_WAIT,
+    max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_watches_per_token: int = DEFAULT_MAX_WATCHES_PER_TOKEN,
 ) -> None:
     """Serve the statebox API over ``store`` (a URL — default as everywhere — or an open
     backend) until stopped."""
@@ -92,7 +109,7 @@ def serve(
         import uvicorn
 
         from .app import create_app
-        from .protocol import CoalescingHttpToolsProtocol
+        from .protocol import fit_to_file_limit, limited_protocol
     except ImportError as exc:
         raise ConfigurationError(
             f"the statebox server needs its extra ({exc.name} is missing): "
@@ -100,6 +117,7 @@ def serve(
         ) from exc
 
     check_bind(host, has_tokens=tokens is not None, insecure=insecure, test_mode=test_mode)
+    max_connections = fit_to_file_limit(max_connections)  # never EMFILE when full
     url = store.url if isinstance(store, Backend) else resolve_store_url(store)
     config = ServerConfig(
         tokens=load_tokens(tokens) if tokens is not None else None,
@@ -107,6 +125,14 @@ def serve(
         test_mode=test_mode,
         max_wait=max_wait,
         purge_interval=0.0 if test_mode else 60.0,
+        max_txn_ops=max_txn_ops,
+        allowed_hosts=tuple(allowed_hosts),
+        allowed_origins=tuple(allowed_origins),
+        max_watches_per_token=max_watches_per_token,
+        header_timeout=header_timeout,
+        max_header_bytes=max_header_bytes,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
     )
     app = create_app(store if isinstance(store, Backend) else url, config)
     sock = _bind(host, port)
@@ -119,13 +145,15 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            http=CoalescingHttpToolsProtocol,
+            # Header timeout and size, and the connection limit (protocol.py).
+            http=limited_protocol(
+                header_timeout=header_timeout,
+                max_header_bytes=max_header_bytes,
+                max_connections=max_connections,
+            ),
             log_level=log_level,
             access_log=access_log,
-            # Longer than the remote store's idle limit (20 s, IDLE_LIMIT in
-            # backends/http.py): the client always gives up an idle connection first, so
-            # a request never meets a connection just closed.
-            timeout_keep_alive=75,
+            timeout_keep_alive=math.ceil(idle_timeout),  # see DEFAULT_IDLE_TIMEOUT
             server_header=False,
             # No X-Forwarded-For rewriting: nothing here uses the client's address, and
             # it is one layer less on every request.
@@ -156,6 +184,14 @@ def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> No
         access_log=args.access_log,
         log_level=args.log_level,
         max_wait=args.max_wait,
+        max_txn_ops=args.max_txn_ops,
+        allowed_hosts=args.allowed_hosts,
+        allowed_origins=args.allowed_origins,
+        header_timeout=args.header_timeout,
+        max_header_bytes=args.max_header_bytes,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_watches_per_token=args.max_watches_per_token,
     )
 
 
@@ -164,6 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve_from_args(args, args.store)
     except StateboxError as exc:
-        print(f"Error: {exc.message}", file=sys.stderr)
+        print(f"Error: {redact_text(exc.message)}", file=sys.stderr)
         return exc.exit_code
     return 0

@@ -45,26 +45,37 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
-def _header(name: str, description: str) -> dict[str, Any]:
+def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "in": "header",
         "required": False,
-        "schema": {"type": "string"},
+        "schema": schema,
         "description": description,
     }
 
 
-_INT0 = {"type": "integer", "minimum": 0}
-_INT1 = {"type": "integer", "minimum": 1}
+# Every backend stores versions, tokens and limits in 64 bits; larger numbers are a 400.
+_INT64_MAX: Final = 2**63 - 1
+_INT = {"type": "integer", "minimum": -(2**63), "maximum": _INT64_MAX}
+_INT0 = {"type": "integer", "minimum": 0, "maximum": _INT64_MAX}
+_INT1 = {"type": "integer", "minimum": 1, "maximum": _INT64_MAX}
 _BOOL = {"type": "boolean"}
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
-_IF_MATCH = _header("If-Match", 'Write only if the entry is at this version (its ETag, "3").')
-_IF_NONE_MATCH = _header("If-None-Match", "`*`: write only if the key does not exist.")
+_LEASE_TTL = {"type": "number", "minimum": 1e-9}  # at least a nanosecond once rounded
+_IF_MATCH = _header(
+    "If-Match",
+    'Write only if the entry is at this version (its ETag, "3").',
+    {"type": "string", "pattern": r'^\s*(W/)?("[0-9]{1,18}"|[0-9]{1,18})\s*$'},
+)
+_IF_NONE_MATCH = _header(
+    "If-None-Match", "`*`: write only if the key does not exist.", {"type": "string", "enum": ["*"]}
+)
 _FENCING = {
     "type": "object",
     "required": ["lease", "token"],
-    "properties": {"lease": {"type": "string"}, "token": {"type": "integer"}},
+    "properties": {"lease": {"type": "string"}, "token": _INT},
+    "additionalProperties": False,
 }
 _ANY: dict[str, Any] = {}
 _ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The version, quoted."}}
@@ -76,6 +87,11 @@ def _ref(name: str) -> dict[str, str]:
 
 def _object(required: list[str], **properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
+
+
+def _closed(required: list[str], **properties: Any) -> dict[str, Any]:
+    """A request body object: the server refuses fields it does not know (400)."""
+    return {**_object(required, **properties), "additionalProperties": False}
 
 
 _ADDRESS = {
@@ -101,8 +117,8 @@ SCHEMAS: Final[dict[str, Any]] = {
             ["kind", "message"],
             kind={"type": "string"},
             message={"type": "string"},
-            index={"type": "integer"},
-            currentVersion={"type": "integer"},
+            index=_INT,
+            currentVersion=_INT,
         ),
     ),
     "GetResult": _object(
@@ -222,19 +238,28 @@ SCHEMAS: Final[dict[str, Any]] = {
         deleted=_BOOL,
         **_TIMES,
     ),
-    "Operation": {
-        "type": "object",
-        "required": ["op", "key"],
-        "properties": {
-            "op": {"type": "string", "enum": ["set", "delete"]},
-            "key": {"type": "string"},
-            **_VALUE_FIELDS,
-            "expected_version": {"type": "integer"},
-            "create_only": _BOOL,
-            "ttl": {"type": "number"},
-            "fencing": _FENCING,
-        },
-    },
+    # expectedVersion and createOnly are accepted as aliases of the snake_case names.
+    "Operation": {"oneOf": [_ref("SetOperation"), _ref("DeleteOperation")]},
+    "SetOperation": _closed(
+        ["op", "key", "value"],
+        op={"const": "set"},
+        key={"type": "string"},
+        **_VALUE_FIELDS,
+        expected_version=_INT,
+        expectedVersion=_INT,
+        create_only=_BOOL,
+        createOnly=_BOOL,
+        ttl={"type": "number"},
+        fencing=_FENCING,
+    ),
+    "DeleteOperation": _closed(
+        ["op", "key"],
+        op={"const": "delete"},
+        key={"type": "string"},
+        expected_version=_INT,
+        expectedVersion=_INT,
+        fencing=_FENCING,
+    ),
 }
 
 
@@ -250,31 +275,38 @@ def _answers(
     if headers:
         success["headers"] = headers
     out: dict[str, Any] = {"200": success}
-    # Any operation may meet bad input, a missing or refused token, an unroutable path,
-    # a body over the limit, or storage that is down.
-    for status in sorted({400, 401, 403, 404, 413, 422, 500, 503, *errors}):
-        out[str(status)] = {
-            "description": _REASONS[status],
-            "content": {JSON: {"schema": _ref("Error")}},
-        }
+    # Any operation may meet bad input, a missing or refused token (or a refused Origin),
+    # an unroutable path, a Host this server does not answer to, a body over the limit,
+    # or storage that is down.
+    for status in sorted({400, 401, 403, 404, 413, 421, 422, 500, 503, *errors}):
+        out[str(status)] = _error(status)
     return out
+
+
+def _error(status: int) -> dict[str, Any]:
+    return {"description": _REASONS[status], "content": {JSON: {"schema": _ref("Error")}}}
 
 
 _REASONS: Final = {
     400: "Invalid reference or request",
     401: "Missing or invalid bearer token",
-    403: "The token has no grant for this scope and namespace",
+    403: "The token has no grant for this scope and namespace, or the Origin is not allowed",
     404: "Not found",
     409: "Conflict: a version guard or a fence failed; nothing was written",
     412: "Precondition failed: If-Match / If-None-Match did not hold",
-    413: "Request body or value too large",
-    422: "Invalid value",
+    413: "Request body or value too large, or too many operations in one transaction",
+    415: "The body is not JSON (Content-Type must be application/json)",
+    421: "The Host header names a host this server does not answer to",
+    422: "Invalid value (also: JSON nested too deep)",
+    429: "Too many open watches for this token",
     500: "A stored record is corrupt",
     503: "The storage backend is unavailable",
 }
 
 
 def _op(summary: str, responses: dict[str, Any], *params: dict[str, Any], **extra: Any) -> Any:
+    if "requestBody" in extra:  # a body that is not JSON (a form, text/plain) is refused
+        responses = {**responses, "415": _error(415)}
     out: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         out["parameters"] = list(params)
@@ -311,7 +343,7 @@ def _paths() -> dict[str, Any]:
                 "set: write one entry",
                 _answers("SetResult", 409, 412, headers=_ETAG),
                 *keyed,
-                _query("expected_version", {"type": "integer"}, "Guard (409 on conflict)."),
+                _query("expected_version", _INT, "Guard (409 on conflict)."),
                 _query("create_only", _BOOL, "Conflict if the key exists (409)."),
                 _query("ttl", _SECONDS, "Expire after this many seconds."),
                 *fence_query,
@@ -323,7 +355,7 @@ def _paths() -> dict[str, Any]:
                 "delete: remove one entry (missing is not an error)",
                 _answers("DeleteResult", 409, 412),
                 *keyed,
-                _query("expected_version", {"type": "integer"}, "Guard (409 on conflict)."),
+                _query("expected_version", _INT, "Guard (409 on conflict)."),
                 *fence_query,
                 _IF_MATCH,
             ),
@@ -335,7 +367,7 @@ def _paths() -> dict[str, Any]:
                 *spaced,
                 _query("prefix", {"type": "string"}, "A plain byte prefix of the keys."),
                 _query("limit", _INT0, "At most this many (0: all)."),
-                _query("after", {"type": "string"}, "Continue after this key."),
+                _query("after", {"type": "string", "minLength": 1}, "Continue after this key."),
                 _query("include_values", _BOOL, "Include each value."),
             )
         },
@@ -345,7 +377,14 @@ def _paths() -> dict[str, Any]:
                 _answers("DiffResult", 409, 412),
                 *keyed,
                 _IF_MATCH,
-                requestBody=_fields_body("value", "update", "expected_version"),
+                requestBody=_fields_body(
+                    "value",
+                    "encoding",
+                    "contentType",
+                    "update",
+                    "expected_version",
+                    required=["value"],
+                ),
             )
         },
         "/v1/update/{scope}/{namespace}/{key}": {
@@ -355,7 +394,15 @@ def _paths() -> dict[str, Any]:
                 *keyed,
                 _IF_MATCH,
                 requestBody=_fields_body(
-                    "jq", "merge", "patch", "default", "ttl", "expected_version", "fencing"
+                    "jq",
+                    "merge",
+                    "patch",
+                    "default",
+                    "ttl",
+                    "expected_version",
+                    "fencing",
+                    # exactly one transform
+                    one_of=[{"required": [name]} for name in ("jq", "merge", "patch")],
                 ),
             )
         },
@@ -365,7 +412,9 @@ def _paths() -> dict[str, Any]:
                 _answers("SetResult", 409, 412, headers=_ETAG),
                 *keyed,
                 _IF_MATCH,
-                requestBody=_fields_body("version", "expected_version", "fencing"),
+                requestBody=_fields_body(
+                    "version", "expected_version", "fencing", required=["version"]
+                ),
             )
         },
         "/v1/history/{scope}/{namespace}/{key}": {
@@ -383,7 +432,7 @@ def _paths() -> dict[str, Any]:
                 _answers("TransactionResult", 409),
                 *spaced,
                 requestBody=_body(
-                    _object(
+                    _closed(
                         ["ops"],
                         ops={"type": "array", "items": _ref("Operation")},
                         fencing=_FENCING,
@@ -394,17 +443,17 @@ def _paths() -> dict[str, Any]:
         "/v1/watch/{scope}/{namespace}": {
             "get": _op(
                 "watch (long poll): wait until a key or a prefix changes",
-                _answers("WatchResult"),
+                _answers("WatchResult", 429),
                 *spaced,
                 *_WATCH_QUERY,
-                _query("timeout", {"type": "number", "minimum": 0, "maximum": 3600}, "Seconds."),
+                _WAIT_TIMEOUT,
             )
         },
         "/v1/events/{scope}/{namespace}": {
             "get": _op(
                 "watch (server-sent events): every change as it happens",
                 {
-                    **_answers("WatchResult"),
+                    **_answers("WatchResult", 429),
                     "200": {
                         "description": "An event stream: event created|updated|deleted, "
                         "data: the event's envelope",
@@ -413,7 +462,7 @@ def _paths() -> dict[str, Any]:
                 },
                 *spaced,
                 *_WATCH_QUERY,
-                _query("timeout", {"type": "number", "minimum": 0, "maximum": 3600}, "Seconds."),
+                _WAIT_TIMEOUT,
             )
         },
         **_lease_paths(),
@@ -423,7 +472,7 @@ def _paths() -> dict[str, Any]:
                 _answers(
                     _object(["operation", "purged"], operation={"type": "string"}, purged=_INT0)
                 ),
-                requestBody=_body(_object([], limit=_INT1)),
+                requestBody=_body(_closed([], limit=_INT1)),
             )
         },
         **_entry_paths(keyed, spaced),
@@ -432,9 +481,9 @@ def _paths() -> dict[str, Any]:
 
 
 _UPDATE_FIELDS: Final[dict[str, Any]] = {
-    "value": _ANY,
+    **_VALUE_FIELDS,
     "update": _BOOL,
-    "expected_version": {"type": "integer"},
+    "expected_version": _INT,
     "jq": {"type": "string"},
     "merge": _ANY,
     "patch": {"type": "array", "items": {"type": "object"}},
@@ -445,10 +494,19 @@ _UPDATE_FIELDS: Final[dict[str, Any]] = {
 }
 
 
-def _fields_body(*names: str) -> dict[str, Any]:
-    return _body({"type": "object", "properties": {n: _UPDATE_FIELDS[n] for n in names}})
+def _fields_body(
+    *names: str, required: list[str] | None = None, one_of: list[Any] | None = None
+) -> dict[str, Any]:
+    schema = _closed(required or [], **{n: _UPDATE_FIELDS[n] for n in names})
+    if one_of:
+        schema["oneOf"] = one_of
+    return _body(schema)
 
 
+# No maximum here: a longer wait is cut to the server's --max-wait (60 s by default).
+_WAIT_TIMEOUT: Final = _query(
+    "timeout", {"type": "number", "minimum": 0}, "Seconds (at most the server's --max-wait)."
+)
 _WATCH_QUERY: Final = (
     _query("key", {"type": "string"}, "Watch this key (or give prefix)."),
     _query("prefix", {"type": "string"}, "Watch every key under this prefix."),
@@ -459,14 +517,15 @@ _WATCH_QUERY: Final = (
 
 def _lease_paths() -> dict[str, Any]:
     name = {"type": "string", "minLength": 1}
-    token = {"holder": {"type": "string"}, "token": _INT1}
+    holder = {"type": "string", "minLength": 1}
+    token = {"holder": holder, "token": _INT1}
     return {
         "/v1/leases/acquire": {
             "post": _op(
                 "acquire a lease (409 while another holder's lease is live)",
                 _answers("LeaseResult", 409),
                 requestBody=_body(
-                    _object(["name", "ttl"], name=name, ttl=_SECONDS, holder={"type": "string"})
+                    _closed(["name", "ttl"], name=name, ttl=_LEASE_TTL, holder=holder)
                 ),
             )
         },
@@ -475,7 +534,7 @@ def _lease_paths() -> dict[str, Any]:
                 "renew a live lease",
                 _answers("LeaseResult", 409),
                 requestBody=_body(
-                    _object(["name", "ttl", "holder", "token"], name=name, ttl=_SECONDS, **token)
+                    _closed(["name", "ttl", "holder", "token"], name=name, ttl=_LEASE_TTL, **token)
                 ),
             )
         },
@@ -483,7 +542,7 @@ def _lease_paths() -> dict[str, Any]:
             "post": _op(
                 "release a lease early",
                 _answers("LeaseResult", 409),
-                requestBody=_body(_object(["name", "holder", "token"], name=name, **token)),
+                requestBody=_body(_closed(["name", "holder", "token"], name=name, **token)),
             )
         },
         "/v1/leases/{name}": {
@@ -513,7 +572,7 @@ def _entry_paths(keyed: tuple[Any, ...], spaced: tuple[Any, ...]) -> dict[str, A
                 _answers(_object(["entries"], entries=entries)),
                 *spaced,
                 _query("prefix", {"type": "string"}, "Key prefix."),
-                _query("after", {"type": "string"}, "Continue after this key."),
+                _query("after", {"type": "string", "minLength": 1}, "Continue after this key."),
                 _query("limit", _INT0, "At most this many (0: all)."),
                 _query("include_values", _BOOL, "Include the values."),
             )
@@ -545,7 +604,7 @@ def _entry_paths(keyed: tuple[Any, ...], spaced: tuple[Any, ...]) -> dict[str, A
                 ),
                 *spaced,
                 requestBody=_body(
-                    _object(
+                    _closed(
                         ["ops"],
                         ops={"type": "array", "minItems": 1, "items": _ref("Operation")},
                         history_limit=_INT0,
@@ -556,10 +615,10 @@ def _entry_paths(keyed: tuple[Any, ...], spaced: tuple[Any, ...]) -> dict[str, A
         "/v1/changes/{scope}/{namespace}": {
             "get": _op(
                 "entries API: the change token; with after=, wait until it moves",
-                _answers(_object(["token"], token={"type": "integer"})),
+                _answers(_object(["token"], token=_INT), 429),
                 *spaced,
-                _query("after", {"type": "integer"}, "Wait until the token differs."),
-                _query("timeout", {"type": "number", "minimum": 0, "maximum": 3600}, "Seconds."),
+                _query("after", _INT, "Wait until the token differs."),
+                _WAIT_TIMEOUT,
             )
         },
     }
@@ -567,6 +626,9 @@ def _entry_paths(keyed: tuple[Any, ...], spaced: tuple[Any, ...]) -> dict[str, A
 
 def _meta_paths() -> dict[str, Any]:
     text = {"schema": {"type": "string"}}
+    # Public, but a foreign Host or Origin is refused here too (a web page must not read
+    # even the metrics).
+    refused = {"403": _error(403), "421": _error(421)}
     return {
         "/healthz": {
             "get": {
@@ -578,6 +640,7 @@ def _meta_paths() -> dict[str, Any]:
                         "description": "storage unavailable",
                         "content": {JSON: {"schema": _ref("Error")}},
                     },
+                    **refused,
                 },
             }
         },
@@ -585,21 +648,30 @@ def _meta_paths() -> dict[str, Any]:
             "get": {
                 "summary": "Prometheus metrics",
                 "security": [],
-                "responses": {"200": {"description": "OK", "content": {"text/plain": text}}},
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": text}},
+                    **refused,
+                },
             }
         },
         "/openapi.json": {
             "get": {
                 "summary": "this document",
                 "security": [],
-                "responses": {"200": {"description": "OK", "content": {JSON: {"schema": {}}}}},
+                "responses": {
+                    "200": {"description": "OK", "content": {JSON: {"schema": {}}}},
+                    **refused,
+                },
             }
         },
         "/docs": {
             "get": {
                 "summary": "interactive documentation",
                 "security": [],
-                "responses": {"200": {"description": "OK", "content": {"text/html": text}}},
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/html": text}},
+                    **refused,
+                },
             }
         },
     }

@@ -12,12 +12,37 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_WAIT", "DEFAULT_PORT", "add_serve_options"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_TXN_OPS",
+    "DEFAULT_MAX_WAIT",
+    "DEFAULT_MAX_WATCHES_PER_TOKEN",
+    "DEFAULT_PORT",
+    "add_serve_options",
+]
 
 DEFAULT_PORT: Final = 8787
 #: Room for one binary value of the default 32 MiB limit, base64-encoded in a JSON body.
 DEFAULT_MAX_BODY_BYTES: Final = 48 * 1024 * 1024
 DEFAULT_MAX_WAIT: Final = 60.0
+#: Operations in one transaction (``/v1/txn``, ``/v1/apply``), as etcd's ``--max-txn-ops``.
+DEFAULT_MAX_TXN_OPS: Final = 128
+#: Seconds a client has to send a request's whole head (request line and headers).
+DEFAULT_HEADER_TIMEOUT: Final = 10.0
+#: The largest request head (request line and headers together), in bytes.
+DEFAULT_MAX_HEADER_BYTES: Final = 64 * 1024
+#: Seconds an idle keep-alive connection stays open. Longer than the remote store's own
+#: idle limit (20 s, IDLE_LIMIT in backends/http.py): the client always gives up an idle
+#: connection first, so a request never meets a connection just closed.
+DEFAULT_IDLE_TIMEOUT: Final = 75.0
+#: Open connections at once; more are refused (and the refusal logged).
+DEFAULT_MAX_CONNECTIONS: Final = 4096
+#: Open watches (long polls and event streams) per token (or per anonymous server).
+DEFAULT_MAX_WATCHES_PER_TOKEN: Final = 1024
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -47,5 +72,57 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_MAX_WAIT,
         help=f"the longest a watch long poll blocks, in seconds ({DEFAULT_MAX_WAIT:g})",
+    )
+    parser.add_argument(
+        "--max-txn-ops",
+        type=int,
+        default=DEFAULT_MAX_TXN_OPS,
+        help=f"most operations in one transaction ({DEFAULT_MAX_TXN_OPS})",
+    )
+    parser.add_argument(
+        "--allow-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a Host name to answer besides loopback names and literal IPs (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        dest="allowed_origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (scheme://host[:port]) allowed to call the API (repeatable; none)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help=f"seconds to receive a request's headers ({DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        help=f"largest request head in bytes ({DEFAULT_MAX_HEADER_BYTES})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help=f"seconds an idle connection stays open ({DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open connections at once; more are refused ({DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--max-watches-per-token",
+        type=int,
+        default=DEFAULT_MAX_WATCHES_PER_TOKEN,
+        help=f"open watches per token ({DEFAULT_MAX_WATCHES_PER_TOKEN})",
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")

@@ -17,7 +17,7 @@ from ..errors import ConflictError, FencingError, InvalidRequestError
 from ..leases import Fencing
 from ..results import SetResult
 from ..store import MISSING
-from ..values import JSON_CONTENT_TYPE, Blob, RawJSON
+from ..values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth
 from .auth import Access
 from .call import (
     Call,
@@ -29,6 +29,7 @@ from .call import (
     field_int,
     field_str,
 )
+from .routes_leases import authorize_fence
 from .state import json_response
 from .wire import float_seconds, parse_seconds, value_from_wire
 
@@ -51,15 +52,17 @@ def _fencing_query(call: Call) -> Fencing | None:
         return None
     if lease is None or token is None:
         raise InvalidRequestError("a fenced write needs both lease= and token=")
+    authorize_fence(call, lease)
     return (lease, token)
 
 
-def _fencing_body(body: dict[str, Any]) -> Fencing | None:
+def _fencing_body(call: Call, body: dict[str, Any]) -> Fencing | None:
     raw = body.get("fencing")
     if raw is None:
         return None
     if not isinstance(raw, dict) or set(raw) != {"lease", "token"}:
         raise InvalidRequestError('invalid fencing: use {"lease": NAME, "token": N}')
+    authorize_fence(call, raw["lease"])
     return (raw["lease"], raw["token"])
 
 
@@ -72,12 +75,16 @@ def _preconditions(call: Call, body_version: int | None) -> tuple[int | None, bo
         text = if_match.strip().removeprefix("W/")
         if len(text) >= 2 and text[0] == text[-1] == '"':
             text = text[1:-1]
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²" is a digit int() refuses
             raise InvalidRequestError(
                 f'invalid If-Match {if_match!r}: send the ETag of the version you read, e.g. "3"'
             )
         if body_version is not None:
             raise InvalidRequestError("give expected_version or If-Match, not both")
+        if len(text) > 19:  # no 64-bit version has 20 digits; int() refuses 4,300
+            raise InvalidRequestError(
+                f"invalid If-Match: a version of {len(text)} digits is out of range"
+            )
         expected = bounded_int("If-Match", int(text), None)
     if if_none_match is not None and if_none_match.strip() != "*":
         raise InvalidRequestError('If-None-Match on a write must be "*" (create only)')
@@ -97,13 +104,13 @@ async def _guarded_write(call: Call, header: bool, fn: Any, *, alone: bool = Fal
 
 
 def _is_json(media_type: str) -> bool:
-    """A body to parse as JSON: no type, a JSON type, or what ``curl -d`` sends (a form
-    is never a value anyone stores); any other type is stored as bytes with that type."""
+    """A body to parse as JSON: no type or a JSON type; any other type is stored as bytes
+    with that type (a web form's types never get here: browsers.py refuses them)."""
     essence = media_type.split(";")[0].strip().lower()
     return essence in _JSON_TYPES or essence.endswith("+json")
 
 
-_JSON_TYPES = ("", JSON_CONTENT_TYPE, "text/json", "application/x-www-form-urlencoded")
+_JSON_TYPES = ("", JSON_CONTENT_TYPE, "text/json")
 
 
 def _written(result: SetResult) -> Response:
@@ -116,6 +123,8 @@ def _written(result: SetResult) -> Response:
 async def kv_get(call: Call) -> Response:
     ks = call.keyspace(Access.READ)
     raw_default = call.q_str("default")
+    if raw_default is not None:
+        check_depth(raw_default, "?default=")
     store = call.reader()
     result = await call.state.read(
         partial(
@@ -136,6 +145,8 @@ async def kv_put(call: Call) -> Response:
     expected, create_only, header = _preconditions(call, call.q_int("expected_version"))
     body = await call.request.body()
     media = call.headers.get("content-type", "").strip()
+    if _is_json(media):
+        check_depth(body, "request body")
     value: Any = RawJSON(body) if _is_json(media) else Blob(body, media)
     store = call.store()
     result = await _guarded_write(
@@ -242,7 +253,7 @@ async def update(call: Call) -> Response:
             default=body.get("default", MISSING),
             ttl=_ttl(body.get("ttl")),
             expected_version=expected,
-            fencing=_fencing_body(body),
+            fencing=_fencing_body(call, body),
             scope=ks.scope,
             namespace=ks.namespace,
         ),
@@ -270,7 +281,7 @@ async def rollback(call: Call) -> Response:
             call.request.path_params["key"],
             to_version,
             expected_version=expected,
-            fencing=_fencing_body(body),
+            fencing=_fencing_body(call, body),
             scope=ks.scope,
             namespace=ks.namespace,
         ),
@@ -294,7 +305,7 @@ async def history(call: Call) -> Response:
     return json_response(result.to_json())
 
 
-def _operation(raw: Any, index: int) -> Any:
+def _operation(call: Call, raw: Any, index: int) -> Any:
     """A transaction operation with a base64 value turned into a Blob."""
     if isinstance(raw, dict) and "encoding" in raw:
         op = {k: v for k, v in raw.items() if k not in ("encoding", "contentType")}
@@ -302,29 +313,29 @@ def _operation(raw: Any, index: int) -> Any:
         raw = op
     if isinstance(raw, dict) and raw.get("ttl") is not None:
         raw = {**raw, "ttl": _ttl(raw["ttl"])}
-    if isinstance(raw, dict) and isinstance(raw.get("fencing"), dict):
-        raw = {**raw, "fencing": _fencing_body(raw)}
+    if isinstance(raw, dict) and raw.get("fencing") is not None:  # any form: authorized
+        raw = {**raw, "fencing": _fencing_body(call, raw)}
     return raw
 
 
 async def transaction(call: Call) -> Response:
     ks = call.keyspace(Access.WRITE)
-    body = await call.body_object()
+    body = await call.body_object(batch=True)
     check_fields(body, {"ops", "fencing"}, "transaction")
     ops = body.get("ops")
     if not isinstance(ops, list):
         raise InvalidRequestError('a transaction needs "ops": a list of set/delete operations')
+    big = call.batch(ops)
     store = call.store()
-    result = await call.state.write(
-        partial(
-            store.transaction,
-            [_operation(op, i) for i, op in enumerate(ops)],
-            fencing=_fencing_body(body),
-            scope=ks.scope,
-            namespace=ks.namespace,
-        )
-    )
-    return json_response(result.to_json())
+    fencing = _fencing_body(call, body)
+
+    def commit() -> str:  # a big one on the writer thread: values normalize there too
+        operations = [_operation(call, op, i) for i, op in enumerate(ops)]
+        return store.transaction(
+            operations, fencing=fencing, scope=ks.scope, namespace=ks.namespace
+        ).to_json()
+
+    return json_response(await call.state.write(commit, alone=big))
 
 
 ROUTES: list[RouteSpec] = [

@@ -2,7 +2,9 @@
 
 A lease is authorized as scope ``lease`` with its name as the namespace: a token needs a
 write grant matching ``lease``/``<name>`` to acquire, renew or release it, a read grant
-to look at it. Durations (``ttl``) are seconds, exact to the nanosecond.
+to look at it — or to fence a write with it (:func:`authorize_fence`), since a fenced
+write's refusal tells the lease's latest token. Durations (``ttl``) are seconds, exact
+to the nanosecond.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from functools import partial
 
 from starlette.responses import Response
 
-from ..errors import InvalidRequestError, NotFoundError
+from ..errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from ..leases import validate_lease_name
 from ..model import Keyspace
 from ..results import dumps_envelope
@@ -20,13 +22,25 @@ from .call import Call, RouteSpec, check_fields, field_int, field_str
 from .state import json_response
 from .wire import float_seconds, parse_seconds
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "authorize_fence"]
 
 
 def _lease_name(call: Call, raw: object, access: Access) -> str:
     name = validate_lease_name(raw)
     call.authorize(access, Keyspace(LEASE_SCOPE, name))
     return name
+
+
+def authorize_fence(call: Call, lease: object) -> None:
+    """A write fenced by ``lease`` needs a read grant on it: without one, a token could
+    fence with anyone's lease and learn its latest token from the refusal. Checked
+    before the store is asked, so the refusal says nothing of the lease itself."""
+    name = validate_lease_name(lease)
+    if not call.principal.can(Access.READ, Keyspace(LEASE_SCOPE, name)):
+        raise PermissionDeniedError(
+            f"token {call.principal.name!r} may not fence a write with lease {name!r}: "
+            f"that needs a read grant on scope {LEASE_SCOPE!r}, namespace {name!r}"
+        )
 
 
 def _ttl(body: dict[str, object], required: bool) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..backends.base import Delete, Entry, Mutation, Put, WriteContext
+from ..backends.base import Applied, Delete, Entry, Mutation, Put, WriteContext
 from ..errors import InvalidRequestError, NotFoundError
 from ..leases import as_fence
 from ..model import validate_key, validate_prefix
@@ -25,7 +25,9 @@ from ..transactions import DeleteOp, SetOp, parse_operation
 from .auth import Access
 from .call import Call, RouteSpec, check_fields, field_int
 from .routes_kv import KEY_PATH
+from .routes_leases import authorize_fence
 from .state import json_response
+from .watch import until_disconnected
 from .wire import entry_json, parse_seconds, record_json, value_from_wire
 
 __all__ = ["ROUTES", "reset"]
@@ -80,7 +82,7 @@ async def records(call: Call) -> Response:
     return json_response(f'{{"records":[{",".join(record_json(r) for r in found)}]}}')
 
 
-def _mutation(store: StateStore, raw: Any, index: int, now: int) -> Mutation:
+def _mutation(call: Call, store: StateStore, raw: Any, index: int, now: int) -> Mutation:
     if isinstance(raw, dict) and "encoding" in raw:
         value = value_from_wire(raw)
         raw = {k: v for k, v in raw.items() if k not in ("encoding", "contentType")}
@@ -91,6 +93,8 @@ def _mutation(store: StateStore, raw: Any, index: int, now: int) -> Mutation:
     op = parse_operation(raw, index)
     key = validate_key(op.key)
     fence = as_fence(op.fencing)
+    if fence is not None:
+        authorize_fence(call, fence.lease)
     if isinstance(op, DeleteOp):
         return Delete(key, op.expected_version, fence)
     assert isinstance(op, SetOp)
@@ -103,25 +107,37 @@ def _mutation(store: StateStore, raw: Any, index: int, now: int) -> Mutation:
 
 async def apply(call: Call) -> Response:
     ks = call.keyspace(Access.WRITE)
-    body = await call.body_object()
+    body = await call.body_object(batch=True)
     check_fields(body, {"ops", "history_limit"}, "apply")
     ops = body.get("ops")
     if not isinstance(ops, list) or not ops:
         raise InvalidRequestError('apply needs "ops": a non-empty list of set/delete operations')
     history_limit = field_int(body, "history_limit", minimum=0)
+    big = call.batch(ops)
     store = call.store()
     ctx = WriteContext(
         now=call.now(),
         updated_by=call.updated_by(),
         history_limit=store.history_limit if history_limit is None else history_limit,
     )
-    mutations = [_mutation(store, raw, i, ctx.now) for i, raw in enumerate(ops)]
-    applied = await call.state.write(partial(call.state.backend.apply, ks, mutations, ctx))
+    if not big:
+        mutations = [_mutation(call, store, raw, i, ctx.now) for i, raw in enumerate(ops)]
+        applied = await call.state.write(partial(call.state.backend.apply, ks, mutations, ctx))
+        return json_response(_applied_json(applied))
+
+    def commit() -> str:  # on the writer thread: its values normalize there too
+        mutations = [_mutation(call, store, raw, i, ctx.now) for i, raw in enumerate(ops)]
+        return _applied_json(call.state.backend.apply(ks, mutations, ctx))
+
+    return json_response(await call.state.write(commit, alone=True))
+
+
+def _applied_json(applied: list[Applied]) -> str:
     results = ",".join(
         f'{{"previous":{_entry_or_null(a.previous)},"current":{_entry_or_null(a.current)}}}'
         for a in applied
     )
-    return json_response(f'{{"results":[{results}]}}')
+    return f'{{"results":[{results}]}}'
 
 
 async def changes(call: Call) -> Response:
@@ -136,7 +152,20 @@ async def changes(call: Call) -> Response:
         if seconds < 0:
             raise InvalidRequestError("invalid timeout: must be 0 or more seconds")
         timeout = min(seconds, call.state.config.max_wait)
-        token = await call.state.wait(partial(backend.wait_for_change, ks, after, timeout))
+        # Waits on the event loop, not in a thread (ServerState.watch); a watch like
+        # the others: counted per token, ended when the client leaves.
+        with call.state.watch_slot(call.principal):
+            seen = await until_disconnected(
+                call.request,
+                partial(
+                    call.state.watch,
+                    ks,
+                    partial(backend.change_token, ks),
+                    lambda seen: seen != after,
+                    timeout,
+                ),
+            )
+        token = after if seen is None else seen
     return json_response(dumps_envelope({"token": token}))
 
 

@@ -4,8 +4,9 @@ how work reaches the store (inline, a writer thread, or worker threads)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import suppress
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Final, TypeVar
 
 import anyio
@@ -24,13 +25,15 @@ from ..errors import (
     InvalidRequestError,
     PermissionDeniedError,
     StateboxError,
+    TooManyRequestsError,
 )
 from ..model import Keyspace, RunContext, resolve_keyspace
 from ..store import StateStore
 from .auth import ANONYMOUS, Principal
+from .changes_hub import ChangeHub
 from .config import ServerConfig
+from .disclosure import REQUEST_ID_HEADER, Disclosure, storage_words
 from .metrics import Metrics
-from .wire import error_body
 from .writer import GroupCommitWriter
 
 __all__ = ["JSON", "NO_CONTEXT", "FixedClock", "ServerState", "json_response"]
@@ -65,14 +68,21 @@ class ServerState:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
-        # Long polls get their own threads, so watchers can never starve other requests.
-        self.wait_limiter = anyio.CapacityLimiter(256)
+        # Watches hold no thread while they wait (changes_hub.py); the looks they take
+        # when woken, on a backend read off the loop, share these few threads, so a
+        # burst of woken watchers never takes the threads other requests read with.
+        self.wait_limiter = anyio.CapacityLimiter(16)
+        self._watches: dict[str, int] = {}  # open watches per principal name
+        self.changes: ChangeHub | None = None
         self._keyspaces: dict[tuple[str, str], Keyspace] = {}
         self._attach(backend)
 
     def _attach(self, backend: Backend) -> None:
         """Serve ``backend``: how its work is run, and no engine of the one before."""
         self.backend = backend
+        if self.changes is not None:
+            self.changes.close()
+        self.changes = ChangeHub(backend)
         # Embedded backends answer a read in microseconds without waiting on a lock (WAL
         # readers never block): a hop to a worker thread would cost more than the read.
         self.inline_reads = isinstance(backend, (MemoryBackend, SqliteBackend))
@@ -146,9 +156,52 @@ class ServerState:
             return await self.writer.submit(fn, alone=alone)
         return await anyio.to_thread.run_sync(fn)
 
-    async def wait(self, fn: Callable[[], T]) -> T:
-        # A client that leaves cancels the request; the thread ends at its own timeout.
-        return await anyio.to_thread.run_sync(fn, limiter=self.wait_limiter, abandon_on_cancel=True)
+    async def watch(
+        self,
+        keyspace: Keyspace,
+        look: Callable[[], T],
+        ready: Callable[[T], bool],
+        timeout: float,
+    ) -> T:
+        """``look()`` (a read of ``keyspace``, no waiting), then again each time the store
+        may have changed, until ``ready`` says yes or ``timeout`` seconds pass; returns
+        the last look. It waits on the event loop (no thread), and a client that leaves
+        cancels it at once."""
+        hub = self.changes
+        assert hub is not None  # set by _attach
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            mark = hub.mark(keyspace)  # before the look: no change after it is missed
+            if self.inline_reads:
+                result = look()
+            else:
+                result = await anyio.to_thread.run_sync(look, limiter=self.wait_limiter)
+            remaining = deadline - time.monotonic()
+            if ready(result) or remaining <= 0:
+                return result
+            await hub.wait(mark, remaining)
+
+    @contextmanager
+    def watch_slot(self, principal: Principal) -> Iterator[None]:
+        """Count one open watch (long poll or event stream) of ``principal`` while inside;
+        over ``max_watches_per_token`` it is refused (429)."""
+        limit = self.config.max_watches_per_token
+        held = self._watches.get(principal.name, 0)
+        if held >= limit:
+            who = f"token {principal.name!r}" if principal.name else "this server"
+            raise TooManyRequestsError(
+                f"too many open watches for {who}: at most {limit} at once (the server's "
+                "--max-watches-per-token); close one, or wait for one to end"
+            )
+        self._watches[principal.name] = held + 1
+        try:
+            yield
+        finally:
+            left = self._watches[principal.name] - 1
+            if left:
+                self._watches[principal.name] = left
+            else:
+                del self._watches[principal.name]
 
     def authenticate(self, request: Request) -> Principal:
         tokens = self.config.tokens
@@ -163,13 +216,19 @@ class ServerState:
             raise _Unauthenticated("invalid bearer token")
         return principal
 
-    def error_response(self, exc: StateboxError) -> Response:
+    def error_response(self, exc: StateboxError, request_id: str | None = None) -> Response:
         if isinstance(exc, ConflictError):
             self.metrics.conflicts += 1
         elif isinstance(exc, (BackendUnavailableError, CorruptEntryError)):
             self.metrics.backend_errors += 1
         headers = {"www-authenticate": "Bearer"} if isinstance(exc, _Unauthenticated) else None
-        return json_response(error_body(exc), exc.http_status, headers)
+        # No store URL, host or path reaches a client: those errors carry a request id
+        # instead, and the server's log has the details (disclosure.py).
+        words = storage_words(self.store_url, self.backend)
+        body, request_id = Disclosure(words).body(exc, request_id)
+        if request_id is not None:
+            headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
+        return json_response(body, exc.http_status, headers)
 
 
 def json_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:

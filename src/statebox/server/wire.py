@@ -36,7 +36,7 @@ from ..errors import (
 from ..leases import MAX_DURATION_SECONDS
 from ..model import UpdatedBy
 from ..results import EmbeddedJSON, dumps_envelope
-from ..values import JSON_CONTENT_TYPE, Blob, normalize, sha256_hex
+from ..values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth, normalize, sha256_hex
 
 __all__ = [
     "CONTEXT_HEADERS",
@@ -50,6 +50,7 @@ __all__ = [
     "error_from_body",
     "float_seconds",
     "format_seconds",
+    "loads_batch",
     "loads_exact",
     "parse_seconds",
     "record_json",
@@ -75,6 +76,10 @@ CONTEXT_HEADERS: Final = {
 
 
 # --- exact JSON -----------------------------------------------------------------------
+
+#: Levels a document on the wire may nest around the values it carries (a response's
+#: ``{"results": [{"current": {"value": ...}}]}``, a body's ``{"ops": [{"value": ...}]}``).
+ENVELOPE: Final = 4
 
 
 class JsonNumber(Decimal):
@@ -114,9 +119,53 @@ _EXACT: Final = json.JSONDecoder(
 
 
 def loads_exact(data: bytes | str) -> Any:
-    """Parse one JSON document, keeping number literals; raises ``ValueError``."""
+    """Parse one JSON document, keeping number literals; raises ``ValueError`` (also
+    :class:`~statebox.errors.NestingTooDeepError`, nested past ``MAX_DEPTH``)."""
+    check_depth(data, "JSON document", envelope=ENVELOPE)
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     return _EXACT.decode(text)
+
+
+def loads_batch(data: bytes) -> Any:
+    """A transaction body (``{"ops": [...], ...}``) like :func:`loads_exact`, except that
+    each operation's JSON ``value`` stays text (:class:`RawJSON`), normalized later one
+    at a time: 128 values of 1 MiB never become millions of Python objects at once
+    (gigabytes, and seconds of garbage collection holding the interpreter's lock).
+    Raises ``ValueError`` as :func:`loads_exact` does.
+
+    ``msgspec`` finds the values' spans without building them; it comes with the
+    server (the remote store, which never reads a request body, does without it).
+    """
+    import msgspec
+
+    check_depth(data, "JSON document", envelope=ENVELOPE)
+    try:
+        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError:  # valid JSON, not an object: the caller says so
+        return loads_exact(data)
+    body = {name: loads_exact(bytes(raw)) for name, raw in top.items() if name != "ops"}
+    if "ops" in top:
+        try:
+            items = msgspec.json.decode(top["ops"], type=list[msgspec.Raw])
+        except msgspec.ValidationError:
+            body["ops"] = loads_exact(bytes(top["ops"]))
+        else:
+            body["ops"] = [_batch_operation(item) for item in items]
+    return body
+
+
+def _batch_operation(item: Any) -> Any:
+    import msgspec
+
+    try:
+        fields = msgspec.json.decode(item, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError:  # not an object: parse_operation names it
+        return loads_exact(bytes(item))
+    raw_value = "value" in fields and "encoding" not in fields  # base64 stays a string
+    return {
+        name: RawJSON(bytes(raw)) if raw_value and name == "value" else loads_exact(bytes(raw))
+        for name, raw in fields.items()
+    }
 
 
 def value_from_wire(obj: Mapping[str, Any], field: str = "value") -> Any:
@@ -363,6 +412,7 @@ def error_body(exc: StateboxError) -> str:
 def error_from_body(status: int, body: bytes, where: str) -> StateboxError:
     """The exception a server's error response stands for."""
     try:
+        check_depth(body, "error body")
         inner = json.loads(body)["error"]
         kind, message = str(inner["kind"]), str(inner["message"])
     except (ValueError, KeyError, TypeError):

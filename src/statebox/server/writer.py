@@ -9,9 +9,10 @@ is what etcd does with its log, and what makes many writers cheaper than one.
 
 While another connection holds the write lock (another process, or this writer's
 thread) the loop tries again a little later instead of waiting, so reads go on being
-answered. A call marked ``alone`` (an ``update``, whose transform may run for a while)
-runs on the writer thread in a transaction of its own, so no group ever waits on it;
-so do writes from a second event loop, should an application serve from two.
+answered. A call marked ``alone`` (an ``update``, whose transform may run for a while, or
+a big transaction: :func:`is_big_batch`) runs on the writer thread in a transaction of
+its own, so no group ever waits on it; so do writes from a second event loop, should an
+application serve from two.
 
 The fsync stays in the commit, on the loop: docs/http.md ("Performance") lists the
 alternatives that were measured and why each was left out.
@@ -29,14 +30,25 @@ from typing import Any, Final, NamedTuple, TypeVar
 from ..backends.sqlite import SqliteBackend
 from ..errors import BackendUnavailableError
 
-__all__ = ["GroupCommitWriter"]
+__all__ = ["BIG_BATCH_BYTES", "BIG_BATCH_OPS", "GroupCommitWriter", "is_big_batch"]
 
 T = TypeVar("T")
 MAX_GROUP: Final = 256  # writes per transaction: bounds how long one commit can take
+# A request whose batch has more operations or bytes than these is big: its values are
+# parsed, normalized and committed on a thread (``alone``), never on the event loop,
+# where one 128-operation transaction of 1 MiB values would stop every other request.
+# Below them the work takes well under a millisecond and the thread hop would cost more.
+BIG_BATCH_OPS: Final = 16
+BIG_BATCH_BYTES: Final = 64 * 1024
 # While another connection writes, the loop tries again after 50 µs, then twice as long
 # each time up to 1 ms: SQLite's own busy handler sleeps 1, 2, 5, 10… ms.
 _FIRST_BACKOFF: Final = 0.00005
 _LAST_BACKOFF: Final = 0.001
+
+
+def is_big_batch(ops: int, body_bytes: int) -> bool:
+    """Whether a request's batch must run off the event loop (see BIG_BATCH_OPS)."""
+    return ops > BIG_BATCH_OPS or body_bytes > BIG_BATCH_BYTES
 
 
 class _Job(NamedTuple):

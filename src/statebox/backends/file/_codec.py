@@ -20,10 +20,32 @@ from typing import Any, Final
 from ...clock import format_timestamp, parse_timestamp
 from ...errors import CorruptEntryError
 from ...model import Keyspace, UpdatedBy
-from ...values import JSON_CONTENT_TYPE, RawJSON, normalize
+from ...values import (
+    DEFAULT_BINARY_LIMIT,
+    DEFAULT_JSON_LIMIT,
+    JSON_CONTENT_TYPE,
+    RawJSON,
+    check_depth,
+    normalize,
+)
 from ..base import Entry
 
-__all__ = ["Stored", "decode_record", "encode_blob", "encode_record", "go_string"]
+__all__ = [
+    "MAX_BLOB_BYTES",
+    "MAX_RECORD_BYTES",
+    "Stored",
+    "decode_record",
+    "encode_blob",
+    "encode_record",
+    "go_string",
+]
+
+# The largest files a reader opens: a value at the default limit (Dagu's own, for JSON)
+# plus room for the other fields. Anything bigger was not written by statebox or Dagu and
+# is refused unread; a write that would make one is refused before it starts.
+_SLACK: Final = 256 * 1024
+MAX_RECORD_BYTES: Final = DEFAULT_JSON_LIMIT + _SLACK
+MAX_BLOB_BYTES: Final = 4 * -(-DEFAULT_BINARY_LIMIT // 3) + _SLACK  # base64 grows 4/3
 
 # Printable ASCII that Go's encoder writes as is: everything but " \ < > &.
 _GO_PLAIN: Final = re.compile(r"[ !#-%'-;=?-\[\]-~]*\Z")
@@ -96,8 +118,12 @@ def encode_blob(keyspace: Keyspace, key: str, entry: Entry) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What a record or blob file says (the key comes from its file name)."""
+    """What a record or blob file says, including the identity it claims (which the
+    reader compares with its file name)."""
 
+    scope: str
+    namespace: str
+    key: str
     version: int
     hash: str
     data: bytes
@@ -191,6 +217,8 @@ def _value_bytes(text: str, fields: dict[str, Any]) -> bytes:
 def decode_record(raw: bytes, path: str) -> Stored:
     """Parse a Dagu record (flat or enveloped) or a blob file; else CorruptEntryError."""
     try:
+        # {"data": {"value": ...}} at most around the value; too deep is a ValueError
+        check_depth(raw, "record file", envelope=2)
         text = raw.decode("utf-8")
         try:
             fields = json.loads(text)
@@ -211,6 +239,9 @@ def decode_record(raw: bytes, path: str) -> Stored:
             data = base64.b64decode(_text(fields, "data_base64"), validate=True)
             content_type = _text(fields, "content_type")
         return Stored(
+            scope=_text(fields, "scope"),
+            namespace=_text(fields, "namespace"),
+            key=_text(fields, "key"),
             version=version,
             hash=_text(fields, "hash"),
             data=data,

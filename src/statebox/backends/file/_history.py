@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 
-from ._fsio import Syncs, fsync_dir, make_dirs, read_file, replace_file
+from ._dirs import opened_dir
+from ._fsio import Syncs, fsync_dir, open_regular, read_file, replace_file
 
 __all__ = ["append_lines", "read_lines", "tail_lines"]
 
@@ -48,7 +49,7 @@ def _tail(fd: int, size: int, count: int) -> tuple[list[bytes], int]:
 def tail_lines(path: str, count: int) -> list[str]:
     """The last ``count`` complete lines ([] when the log is missing or empty)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
     try:
@@ -70,11 +71,18 @@ def _first_seq(fd: int) -> int:
 
 
 def _open_log(path: str, durable: bool) -> tuple[int, bool]:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
-    except FileNotFoundError:
-        make_dirs(os.path.dirname(path), durable)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), True
+    """The log opened for appending (never through a symlink), and whether it was created."""
+    unsynced: list[str] = []
+    with opened_dir(
+        os.path.dirname(path), create=True, durable=durable, unsynced=unsynced
+    ) as dir_fd:
+        try:
+            return open_regular(path, os.O_RDWR, dir_fd=dir_fd), False
+        except FileNotFoundError:
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT, dir_fd=dir_fd)
+    for made_in in unsynced:  # directories made above, now that one holds the log
+        fsync_dir(made_in)
+    return fd, True
 
 
 def append_lines(path: str, lines: list[str], durable: bool, syncs: Syncs | None = None) -> None:

@@ -20,11 +20,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...errors import CorruptEntryError
+from ._dirs import prune_empty_dirs
 from ._fsio import Syncs, read_file, remove_file, replace_file
 from ._history import append_lines
 from ._layout import BUCKETS
 
-__all__ = ["Op", "buckets_of", "finish", "pending", "read_journal", "run_ops", "write_journal"]
+__all__ = [
+    "Op",
+    "buckets_of",
+    "finish",
+    "pending",
+    "read_journal",
+    "record_ids",
+    "run_ops",
+    "write_journal",
+]
 
 SUFFIX = ".txn"
 _BITMAP_CHARS = BUCKETS // 4
@@ -39,17 +49,31 @@ class Op:
     path: str
     data: bytes = b""
     lines: tuple[str, ...] = ()
+    #: A written record's mtime (its updated_at), as Dagu sets it.
+    mtime_ns: int | None = None
 
 
 def run_ops(ops: Iterable[Op], durable: bool, syncs: Syncs | None = None) -> None:
     """Run ``ops`` in order; with ``syncs``, directory and log fsyncs are left to it."""
     for op in ops:
         if op.kind == "write":
-            replace_file(op.path, op.data, durable, syncs)
+            replace_file(op.path, op.data, durable, syncs, op.mtime_ns)
         elif op.kind == "remove":
-            remove_file(op.path, durable, syncs)
+            if remove_file(op.path, durable, syncs) and _is_record(op.path):
+                # Dagu removes the directories a delete empties (namespace, scope, v1).
+                prune_empty_dirs(os.path.dirname(op.path), 3, durable)
         else:
             append_lines(op.path, list(op.lines), durable, syncs)
+
+
+def _is_record(path: str) -> bool:
+    parts = path.rsplit("/", 4)
+    return len(parts) == 5 and parts[1] == "v1" and parts[4].endswith(".json")
+
+
+def record_ids(ops: Iterable[Op], root: str) -> list[str]:
+    """Dagu's record ids of the record files ``ops`` touch (to take Dagu's locks)."""
+    return [os.path.relpath(op.path, root)[: -len(".json")] for op in ops if _is_record(op.path)]
 
 
 def _name(buckets: Iterable[int]) -> str:
@@ -81,6 +105,7 @@ def write_journal(
             "path": os.path.relpath(op.path, root),
             **({"data": op.data.decode("utf-8")} if op.kind == "write" else {}),
             **({"lines": list(op.lines)} if op.kind == "append" else {}),
+            **({"mtime": op.mtime_ns} if op.mtime_ns is not None else {}),
         }
         for op in ops
     ]
@@ -101,6 +126,7 @@ def read_journal(path: str, root: str) -> list[Op] | None:
                 path=os.path.join(root, item["path"]),
                 data=item.get("data", "").encode("utf-8"),
                 lines=tuple(item.get("lines", ())),
+                mtime_ns=None if item.get("mtime") is None else int(item["mtime"]),
             )
             for item in json.loads(raw)["ops"]
         ]

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from ...errors import BackendUnavailableError
-from ._fsio import make_dirs
+from ._dirs import opened_dir
+from ._fsio import open_regular
 
 __all__ = ["BucketLocks", "ChangeCounter", "flock_until"]
 
@@ -48,6 +49,14 @@ def flock_until(fd: int, path: str, deadline: float, timeout: float) -> None:
             ) from exc
 
 
+def open_created(path: str) -> int:
+    """Open (creating) a small file of statebox's own, never through a symlink: a lock
+    file or the change counter planted as a link would make us create or overwrite
+    someone else's file."""
+    with opened_dir(os.path.dirname(path), create=True) as dir_fd:
+        return open_regular(path, os.O_RDWR | os.O_CREAT, dir_fd=dir_fd)
+
+
 class BucketLocks:
     def __init__(self, lock_path: Callable[[int], str], locks_dir: str, timeout: float) -> None:
         self._path = lock_path
@@ -59,10 +68,7 @@ class BucketLocks:
 
     def _open(self, path: str) -> int:
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            make_dirs(self._dir, durable=False)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return open_created(path)
         except OSError as exc:
             raise BackendUnavailableError(f"cannot open lock file {path}: {exc}") from exc
 
@@ -106,7 +112,7 @@ class ChangeCounter:
         # After a fork the inherited descriptor would share its flock with the parent.
         if self._fd is None or self._pid != os.getpid():
             try:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._fd = open_created(self._path)
             except OSError as exc:
                 raise BackendUnavailableError(
                     f"cannot open the change counter {self._path}: {exc}"

@@ -7,6 +7,7 @@ whole new file. The caller finishes pending journals first (``FileBackend._settl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import heapq
 import os
 from collections.abc import Iterable, Iterator
@@ -14,11 +15,11 @@ from collections.abc import Iterable, Iterator
 from ...errors import CorruptEntryError
 from ...model import Keyspace
 from ..base import Entry, HistoryRecord
-from ._codec import decode_record
+from ._codec import MAX_BLOB_BYTES, MAX_RECORD_BYTES, Stored, decode_record
 from ._fsio import read_file
 from ._history import read_lines
 from ._layout import KeyPaths
-from ._sidecodec import Meta, decode_history_line, decode_meta
+from ._sidecodec import MAX_META_BYTES, Meta, decode_history_line, decode_meta
 
 __all__ = [
     "Loaded",
@@ -60,16 +61,41 @@ def key_from_name(hex_name: str) -> str | None:
         return None
 
 
+def _verified(stored: Stored, paths: KeyPaths, where: str) -> Stored:
+    """``stored`` if it is the entry its file name says and its value matches its hash;
+    else CorruptEntryError naming the file (a record copied or linked from another
+    namespace, or edited by hand, is never served as this key)."""
+    try:
+        claimed = "/".join(
+            ("v1", stored.scope, stored.namespace.encode().hex(), stored.key.encode().hex())
+        )
+    except UnicodeEncodeError:
+        claimed = ""
+    if claimed != paths.record_id:
+        raise CorruptEntryError(
+            f"the record file {where} holds the entry scope={stored.scope!r} "
+            f"namespace={stored.namespace!r} key={stored.key!r}, not the one its name says; "
+            "it is left untouched: repair or remove it by hand"
+        )
+    if hashlib.sha256(stored.data).hexdigest() != stored.hash:
+        raise CorruptEntryError(
+            f"the record file {where}: its value does not match its hash {stored.hash!r}; "
+            "it is left untouched: repair or remove it by hand"
+        )
+    return stored
+
+
 def load(paths: KeyPaths, key: str, *, for_write: bool = False) -> Loaded:
-    """The key's record (or blob) with its TTL and principal from the meta file."""
-    where, raw = paths.record, read_file(paths.record)
+    """The key's record (or blob) with its TTL and principal from the meta file. Only a
+    regular file of bounded size whose identity and hash check out is served."""
+    where, raw = paths.record, read_file(paths.record, MAX_RECORD_BYTES)
     if raw is None:
-        where, raw = paths.blob, read_file(paths.blob)
+        where, raw = paths.blob, read_file(paths.blob, MAX_BLOB_BYTES)
     if raw is None:
         # A writer must know of a meta file left without its record, to remove it.
-        return Loaded(None, None, for_write and os.path.exists(paths.meta))
-    stored = decode_record(raw, where)
-    meta_raw = read_file(paths.meta)
+        return Loaded(None, None, for_write and os.path.lexists(paths.meta))
+    stored = _verified(decode_record(raw, where), paths, where)
+    meta_raw = read_file(paths.meta, MAX_META_BYTES)
     meta = None
     if meta_raw is not None:
         meta = next((m for m in decode_meta(meta_raw, paths.meta) if m.matches(stored)), None)

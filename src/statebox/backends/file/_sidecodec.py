@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from ...errors import CorruptEntryError
 from ...model import UpdatedBy
-from ...values import JSON_CONTENT_TYPE
+from ...values import JSON_CONTENT_TYPE, check_depth
 from ..base import HistoryRecord, Lease
 from ._codec import Stored
 
 __all__ = [
+    "MAX_META_BYTES",
     "Meta",
     "decode_history_line",
     "decode_lease",
@@ -25,6 +26,9 @@ __all__ = [
 
 
 # --- meta: what a Dagu record cannot hold ---------------------------------------------
+
+#: A meta file holds two small entries; anything bigger is refused unread.
+MAX_META_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,7 @@ def encode_history_line(record: HistoryRecord, seq: int, keep: int) -> str:
 def decode_history_line(line: str, key: str) -> tuple[HistoryRecord, int, int]:
     """The record, its sequence number and its keep count; ValueError when malformed."""
     try:
+        check_depth(line, "history line")  # a NestingTooDeepError is a ValueError
         item = json.loads(line)
         is_json = item["t"] == JSON_CONTENT_TYPE
         record = HistoryRecord(
@@ -116,6 +121,7 @@ def encode_lease(lease: Lease) -> bytes:
 
 def decode_lease(raw: bytes, name: str, path: str) -> Lease:
     try:
+        check_depth(raw, "lease file")
         item = json.loads(raw)
         return Lease(name, str(item["holder"]), int(item["token"]), int(item["expires_at"]))
     except (KeyError, ValueError, TypeError) as exc:

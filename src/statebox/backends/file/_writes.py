@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...errors import ValueTooLargeError
 from ...model import Keyspace
 from ...values import JSON_CONTENT_TYPE
 from ..base import Entry, HistoryRecord
-from ._codec import encode_blob, encode_record
+from ._codec import MAX_BLOB_BYTES, MAX_RECORD_BYTES, encode_blob, encode_record
 from ._history import tail_lines
 from ._journal import Op
 from ._layout import KeyPaths
@@ -81,13 +82,25 @@ class FilePlan:
             metas = [meta] if loaded.meta is None else [meta, loaded.meta]
             self.before.append(Op("write", paths.meta, encode_meta(metas)))
         if final.content_type == JSON_CONTENT_TYPE:
-            self.primary.append(Op("write", paths.record, encode_record(keyspace, key, final)))
+            record = _bounded(encode_record(keyspace, key, final), MAX_RECORD_BYTES, key)
+            self.primary.append(Op("write", paths.record, record, mtime_ns=final.updated_at))
             if old is not None and not old_is_json:
                 self.primary.append(Op("remove", paths.blob))
         else:
-            self.primary.append(Op("write", paths.blob, encode_blob(keyspace, key, final)))
+            blob = _bounded(encode_blob(keyspace, key, final), MAX_BLOB_BYTES, key)
+            self.primary.append(Op("write", paths.blob, blob, mtime_ns=final.updated_at))
             if old_is_json:
                 self.primary.append(Op("remove", paths.record))
+
+
+def _bounded(data: bytes, limit: int, key: str) -> bytes:
+    # Readers refuse bigger files unread (_reads.load): never write one.
+    if len(data) > limit:
+        raise ValueTooLargeError(
+            f"value too large for the file store: the record file of key {key!r} would "
+            f"have {len(data)} bytes, and the file store reads records of at most {limit}"
+        )
+    return data
 
 
 def _history_lines(

@@ -41,12 +41,23 @@ from ..base import (
     Mutation,
     WriteContext,
 )
+from ._dagulock import DaguLocks
 from ._fsio import Syncs, make_dirs, read_file, remove_file, replace_file
-from ._journal import Op, buckets_of, finish, pending, read_journal, run_ops, write_journal
+from ._journal import (
+    Op,
+    buckets_of,
+    finish,
+    pending,
+    read_journal,
+    record_ids,
+    run_ops,
+    write_journal,
+)
 from ._layout import KeyPaths, Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
 from ._reads import Loaded, kept_history, key_from_name, load, meta_keys, names_in_range
-from ._sidecodec import decode_lease, decode_meta, encode_lease
+from ._sidecodec import MAX_META_BYTES, decode_lease, decode_meta, encode_lease
+from ._sweep import sweep_temp_files
 from ._writes import FilePlan
 
 __all__ = ["FileBackend"]
@@ -72,20 +83,24 @@ def _translating(method: F) -> F:
 
 class FileBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=False)
+    store_wide_changes: ClassVar[bool] = True  # one change counter for the store
 
     def __init__(self, url: str) -> None:
         self.url = url
         options = parse_file_url(url)
-        self.root = options.root
         self._durable = options.fsync
         try:
-            make_dirs(self.root, self._durable)
+            # The root may be reached through symlinks the operator made; everything
+            # below it is walked without following any (_dirs), from its real path.
+            os.makedirs(options.root, mode=0o750, exist_ok=True)
+            self.root = os.path.realpath(options.root)
             name_max = int(os.pathconf(self.root, "PC_NAME_MAX"))
         except OSError as exc:
             raise BackendUnavailableError(f"cannot open the file store {self.root}: {exc}") from exc
         self._layout = Layout(self.root, name_max)
         self._locks = BucketLocks(self._layout.lock_path, self._layout.locks_dir, options.timeout)
         self._counter = ChangeCounter(self._layout.changes, options.timeout)
+        self._dagu = DaguLocks(self.root, options.timeout)
         self._open()
 
     @_translating
@@ -93,6 +108,7 @@ class FileBackend(Backend):
         for directory in (self._layout.locks_dir, self._layout.journal_dir):
             make_dirs(directory, self._durable)
         self._settle(None)  # roll forward what a crashed writer left
+        sweep_temp_files(self.root, os.path.join(self._layout.side, "swept"))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -165,15 +181,17 @@ class FileBackend(Backend):
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, buckets: set[int]) -> Iterator[None]:
-        """Hold ``buckets`` with no unfinished journal covering any of them."""
+    def _locked(self, buckets: set[int], records: Iterable[str] = ()) -> Iterator[None]:
+        """Hold ``buckets`` with no unfinished journal covering any of them, and then
+        Dagu's own lock of each record id in ``records`` (the records written)."""
         deadline = self._locks.deadline()
         while True:
             self._settle(buckets)
             with self._locks.hold(buckets, deadline):
                 names = pending(self._layout.journal_dir)
                 if not any(buckets_of(name) & buckets for name in names):
-                    yield
+                    with self._dagu.hold(records, deadline):
+                        yield
                     return
             # A writer died with a journal on our keys while we waited: finish it first.
 
@@ -197,7 +215,8 @@ class FileBackend(Backend):
                 ops = read_journal(path, self.root)
                 if ops is None:
                     continue
-                run_ops(ops, self._durable)
+                with self._dagu.hold(record_ids(ops, self.root), deadline):
+                    run_ops(ops, self._durable)
                 self._counter.bump(journaled=True)
                 finish(path, self._durable)
 
@@ -210,7 +229,7 @@ class FileBackend(Backend):
         for mutation in mutations:
             if mutation.fence is not None:
                 buckets.add(self._layout.lease_path(mutation.fence.lease)[1])
-        with self._locked(buckets):
+        with self._locked(buckets, [p.record_id for p in paths.values()]):
             loaded: dict[str, Loaded] = {}
             staged: dict[str, Entry | None] = {}
             records: dict[str, list[HistoryRecord]] = {}
@@ -325,32 +344,36 @@ class FileBackend(Backend):
                 paths = self._layout.key_paths(keyspace, key)
             except InvalidReferenceError:
                 continue  # not a name statebox wrote
-            if not self._may_have_expired(paths, now):
-                continue  # one unlocked read of a small file; most keys stop here
-            syncs: Syncs | None = None
-            with self._locked({paths.bucket}):
-                try:
-                    loaded = load(paths, key, for_write=True)
-                except CorruptEntryError:
-                    continue  # reported by every read of it; never touched here
-                entry = loaded.entry
-                if entry is not None and not entry.is_live(now):
-                    is_json = entry.content_type == JSON_CONTENT_TYPE
-                    files = FilePlan(
-                        primary=[Op("remove", paths.record if is_json else paths.blob)],
-                        after=[Op("remove", paths.meta)],
-                    )
-                    syncs = self._commit({paths.bucket}, files)
-                    purged += 1
-                elif loaded.meta is None:  # describes no version that is current
-                    remove_file(paths.meta, durable=False)
-            if syncs is not None:  # as in apply: durable, without holding the lock meanwhile
-                syncs.flush()
+            try:
+                if not self._may_have_expired(paths, now):
+                    continue  # one unlocked read of a small file; most keys stop here
+                purged += self._purge_one(paths, key, now)
+            except CorruptEntryError:
+                continue  # a planted file: reported by every read of it; never touched here
         return purged
+
+    def _purge_one(self, paths: KeyPaths, key: str, now: int) -> bool:
+        syncs: Syncs | None = None
+        with self._locked({paths.bucket}, [paths.record_id]):
+            loaded = load(paths, key, for_write=True)
+            entry = loaded.entry
+            if entry is not None and not entry.is_live(now):
+                is_json = entry.content_type == JSON_CONTENT_TYPE
+                files = FilePlan(
+                    primary=[Op("remove", paths.record if is_json else paths.blob)],
+                    after=[Op("remove", paths.meta)],
+                )
+                syncs = self._commit({paths.bucket}, files)
+            elif loaded.meta is None:  # describes no version that is current
+                remove_file(paths.meta, durable=False)
+        if syncs is None:
+            return False
+        syncs.flush()  # as in apply: durable, without holding the lock meanwhile
+        return True
 
     @staticmethod
     def _may_have_expired(paths: KeyPaths, now: int) -> bool:
-        raw = read_file(paths.meta)
+        raw = read_file(paths.meta, MAX_META_BYTES)
         if raw is None:
             return False
         try:

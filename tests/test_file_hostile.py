@@ -1,0 +1,330 @@
+"""The file store stays in its directory and trusts nothing it finds there (issue #12, §6),
+and matches Dagu where the two share a directory (§7: trimming, mtime, emptied dirs).
+
+Each test plants what a hostile neighbour with write access to the state directory could
+(symlinks, FIFOs, copied or oversized records, stale temp files) and checks that nothing
+outside the directory is touched and nothing wrong is served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from statebox import CorruptEntryError, ManualClock, StateboxError, ValueTooLargeError
+
+from .conftest import make_store
+
+NS = "A"
+SCOPE = "custom"
+
+
+def hexs(text: str) -> str:
+    return text.encode().hex()
+
+
+def ns_dir(root: Path, namespace: str = NS) -> Path:
+    return root / "v1" / SCOPE / hexs(namespace)
+
+
+def record(root: Path, key: str, namespace: str = NS) -> Path:
+    return ns_dir(root, namespace) / f"{hexs(key)}.json"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "dag-state"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    path = tmp_path / "outside"
+    path.mkdir()
+    return path
+
+
+def open_at(root: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    return make_store(f"file://{root}?timeout=2", **kwargs)
+
+
+# --- writes never follow a symlink ------------------------------------------------------
+
+
+def test_a_symlinked_namespace_directory_is_refused(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("seed", 1, namespace="other", scope=SCOPE)
+        ns_dir(root).parent.mkdir(parents=True, exist_ok=True)
+        ns_dir(root).symlink_to(outside, target_is_directory=True)
+        with pytest.raises(CorruptEntryError, match=hexs(NS)):
+            s.set("k", {"secret": 1}, namespace=NS, scope=SCOPE)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlinked_statebox_directory_is_refused(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+    history = root / "statebox" / "history"
+    history.rename(root / "moved")
+    history.symlink_to(outside, target_is_directory=True)
+    with open_at(root) as s, pytest.raises(CorruptEntryError, match="history"):
+        s.set("k", 2, namespace=NS, scope=SCOPE)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlinked_history_log_is_refused_and_its_target_kept(root: Path, outside: Path) -> None:
+    precious = outside / "precious.txt"
+    precious.write_text("do not touch")  # no complete line: nothing to parse first
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+        log = root / "statebox" / "history" / SCOPE / hexs(NS) / f"{hexs('k')}.log"
+        log.unlink()
+        log.symlink_to(precious)
+        with pytest.raises(CorruptEntryError, match=r"\.log"):
+            s.set("k", 2, namespace=NS, scope=SCOPE)
+    assert precious.read_text() == "do not touch"
+
+
+def test_a_symlinked_change_counter_is_refused_and_its_target_kept(
+    root: Path, outside: Path
+) -> None:
+    precious = outside / "precious.bin"
+    precious.write_bytes(b"x" * 64)
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+    (root / "statebox" / "changes").unlink()
+    (root / "statebox" / "changes").symlink_to(precious)
+    with pytest.raises(CorruptEntryError, match="changes"), open_at(root) as s:
+        s.set("k", 2, namespace=NS, scope=SCOPE)
+    assert precious.read_bytes() == b"x" * 64
+
+
+def test_a_dangling_lock_symlink_creates_nothing_outside(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("seed", 1, namespace=NS, scope=SCOPE)
+        locks = root / "statebox" / "locks"
+        for bucket in range(256):
+            lock = locks / f"{bucket:02x}.lock"
+            lock.unlink(missing_ok=True)
+            lock.symlink_to(outside / f"planted-{bucket:02x}")
+        with pytest.raises(CorruptEntryError, match=r"locks/[0-9a-f]{2}\.lock"):
+            s.set("k", 2, namespace=NS, scope=SCOPE)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlinked_dagu_lock_directory_creates_nothing_outside(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("seed", 1, namespace=NS, scope=SCOPE)
+        shutil.rmtree(root / ".dagu_record_locks", ignore_errors=True)
+        (root / ".dagu_record_locks").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(CorruptEntryError, match="dagu_record_locks"):
+            s.set("k", 2, namespace=NS, scope=SCOPE)
+    assert list(outside.iterdir()) == []
+
+
+# --- reads serve only what the file name says ---------------------------------------------
+
+
+def test_a_record_linked_from_another_namespace_is_not_served(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("secret", {"of": "B"}, namespace="B", scope=SCOPE)
+        s.set("other", 1, namespace=NS, scope=SCOPE)
+        record(root, "leak").symlink_to(record(root, "secret", "B"))
+        with pytest.raises(CorruptEntryError, match=hexs("leak")):
+            s.get("leak", namespace=NS, scope=SCOPE)
+        with pytest.raises(CorruptEntryError):
+            s.list(namespace=NS, scope=SCOPE)
+
+
+def test_a_record_copied_from_another_namespace_is_not_served(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("secret", {"of": "B"}, namespace="B", scope=SCOPE)
+        s.set("other", 1, namespace=NS, scope=SCOPE)
+        record(root, "leak").write_bytes(record(root, "secret", "B").read_bytes())
+        with pytest.raises(CorruptEntryError, match="namespace='B'"):
+            s.get("leak", namespace=NS, scope=SCOPE)
+        with pytest.raises(CorruptEntryError, match="namespace='B'"):
+            s.set("leak", 2, namespace=NS, scope=SCOPE)  # never overwritten either
+        assert json.loads(record(root, "leak").read_bytes())["namespace"] == "B"
+
+
+def test_a_value_that_does_not_match_its_hash_is_not_served(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", {"amount": 1}, namespace=NS, scope=SCOPE)
+        path = record(root, "k")
+        path.write_bytes(path.read_bytes().replace(b'{"amount":1}', b'{"amount": 1000000}'))
+        with pytest.raises(CorruptEntryError, match="hash"):
+            s.get("k", namespace=NS, scope=SCOPE)
+
+
+def test_an_oversized_record_is_refused_unread(root: Path) -> None:
+    value = json.dumps({"blob": "x" * (5 << 20)}, separators=(",", ":")).encode()
+    with open_at(root) as s:
+        s.set("small", 1, namespace=NS, scope=SCOPE)
+    body = (
+        f'{{"scope":"{SCOPE}","namespace":"{NS}","key":"big","value":'.encode()
+        + value
+        + f',"version":1,"hash":"{hashlib.sha256(value).hexdigest()}",'
+        '"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}'.encode()
+    )
+    record(root, "big").write_bytes(body)
+    with open_at(root) as s, pytest.raises(CorruptEntryError, match=r"bytes, more than"):
+        s.get("big", namespace=NS, scope=SCOPE)
+
+
+def test_a_write_the_store_could_not_read_back_is_refused(root: Path) -> None:
+    with open_at(root, json_limit=8 << 20) as s:
+        with pytest.raises(ValueTooLargeError, match="file store"):
+            s.set("k", "x" * (3 << 20), namespace=NS, scope=SCOPE)
+        assert not s.get("k", namespace=NS, scope=SCOPE).found
+
+
+def _unblock(fifo: Path) -> None:
+    # Lets a reader stuck on the FIFO (the old behaviour) go, so the test can report.
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)
+
+
+@pytest.mark.parametrize("call", ["get", "list"])
+def test_a_fifo_planted_as_a_record_is_refused_without_blocking(root: Path, call: str) -> None:
+    with open_at(root) as s:
+        s.set("a", 1, namespace=NS, scope=SCOPE)
+        fifo = record(root, "b")
+        os.mkfifo(fifo)
+        outcome: list[BaseException | object] = []
+
+        def run() -> None:
+            try:
+                if call == "get":
+                    outcome.append(s.get("b", namespace=NS, scope=SCOPE))
+                else:
+                    outcome.append(s.list(namespace=NS, scope=SCOPE))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(5)
+        blocked = worker.is_alive()
+        if blocked:
+            _unblock(fifo)
+            worker.join(5)
+        assert not blocked, f"{call} blocked on a FIFO"
+        [result] = outcome
+        assert isinstance(result, CorruptEntryError)
+        assert "not a regular file" in str(result)
+
+
+# --- stale temp files are swept when the store opens ------------------------------------
+
+
+def test_stale_temp_files_of_both_writers_are_swept_on_open(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+    (root / "statebox" / "swept").unlink(missing_ok=True)  # as if the last sweep were old
+    hist = root / "statebox" / "history" / SCOPE / hexs(NS)
+    old = time.time() - 3600
+    stale = [
+        ns_dir(root) / ".tmp-0123456789abcdef",  # statebox's
+        ns_dir(root) / f"{hexs('k')}.json.tmp.123456789",  # Dagu's os.CreateTemp
+        hist / ".tmp-fedcba9876543210",
+    ]
+    fresh = ns_dir(root) / ".tmp-00000000000000aa"  # a live writer's, perhaps
+    for path in [*stale, fresh]:
+        path.write_bytes(b"partial")
+    for path in stale:
+        os.utime(path, (old, old))
+    keep = ns_dir(root) / "notes.tmp"  # not a temp name either writer uses
+    keep.write_text("mine")
+    os.utime(keep, (old, old))
+    with open_at(root) as s:
+        assert s.get("k", namespace=NS, scope=SCOPE).value == 1
+    assert [p for p in stale if p.exists()] == []
+    assert fresh.exists() and keep.exists()
+
+
+# --- Dagu's conventions ---------------------------------------------------------------------
+
+
+def test_trimming_is_unicode_white_space_as_go_trims(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("\u00a0k\u3000\x85", 1, namespace=" A\u2029", scope=SCOPE)
+        s.set("k\x1c", 2, namespace=NS, scope=SCOPE)  # U+001C is no White_Space: kept
+        assert s.get("k", namespace=NS, scope=SCOPE).value == 1
+        assert s.get("k\x1c", namespace=NS, scope=SCOPE).value == 2
+    assert record(root, "k").exists() and record(root, "k\x1c").exists()
+
+
+def test_a_records_mtime_is_its_updated_at(root: Path) -> None:
+    clock = ManualClock(1_700_000_000_123_456_789)
+    with open_at(root, clock=clock) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+        assert record(root, "k").stat().st_mtime_ns == 1_700_000_000_123_456_789
+        clock.advance(5)
+        s.set("k", 2, namespace=NS, scope=SCOPE)
+        entry = s.get("k", namespace=NS, scope=SCOPE)
+        assert entry.updated_at == 1_700_000_005_123_456_789
+        assert record(root, "k").stat().st_mtime_ns == entry.updated_at
+
+
+def test_a_delete_removes_the_directories_it_empties_as_dagu_does(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+        s.set("j", 1, namespace="B", scope=SCOPE)
+        assert s.delete("k", namespace=NS, scope=SCOPE)
+        assert not ns_dir(root).exists()
+        assert (root / "v1" / SCOPE).exists()  # B still lives there
+        assert s.delete("j", namespace="B", scope=SCOPE)
+        assert not (root / "v1").exists()
+        s.set("k", 2, namespace=NS, scope=SCOPE)  # and a write makes them again
+        assert s.get("k", namespace=NS, scope=SCOPE).value == 2
+
+
+PRUNER = """
+import os, sys, time
+paths = sys.argv[1:]
+end = time.monotonic() + 60
+print("go", flush=True)
+removed = 0
+while time.monotonic() < end:
+    for p in paths:
+        try:
+            os.rmdir(p)
+            removed += 1
+        except OSError:
+            pass
+    time.sleep(0.002)  # as often as deletes could run, not a spin
+"""
+
+
+@pytest.mark.slow
+def test_a_write_survives_its_directory_vanishing_again_and_again(root: Path) -> None:
+    # Dagu removes directories a delete empties, at any moment: a writer recreates them.
+    with open_at(root) as s:
+        s.set("seed", 1, namespace="B", scope=SCOPE)
+        pruner = subprocess.Popen(
+            [sys.executable, "-c", PRUNER, str(ns_dir(root)), str(root / "v1" / SCOPE)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert pruner.stdout is not None and pruner.stdout.readline().strip() == "go"
+            for n in range(100):
+                s.set("k", n, namespace=NS, scope=SCOPE)
+                s.delete("k", namespace=NS, scope=SCOPE)
+        except StateboxError as exc:
+            pytest.fail(f"a write failed when its directory vanished: {exc}")
+        finally:
+            pruner.kill()
+            pruner.wait()
