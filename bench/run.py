@@ -6,7 +6,9 @@
 
 Each ``bench/bench_<name>.py`` exposes ``run(workdir: Path) -> list[Section]``; it
 measures statebox and its raw baseline side by side in the same run. Benchmarks are
-never part of the test suite.
+never part of the test suite. ``hostile`` and ``watch`` (issue #12's figures) have no
+raw baseline: their rows show the targets, and with ``STATEBOX_BENCH_BASE=DIR`` the same
+figures of another tree's ``src/`` (the previous release) as the baseline.
 """
 
 from __future__ import annotations

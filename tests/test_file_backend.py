@@ -101,7 +101,8 @@ def test_hierarchy_and_case_never_collide(store: StateStore, root: Path) -> None
     for key, value in [("a", 1), ("a/b", 2), ("A", 3), ("a/B", 4)]:
         store.set(key, value, scope="global")
     assert [store.get(k, scope="global").value for k in ("a", "a/b", "A", "a/B")] == [1, 2, 3, 4]
-    names = sorted(p.name for p in (root / "v1" / "global" / hexs("_")).iterdir())
+    # (beside each record: the empty directory of Dagu's per-key lock, as old Dagu leaves)
+    names = sorted(p.name for p in (root / "v1" / "global" / hexs("_")).iterdir() if p.is_file())
     assert names == sorted(f"{hexs(k)}.json" for k in ("a", "a/b", "A", "a/B"))
     assert [e.key for e in store.list(scope="global").entries] == ["A", "a", "a/B", "a/b"]
 

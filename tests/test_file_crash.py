@@ -56,10 +56,13 @@ def run_and_kill(url: str, seed: int, rng: random.Random) -> list[str]:
 
 def on_disk_versions(root: Path) -> dict[str, int]:
     """Every record file parsed as it lies on disk: key -> version. A kill can leave a
-    ``.tmp-*`` file behind (never renamed into place); nothing else may be there."""
+    ``.tmp-*`` file behind (never renamed into place), and a Dagu lock (``.dagu_lock*/``
+    with its owner file, broken by the next writer); nothing else may be there."""
     versions = {}
     for path in (root / "v1").rglob("*"):
-        if path.is_file() and not path.name.startswith(".tmp-"):
+        if path.parent.name.startswith(".dagu_lock"):
+            assert path.name == "owner", path
+        elif path.is_file() and not path.name.startswith(".tmp-"):
             assert path.name.endswith(".json"), path
             stored = decode_record(path.read_bytes(), str(path))
             versions[bytes.fromhex(path.name[: -len(".json")]).decode()] = stored.version

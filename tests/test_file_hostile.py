@@ -149,9 +149,9 @@ def test_a_record_copied_from_another_namespace_is_not_served(root: Path) -> Non
         s.set("secret", {"of": "B"}, namespace="B", scope=SCOPE)
         s.set("other", 1, namespace=NS, scope=SCOPE)
         record(root, "leak").write_bytes(record(root, "secret", "B").read_bytes())
-        with pytest.raises(CorruptEntryError, match="namespace='B'"):
+        with pytest.raises(CorruptEntryError, match='namespace="B"'):
             s.get("leak", namespace=NS, scope=SCOPE)
-        with pytest.raises(CorruptEntryError, match="namespace='B'"):
+        with pytest.raises(CorruptEntryError, match='namespace="B"'):
             s.set("leak", 2, namespace=NS, scope=SCOPE)  # never overwritten either
         assert json.loads(record(root, "leak").read_bytes())["namespace"] == "B"
 
@@ -328,3 +328,161 @@ def test_a_write_survives_its_directory_vanishing_again_and_again(root: Path) ->
         finally:
             pruner.kill()
             pruner.wait()
+
+
+# --- reads never go through a symlinked directory either ----------------------------------
+
+
+def _move_out_and_link(directory: Path, outside: Path) -> None:
+    """Swap ``directory`` for a symlink to a copy of it outside the store: every record
+    there still names the key its file name says (only the way there changed)."""
+    moved = outside / directory.name
+    directory.rename(moved)
+    directory.symlink_to(moved, target_is_directory=True)
+
+
+@pytest.fixture(params=["openat2", "proc", "walk"])
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way a path is opened without links: openat2, else a /proc check, else a walk."""
+    from statebox.backends.file import _dirs
+
+    if request.param != "openat2":
+        monkeypatch.setattr(_dirs, "_openat2_usable", False)
+    if request.param == "walk":
+        monkeypatch.setattr(_dirs, "_HAS_PROC_FD", False)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("level", ["namespace", "scope"])
+def test_reads_through_a_symlinked_directory_are_refused(
+    root: Path, outside: Path, level: str, resolver: str
+) -> None:
+    with open_at(root, clock=ManualClock()) as s:
+        assert s.get("k", namespace=NS, scope=SCOPE).found is False
+        s.set("k", {"planted": True}, namespace=NS, scope=SCOPE)
+        assert s.get("k", namespace=NS, scope=SCOPE).value == {"planted": True}
+        s.set("k", {"planted": True}, namespace=NS, scope=SCOPE)
+        s.set("k", {"planted": True}, namespace=NS, scope=SCOPE)
+        s.set("seed", 1, namespace="B", scope="dag")  # keeps v1/ alive
+        linked = ns_dir(root) if level == "namespace" else ns_dir(root).parent
+        _move_out_and_link(linked, outside)
+        for read in (
+            lambda: s.get("k", namespace=NS, scope=SCOPE),
+            lambda: s.list(namespace=NS, scope=SCOPE),
+            lambda: s.list("k", namespace=NS, scope=SCOPE, include_values=True),
+            lambda: s.history("k", namespace=NS, scope=SCOPE),
+        ):
+            with pytest.raises(CorruptEntryError, match=str(linked)):
+                read()
+        assert linked.is_symlink()  # left as found
+
+
+def test_a_symlinked_history_directory_is_refused_on_read(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+        s.set("k", 2, namespace=NS, scope=SCOPE)
+        history = root / "statebox" / "history" / SCOPE / hexs(NS)
+        _move_out_and_link(history, outside)
+        with pytest.raises(CorruptEntryError, match=str(history)):
+            s.history("k", namespace=NS, scope=SCOPE)
+
+
+def test_a_symlinked_journal_directory_is_refused(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+        journal = root / "statebox" / "journal"
+        _move_out_and_link(journal, outside)
+        with pytest.raises(CorruptEntryError, match=str(journal)):
+            s.get("k", namespace=NS, scope=SCOPE)
+
+
+def test_a_planted_journal_cannot_write_outside_the_store(root: Path, outside: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+    target = outside / "owned.json"
+    relative = os.path.relpath(target, root)
+    journal = root / "statebox" / "journal" / f"{'0' * 63}1-{'ab' * 6}.txn"
+    ops = [{"op": "write", "path": relative, "data": "pwned"}]
+    journal.write_text(json.dumps({"ops": ops}))
+    with pytest.raises(CorruptEntryError, match="journal"), open_at(root):
+        pass  # opening rolls journals forward: this one is refused, not run
+    assert not target.exists()
+
+
+# --- purge skips what it did not write -------------------------------------------------------
+
+
+def test_purge_skips_planted_files_and_touches_nothing(root: Path, outside: Path) -> None:
+    clock = ManualClock()
+    with open_at(root, clock=clock) as s:
+        # Two keys written at one moment: X's meta file (TTL 10 s) also describes A's.
+        s.set("victim", 1, namespace=NS, scope=SCOPE)
+        s.set("victim", 1, namespace="X", scope=SCOPE, ttl=10)
+        s.set("secret", {"of": "B"}, namespace="B", scope=SCOPE)
+        s.set("foreign", 1, namespace=NS, scope=SCOPE, ttl=10)
+        meta = root / "statebox" / "meta" / SCOPE
+        # 1. a symlinked meta directory claiming that A's victim expires
+        planted_ns = outside / "meta-ns"
+        planted_ns.mkdir()
+        shutil.copy(meta / hexs("X") / f"{hexs('victim')}.meta", planted_ns)
+        shutil.move(meta / hexs(NS) / f"{hexs('foreign')}.meta", outside / "foreign.meta")
+        (meta / hexs(NS)).rmdir()
+        (meta / hexs(NS)).symlink_to(planted_ns, target_is_directory=True)
+        # 2. a FIFO and a symlink planted as meta files
+        (meta / hexs("X")).joinpath(f"{hexs('fifo')}.meta").parent.mkdir(exist_ok=True)
+        os.mkfifo(meta / hexs("X") / f"{hexs('fifo')}.meta")
+        (meta / hexs("X") / f"{hexs('link')}.meta").symlink_to(outside / "foreign.meta")
+        # 3. a foreign record (copied from namespace B) whose own meta file says expired
+        fake = meta / hexs("F")
+        fake.mkdir()
+        shutil.copy(outside / "foreign.meta", fake / f"{hexs('foreign')}.meta")
+        record(root, "foreign", "F").parent.mkdir(parents=True)
+        record(root, "foreign", "F").write_bytes(record(root, "secret", "B").read_bytes())
+        victim = record(root, "victim").read_bytes()
+        before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+        clock.advance(60)
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(s.purge_expired()), daemon=True)
+        worker.start()
+        worker.join(10)
+        if worker.is_alive():
+            _unblock(meta / hexs("X") / f"{hexs('fifo')}.meta")
+        assert outcome == [1]  # X's victim only, and without blocking or failing
+        assert record(root, "victim").read_bytes() == victim  # untouched
+        with pytest.raises(CorruptEntryError, match=hexs(NS)):  # a read reports the link
+            s.get("victim", namespace=NS, scope=SCOPE)
+        assert not s.get("victim", namespace="X", scope=SCOPE).found
+        assert record(root, "foreign", "F").read_bytes() == record(root, "secret", "B").read_bytes()
+        assert (meta / hexs(NS)).is_symlink()
+        assert (meta / hexs("X") / f"{hexs('link')}.meta").is_symlink()
+        assert (meta / hexs("X") / f"{hexs('fifo')}.meta").exists()
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+
+
+# --- lock directories a killed writer left are swept when the store opens ------------------
+
+
+def test_leftover_lock_directories_are_swept_on_open(root: Path) -> None:
+    with open_at(root) as s:
+        s.set("k", 1, namespace=NS, scope=SCOPE)
+    (root / "statebox" / "swept").unlink(missing_ok=True)  # as if the last sweep were old
+    bucket = root / ".dagu_record_locks" / "5a"
+    key_dir = ns_dir(root) / hexs("k")  # the per-key form's directory
+    old = time.time() - 3600
+    stale = [
+        bucket / ".dagu_lock.releasing.4242.0123456789abcdef",  # killed while releasing
+        bucket / ".dagu_lock.statebox-4242-0123456789abcdef",  # killed while preparing
+        key_dir / ".dagu_lock.releasing.4243.0123456789abcdef",
+        key_dir / ".dagu_lock.statebox-4243-0123456789abcdef",
+    ]
+    fresh = bucket / ".dagu_lock.releasing.4244.00000000000000aa"  # being released now
+    held = key_dir / ".dagu_lock"  # a lock: broken only by its own rules, never swept
+    for path in [*stale, fresh, held]:
+        path.mkdir(parents=True)
+        (path / "owner").write_text("host-4242-ab")
+    for path in [*stale, held]:
+        os.utime(path, (old, old))
+    with open_at(root, clock=ManualClock()) as s:
+        assert s.get("k", namespace=NS, scope=SCOPE).value == 1
+    assert [p for p in stale if p.exists()] == []
+    assert fresh.is_dir() and (held / "owner").exists()

@@ -235,8 +235,8 @@ async def run_load(
         figures.long_polls_missed = len(pending_polls) + sum(
             1 for task in done_polls if task.exception() is not None or task.result()[0] != 200
         )
-        for task in pending_polls:
-            task.cancel()
+        for poll in pending_polls:
+            poll.cancel()
     finally:
         for stream in opened:
             stream.close()

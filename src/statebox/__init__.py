@@ -12,8 +12,8 @@ versioned, and guarded by optimistic concurrency.
 
 from __future__ import annotations
 
+import sys as _sys
 import typing as _typing
-from importlib import import_module as _import_module
 
 # The names below are loaded on first use (PEP 562), so ``import statebox`` stays cheap:
 # the command line starts in tens of milliseconds and never imports asyncio.
@@ -149,6 +149,14 @@ _EXPORTS: dict[str, str] = {
     "RawJSON": ".values",
     "normalize": ".values",
 }
+
+
+def _import_module(name: str, package: str) -> object:
+    """``importlib.import_module(name, package)`` for a relative ``name``, without
+    importing importlib (a cost every command-line start-up would pay)."""
+    absolute = package + name
+    __import__(absolute)
+    return _sys.modules[absolute]
 
 
 def __getattr__(name: str) -> object:

@@ -9,6 +9,10 @@ costs one interpreter start, paid once per process and pool slot.
 
 The pool is process-wide, survives ``fork`` (the child starts its own workers) and is
 shut down at interpreter exit; a worker also exits when its pipe closes.
+
+Memory stays bounded in both processes: the worker has an address-space cap, and it
+refuses a result over the value size limit instead of sending it, so the caller reads at
+most the limit plus one short line (:data:`_MAX_LINE`) per call.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import InvalidValueError, StateboxError
+from .errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted
+from .values import DEFAULT_JSON_LIMIT
 
 __all__ = ["run_jq"]
 
@@ -37,12 +42,19 @@ _MAX_IDLE: Final = 4
 _DIRECTIVE: Final = re.compile(r"\A(?:\s+|#[^\n]*)*(import|include|module)\b")
 # jq's decoration around a compile error: says nothing the message does not.
 _NOISE: Final = re.compile(r"^jq: error: |\njq: \d+ compile errors?\s*$")
+#: The longest response line (a count, or an error message the worker cut to 2,000
+#: characters, each at most 12 bytes when escaped): a longer one is not from our worker.
+_MAX_LINE: Final = 64 * 1024
 
 
 class _WorkerDied(Exception):
     def __init__(self, *, before_request: bool) -> None:
         super().__init__()
         self.before_request = before_request
+
+
+class _BadResponse(Exception):
+    """The worker broke the protocol (a line too long, a value larger than allowed)."""
 
 
 class _Worker:
@@ -66,28 +78,48 @@ class _Worker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._stdin = self.proc.stdin
         self._fd = self.proc.stdout.fileno()
-        self._buffer = b""
 
-    def ask(self, request: bytes, timeout: float) -> dict[str, Any]:
+    def ask(self, request: bytes, timeout: float, limit: int) -> tuple[dict[str, Any], bytes]:
+        """The response to ``request``, and the value's bytes that follow it (at most
+        ``limit``: a worker announcing more is not believed, nor read)."""
         try:
             self._stdin.write(request)
             self._stdin.flush()
         except OSError as exc:  # it died while idle
             raise _WorkerDied(before_request=True) from exc
         deadline = time.monotonic() + timeout
+        buffer = bytearray()
         with selectors.DefaultSelector() as selector:
             selector.register(self._fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise TimeoutError
-                chunk = os.read(self._fd, 1 << 16)
-                if not chunk:
-                    raise _WorkerDied(before_request=False)
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        response: dict[str, Any] = json.loads(line)
-        return response
+            while (end := buffer.find(b"\n")) < 0:
+                if len(buffer) > _MAX_LINE:
+                    raise _BadResponse(f"a response line over {_MAX_LINE} bytes")
+                self._read(buffer, _MAX_LINE, selector, deadline)
+            response: dict[str, Any] = json.loads(buffer[:end])
+            size = response.get("bytes", 0) if "outputs" in response else 0
+            if not isinstance(size, int) or size > limit:
+                raise _BadResponse(f"a value of {size} bytes, over the limit of {limit}")
+            del buffer[: end + 1]
+            while len(buffer) < size:
+                self._read(buffer, size - len(buffer), selector, deadline)
+        if len(buffer) != size:
+            raise _BadResponse("more bytes than announced")
+        return response, bytes(buffer)
+
+    def _read(
+        self,
+        buffer: bytearray,
+        most: int,
+        selector: selectors.BaseSelector,
+        deadline: float,
+    ) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not selector.select(remaining):
+            raise TimeoutError
+        chunk = os.read(self._fd, min(most, 1 << 20))
+        if not chunk:
+            raise _WorkerDied(before_request=False)
+        buffer += chunk
 
     def kill(self) -> None:
         self.proc.kill()
@@ -141,11 +173,13 @@ _POOL = _Pool()
 atexit.register(_POOL.shutdown)
 
 
-def run_jq(expr: str, input_text: str, timeout: float) -> str:
-    """The one JSON text ``expr`` yields for ``input_text`` (jq's own formatting).
+def run_jq(expr: str, input_text: str, timeout: float, limit: int = DEFAULT_JSON_LIMIT) -> str:
+    """The one JSON text ``expr`` yields for ``input_text`` (compact, not normalized).
 
     Raises :class:`InvalidValueError` when the expression does not compile, fails, yields
-    nothing or more than one value, or runs longer than ``timeout`` seconds.
+    nothing or more than one value, or runs longer than ``timeout`` seconds, and
+    :class:`ValueTooLargeError` when its value passes ``limit`` bytes (the value size
+    limit), which the worker checks before it sends the value.
     """
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidValueError(f"invalid jq expression {expr!r}: must be a non-empty string")
@@ -155,30 +189,41 @@ def run_jq(expr: str, input_text: str, timeout: float) -> str:
             f"invalid jq expression {expr!r}: {directive.group(1)} directives are not allowed "
             "(they read files from the server's disk)"
         )
-    request = json.dumps({"expr": expr, "input": input_text}).encode("ascii") + b"\n"
-    response = _ask(request, expr, timeout)
+    request = (
+        json.dumps({"expr": expr, "input": input_text, "limit": limit}).encode("ascii") + b"\n"
+    )
+    response, data = _ask(request, expr, timeout, limit)
     if "error" in response:
+        if response["error"] == "too_large":
+            raise ValueTooLargeError(
+                f"value too large: jq expression {quoted(expr)} "
+                f"yielded a value of at least {response['bytes']} bytes, over the limit of "
+                f"{limit}"
+            )
         if response["error"] == "compile":
             message = _NOISE.sub("", response["message"]).strip()
             raise InvalidValueError(f"invalid jq expression {expr!r}: {message}")
         raise InvalidValueError(f"jq expression {expr!r} failed: {response['message']}")
-    outputs: list[str] = response["outputs"]
+    outputs: int = response["outputs"]
     if not outputs:
         raise InvalidValueError(f"jq expression {expr!r} yielded no value (it must yield one)")
-    if len(outputs) > 1:
+    if outputs > 1:
         raise InvalidValueError(
             f"jq expression {expr!r} yielded more than one value (it must yield one)"
         )
-    return outputs[0]
+    return data.decode("utf-8", "surrogatepass")
 
 
-def _ask(request: bytes, expr: str, timeout: float) -> dict[str, Any]:
+def _ask(request: bytes, expr: str, timeout: float, limit: int) -> tuple[dict[str, Any], bytes]:
     # A worker that died while idle (killed, or the machine reclaimed it) is replaced
     # once; one that dies on this very request is the expression's doing.
     for attempt in range(2):
         worker = _POOL.take(fresh=attempt > 0)
         try:
-            response = worker.ask(request, timeout)
+            reply = worker.ask(request, timeout, limit)
+        except _BadResponse as exc:
+            worker.kill()
+            raise StateboxError(f"the jq worker process broke its protocol: {exc}") from None
         except TimeoutError:
             worker.kill()
             raise InvalidValueError(
@@ -193,5 +238,5 @@ def _ask(request: bytes, expr: str, timeout: float) -> dict[str, Any]:
                 f"{worker.proc.returncode}): it needs more memory or recursion than allowed"
             ) from None
         _POOL.give_back(worker)
-        return response
+        return reply
     raise AssertionError("unreachable")  # pragma: no cover

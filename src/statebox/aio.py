@@ -1,18 +1,26 @@
 """The async twin of :class:`~statebox.store.StateStore`.
 
-Same methods, same arguments, same results. The engine is one: every call runs the sync
-operation in a worker thread, so the async face can never drift from the sync one (and
-blocking storage I/O never blocks the event loop).
+Same methods, same parameters (names, kinds, defaults, annotations — a test compares
+them, and a misspelt keyword fails type checking), same results. The engine is one:
+every call runs the sync operation in a worker thread, so the async face can never
+drift from the sync one (and blocking storage I/O never blocks the event loop).
+
+``watch`` and ``watch_iter`` run the sync watch loop itself in a thread, one step per
+batch; each wait inside it lasts one slice at most, so a cancelled task frees its thread
+within a slice instead of holding it until the next change.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from typing import Any, Final, cast
 
 from .clock import Clock
-from .model import RunContext
+from .leases import Fencing
+from .model import Keyspace, RunContext, Scope
 from .results import (
     DeleteResult,
     DiffResult,
@@ -25,17 +33,30 @@ from .results import (
     WatchEvent,
     WatchResult,
 )
-from .store import DEFAULT_HISTORY_LIMIT, StateStore, open_store
+from .store import (
+    DEFAULT_HISTORY_LIMIT,
+    MISSING,
+    StateStore,
+    _check_timeout,
+    _follow_batches,
+    open_store,
+)
+from .transactions import DeleteOp, SetOp
+from .values import NormalizedValue
 from .watch import Watcher
 
-#: ``watch_iter`` waits in slices this long, so a cancelled task frees its thread soon.
+#: The longest single wait of a watch thread: a cancelled task frees its thread this soon.
 _WATCH_SLICE: Final = 1.0
 
-__all__ = ["AsyncStateStore", "open_async_store"]
+__all__ = ["AsyncStateStore", "AsyncStoreOpener", "open_async_store"]
 
 
 class AsyncStateStore:
-    """``await store.get(...)`` — the same operations as :class:`StateStore`."""
+    """``await store.get(...)`` — the same operations as :class:`StateStore`.
+
+    ``keyspace``, ``normalize`` and ``with_context`` do no I/O and stay plain methods;
+    every other operation is a coroutine (``watch_iter`` an async generator).
+    """
 
     def __init__(self, sync: StateStore) -> None:
         self.sync = sync
@@ -44,76 +65,16 @@ class AsyncStateStore:
     def context(self) -> RunContext:
         return self.sync.context
 
+    # -- lifecycle and helpers (no I/O) --------------------------------------------------
+
     def with_context(self, context: RunContext) -> AsyncStateStore:
         return AsyncStateStore(self.sync.with_context(context))
 
-    async def get(self, key: str, **options: Any) -> GetResult:
-        return await asyncio.to_thread(self.sync.get, key, **options)
+    def keyspace(self, scope: str | Scope | None = None, namespace: str | None = None) -> Keyspace:
+        return self.sync.keyspace(scope, namespace)
 
-    async def set(self, key: str, value: Any, **options: Any) -> SetResult:
-        return await asyncio.to_thread(self.sync.set, key, value, **options)
-
-    async def diff(self, key: str, value: Any, **options: Any) -> DiffResult:
-        return await asyncio.to_thread(self.sync.diff, key, value, **options)
-
-    async def delete(self, key: str, **options: Any) -> DeleteResult:
-        return await asyncio.to_thread(self.sync.delete, key, **options)
-
-    async def list(self, prefix: str | None = None, **options: Any) -> ListResult:
-        return await asyncio.to_thread(self.sync.list, prefix, **options)
-
-    async def history(self, key: str, **options: Any) -> HistoryResult:
-        return await asyncio.to_thread(self.sync.history, key, **options)
-
-    # -- SPEC §5 ------------------------------------------------------------------------
-
-    async def update(self, key: str, **options: Any) -> SetResult:
-        return await asyncio.to_thread(self.sync.update, key, **options)
-
-    async def rollback(self, key: str, to_version: int, **options: Any) -> SetResult:
-        return await asyncio.to_thread(self.sync.rollback, key, to_version, **options)
-
-    async def transaction(self, operations: Any, **options: Any) -> TransactionResult:
-        return await asyncio.to_thread(self.sync.transaction, list(operations), **options)
-
-    async def acquire_lease(self, name: str, ttl: float, **options: Any) -> LeaseResult:
-        return await asyncio.to_thread(self.sync.acquire_lease, name, ttl, **options)
-
-    async def renew_lease(
-        self, lease: LeaseResult | str, ttl: float | None = None, **options: Any
-    ) -> LeaseResult:
-        return await asyncio.to_thread(self.sync.renew_lease, lease, ttl, **options)
-
-    async def release_lease(self, lease: LeaseResult | str, **options: Any) -> LeaseResult:
-        return await asyncio.to_thread(self.sync.release_lease, lease, **options)
-
-    async def get_lease(self, name: str) -> LeaseResult | None:
-        return await asyncio.to_thread(self.sync.get_lease, name)
-
-    async def watcher(self, key: str | None = None, **options: Any) -> Watcher:
-        """The sync :class:`~statebox.watch.Watcher` (its baseline taken now); poll it with
-        ``await asyncio.to_thread(watcher.poll, timeout)``, or use :meth:`watch_iter`."""
-        return await asyncio.to_thread(self.sync.watcher, key, **options)
-
-    async def watch(self, key: str | None = None, **options: Any) -> WatchResult:
-        return await asyncio.to_thread(self.sync.watch, key, **options)
-
-    async def watch_iter(
-        self, key: str | None = None, *, timeout: float | None = None, **options: Any
-    ) -> AsyncIterator[WatchEvent]:
-        """Every change until ``timeout`` seconds pass (None: forever); an async generator."""
-        watcher = await self.watcher(key, **options)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            remaining = _WATCH_SLICE if deadline is None else deadline - loop.time()
-            if remaining <= 0:
-                return
-            for event in await asyncio.to_thread(watcher.poll, min(remaining, _WATCH_SLICE)):
-                yield event
-
-    async def purge_expired(self, limit: int = 1000) -> int:
-        return await asyncio.to_thread(self.sync.purge_expired, limit)
+    def normalize(self, value: Any) -> NormalizedValue:
+        return self.sync.normalize(value)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)
@@ -124,8 +85,370 @@ class AsyncStateStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # -- the five operations -------------------------------------------------------------
 
-async def open_async_store(
+    async def get(
+        self,
+        key: str,
+        *,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+        default: Any = MISSING,
+        required: bool = False,
+        version: int | None = None,
+    ) -> GetResult:
+        return await asyncio.to_thread(
+            self.sync.get,
+            key,
+            scope=scope,
+            namespace=namespace,
+            default=default,
+            required=required,
+            version=version,
+        )
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+        expected_version: int | None = None,
+        create_only: bool = False,
+        ttl: float | None = None,
+        fencing: Fencing | None = None,
+    ) -> SetResult:
+        return await asyncio.to_thread(
+            self.sync.set,
+            key,
+            value,
+            scope=scope,
+            namespace=namespace,
+            expected_version=expected_version,
+            create_only=create_only,
+            ttl=ttl,
+            fencing=fencing,
+        )
+
+    async def diff(
+        self,
+        key: str,
+        value: Any,
+        *,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+        update: bool = True,
+        expected_version: int | None = None,
+    ) -> DiffResult:
+        return await asyncio.to_thread(
+            self.sync.diff,
+            key,
+            value,
+            scope=scope,
+            namespace=namespace,
+            update=update,
+            expected_version=expected_version,
+        )
+
+    async def delete(
+        self,
+        key: str,
+        *,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+    ) -> DeleteResult:
+        return await asyncio.to_thread(
+            self.sync.delete,
+            key,
+            scope=scope,
+            namespace=namespace,
+            expected_version=expected_version,
+            fencing=fencing,
+        )
+
+    async def list(
+        self,
+        prefix: str | None = None,
+        *,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+        limit: int = 0,
+        include_values: bool = False,
+        after: str | None = None,
+    ) -> ListResult:
+        return await asyncio.to_thread(
+            self.sync.list,
+            prefix,
+            scope=scope,
+            namespace=namespace,
+            limit=limit,
+            include_values=include_values,
+            after=after,
+        )
+
+    # -- SPEC §5 -------------------------------------------------------------------------
+
+    async def history(
+        self,
+        key: str,
+        *,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+        limit: int = 0,
+        include_values: bool = False,
+    ) -> HistoryResult:
+        return await asyncio.to_thread(
+            self.sync.history,
+            key,
+            scope=scope,
+            namespace=namespace,
+            limit=limit,
+            include_values=include_values,
+        )
+
+    async def update(
+        self,
+        key: str,
+        *,
+        jq: str | None = None,
+        merge: Any = MISSING,
+        patch: Any = MISSING,
+        default: Any = MISSING,
+        ttl: float | None = None,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> SetResult:
+        return await asyncio.to_thread(
+            self.sync.update,
+            key,
+            jq=jq,
+            merge=merge,
+            patch=patch,
+            default=default,
+            ttl=ttl,
+            expected_version=expected_version,
+            fencing=fencing,
+            scope=scope,
+            namespace=namespace,
+        )
+
+    async def rollback(
+        self,
+        key: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> SetResult:
+        return await asyncio.to_thread(
+            self.sync.rollback,
+            key,
+            to_version,
+            expected_version=expected_version,
+            fencing=fencing,
+            scope=scope,
+            namespace=namespace,
+        )
+
+    async def transaction(
+        self,
+        operations: Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+        *,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> TransactionResult:
+        # Read a caller's iterator here, on the loop, not in the worker thread.
+        return await asyncio.to_thread(
+            self.sync.transaction,
+            [*operations],
+            fencing=fencing,
+            scope=scope,
+            namespace=namespace,
+        )
+
+    async def acquire_lease(
+        self, name: str, ttl: float, *, holder: str | None = None
+    ) -> LeaseResult:
+        return await asyncio.to_thread(self.sync.acquire_lease, name, ttl, holder=holder)
+
+    async def renew_lease(
+        self,
+        lease: LeaseResult | str,
+        ttl: float | None = None,
+        *,
+        token: int | None = None,
+        holder: str | None = None,
+    ) -> LeaseResult:
+        return await asyncio.to_thread(
+            self.sync.renew_lease, lease, ttl, token=token, holder=holder
+        )
+
+    async def release_lease(
+        self, lease: LeaseResult | str, *, token: int | None = None, holder: str | None = None
+    ) -> LeaseResult:
+        return await asyncio.to_thread(self.sync.release_lease, lease, token=token, holder=holder)
+
+    async def get_lease(self, name: str) -> LeaseResult | None:
+        return await asyncio.to_thread(self.sync.get_lease, name)
+
+    async def watcher(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> Watcher:
+        """The sync :class:`~statebox.watch.Watcher` (its baseline taken now); poll it with
+        ``await asyncio.to_thread(watcher.poll, timeout)``, or use :meth:`watch_iter`."""
+        return await asyncio.to_thread(
+            self.sync.watcher,
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+
+    async def watch(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        timeout: float | None = 30.0,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> WatchResult:
+        """As :meth:`StateStore.watch`; cancelling the task frees its thread."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        watcher = await self.watcher(
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+        following = _Following(watcher, timeout)
+        try:
+            events = await following.next_batch() or []
+        finally:
+            following.stop()
+        return WatchResult(watcher.keyspace, watcher.key, watcher.prefix, events)
+
+    async def watch_iter(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        timeout: float | None = None,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """As :meth:`StateStore.watch_iter`, an async generator. Its baseline is taken at
+        the first step (an async generator runs nothing when called)."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        watcher = await self.watcher(
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+        following = _Following(watcher, timeout)
+        try:
+            while (batch := await following.next_batch()) is not None:
+                for event in batch:
+                    yield event
+        finally:
+            following.stop()
+
+    async def purge_expired(self, limit: int = 1000) -> int:
+        return await asyncio.to_thread(self.sync.purge_expired, limit)
+
+
+class _WatchStopped(Exception):
+    """Ends the sync watch loop in its thread once the async side has gone."""
+
+
+class _SlicedWaits:
+    """The watcher as the sync watch loop sees it, each wait cut to one slice: between
+    slices the thread sees whether the async side still wants events."""
+
+    def __init__(self, watcher: Watcher, stop: threading.Event) -> None:
+        self._watcher = watcher
+        self._stop = stop
+
+    def poll(self, timeout: float) -> list[WatchEvent]:
+        if self._stop.is_set():
+            raise _WatchStopped
+        # Cutting a wait short changes nothing: the loop polls again until its deadline.
+        return self._watcher.poll(min(timeout, _WATCH_SLICE))
+
+
+class _Following:
+    """The sync watch loop (``store._follow_batches``), stepped from the event loop."""
+
+    def __init__(self, watcher: Watcher, timeout: float | None) -> None:
+        self._stop = threading.Event()
+        # The loop only calls ``poll``, which _SlicedWaits provides.
+        waits = cast(Watcher, _SlicedWaits(watcher, self._stop))
+        self._batches = _follow_batches(waits, timeout)
+
+    async def next_batch(self) -> list[WatchEvent] | None:
+        """The next non-empty batch, or None when the timeout has passed."""
+        return await asyncio.to_thread(next, self._batches, None)
+
+    def stop(self) -> None:
+        """Let a thread still waiting in the loop end at its next slice."""
+        self._stop.set()
+
+
+class AsyncStoreOpener:
+    """What :func:`open_async_store` returns: ``await`` it for the store (close it
+    yourself), or ``async with`` it to have the store closed at the end."""
+
+    def __init__(self, open_sync: Callable[[], StateStore]) -> None:
+        self._open_sync = open_sync
+        self._entered: AsyncStateStore | None = None
+
+    async def _open(self) -> AsyncStateStore:
+        return AsyncStateStore(await asyncio.to_thread(self._open_sync))
+
+    def __await__(self) -> Generator[Any, None, AsyncStateStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncStateStore:
+        if self._entered is not None:
+            raise RuntimeError("this open_async_store() is already entered")
+        self._entered = await self._open()
+        return self._entered
+
+    async def __aexit__(self, *exc: object) -> None:
+        store, self._entered = self._entered, None
+        if store is not None:
+            await store.close()
+
+
+def open_async_store(
     url: str | None = None,
     *,
     context: RunContext | None = None,
@@ -133,15 +456,22 @@ async def open_async_store(
     history_limit: int = DEFAULT_HISTORY_LIMIT,
     environ: Mapping[str, str] | None = None,
     **options: Any,
-) -> AsyncStateStore:
-    """Open a store for async use (same resolution as :func:`statebox.open_store`)."""
-    sync = await asyncio.to_thread(
-        open_store,
-        url,
-        context=context,
-        clock=clock,
-        history_limit=history_limit,
-        environ=environ,
-        **options,
+) -> AsyncStoreOpener:
+    """Open a store for async use (same resolution as :func:`statebox.open_store`)::
+
+        async with statebox.open_async_store(url) as store: ...
+        store = await statebox.open_async_store(url)  # then await store.close()
+
+    The store opens (in a worker thread) when awaited or entered, not at this call.
+    """
+    return AsyncStoreOpener(
+        functools.partial(
+            open_store,
+            url,
+            context=context,
+            clock=clock,
+            history_limit=history_limit,
+            environ=environ,
+            **options,
+        )
     )
-    return AsyncStateStore(sync)

@@ -12,7 +12,7 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     ├── InvalidRequestError            exit 2  HTTP 400   a malformed request (HTTP body, query)
     │   ├── UnsupportedMediaTypeError  exit 2  HTTP 415   a body whose Content-Type is refused
     │   ├── HeadersTooLargeError       exit 2  HTTP 431   a request head over the server's limit
-    │   └── RequestTimeoutError        exit 2  HTTP 408   a request head not sent in time
+    │   └── RequestTimeoutError        exit 2  HTTP 408   a request head or body not sent in time
     ├── NotFoundError                  exit 3  HTTP 404
     ├── ConflictError                  exit 4  HTTP 409   expected_version / create_only
     │   └── FencingError               exit 4  HTTP 409   a newer lease holder exists
@@ -27,6 +27,8 @@ translated into one of these with ``raise ... from exc``.
 """
 
 from __future__ import annotations
+
+import json
 
 __all__ = [
     "BackendUnavailableError",
@@ -48,7 +50,20 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "ValueTooLargeError",
     "error_class",
+    "quoted",
 ]
+
+
+def quoted(value: object) -> str:
+    """``value`` as it is shown in a message: JSON (``"a b"``, with control characters
+    escaped), the same in every face, never a Python repr (``'a b'``). Text that is not
+    valid Unicode (a lone surrogate) is shown escaped, as JSON can."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, default=repr)
+    return text
 
 
 class StateboxError(Exception):
@@ -127,7 +142,8 @@ class HeadersTooLargeError(InvalidRequestError):
 
 
 class RequestTimeoutError(InvalidRequestError):
-    """A request line and headers not received within the server's ``--header-timeout``."""
+    """A request line and headers not received within the server's ``--header-timeout``,
+    or a body not within its ``--body-timeout``."""
 
     http_status = 408
     kind = "request_timeout"

@@ -15,7 +15,7 @@ from typing import Any
 
 from .backends.base import Fence, Lease
 from .clock import NS_PER_SECOND
-from .errors import InvalidValueError
+from .errors import InvalidValueError, quoted
 from .model import RunContext
 from .results import LeaseResult
 
@@ -53,9 +53,11 @@ def validate_lease_holder(holder: Any) -> str:
     try:
         holder.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidValueError(f"invalid lease holder {holder!r}: must be valid Unicode") from None
+        raise InvalidValueError(
+            f"invalid lease holder {quoted(holder)}: must be valid Unicode"
+        ) from None
     if "\x00" in holder:
-        raise InvalidValueError(f"invalid lease holder {holder!r}: must not contain NUL")
+        raise InvalidValueError(f"invalid lease holder {quoted(holder)}: must not contain NUL")
     return holder
 
 

@@ -167,11 +167,13 @@ class _Budget:
 class JqTransform(NamedTuple):
     expr: str
     timeout: float = DEFAULT_JQ_TIMEOUT
+    #: The value size limit: a larger result is refused by the jq worker, never sent.
+    limit: int = DEFAULT_JSON_LIMIT
 
     def apply(self, text: str) -> str:
         from ._jq import run_jq
 
-        output = run_jq(self.expr, text, self.timeout)
+        output = run_jq(self.expr, text, self.timeout, self.limit)
         try:
             value = _decode(output)
         except InvalidValueError as exc:  # NaN and friends jq prints as bare words
@@ -371,7 +373,7 @@ def make_transform(
             f"update needs exactly one transform (jq=, merge= or patch=); got {what}"
         )
     if jq is not None:
-        return JqTransform(jq, jq_timeout)
+        return JqTransform(jq, jq_timeout, limit)
     if merge_text is not None:
         return MergePatch.from_text(merge_text, timeout=jq_timeout)
     assert patch_text is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
 from collections.abc import Callable
 
 from ..errors import ConfigurationError
@@ -57,7 +57,7 @@ def open_backend(url: str) -> Backend:
         )
     module_name, class_name, extra = _REGISTRY[scheme]
     try:
-        module = importlib.import_module(module_name)
+        __import__(module_name)  # importlib.import_module, without importing importlib
     except ImportError as exc:
         if extra is None:
             raise
@@ -65,5 +65,5 @@ def open_backend(url: str) -> Backend:
             f"the {scheme}:// store needs an optional driver ({exc.name} is missing): "
             f'run: pip install "statebox[{extra}]"'
         ) from exc
-    factory: Callable[[str], Backend] = getattr(module, class_name)
+    factory: Callable[[str], Backend] = getattr(sys.modules[module_name], class_name)
     return factory(url)

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, quoted
 from ..redaction import redact_url
 
 __all__ = ["PgOptions", "parse_pg_url"]
@@ -149,7 +149,8 @@ def _seconds_option(url: str, options: dict[str, str], name: str, default: str) 
         value = -1.0
     if not 0 <= value < 1e9:  # also refuses nan and inf
         raise ConfigurationError(
-            f"invalid {name}={text!r} in {url!r}: must be a number of seconds (0 for no limit)"
+            f"invalid {name}={quoted(text)} in {quoted(url)}: must be a number of seconds "
+            "(0 for no limit)"
         )
     return value
 

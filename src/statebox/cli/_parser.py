@@ -57,7 +57,51 @@ and GitHub Actions' variables).
 
 # argparse only takes "-5" and "-.5" for negative numbers; a JSON VALUE may be any
 # JSON number literal ("-1.5e3", "-0"), and none of our options looks like one.
-_JSON_NEGATIVE_NUMBER = re.compile(r"^-(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+_JSON_NEGATIVE_NUMBER = r"^-(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+
+
+class _NegativeNumberMatcher:
+    """``_JSON_NEGATIVE_NUMBER``, compiled only when an argument could match it.
+
+    argparse tries the matcher on every option string it is given (``--store``, ...);
+    none starts with ``-`` and a digit, so a start-up that sees no negative number never
+    compiles the pattern (a quarter of a millisecond).
+    """
+
+    def match(self, text: str) -> re.Match[str] | None:
+        if len(text) < 2 or not text[1].isdigit():
+            return None  # the pattern needs "-" then a digit
+        return re.match(_JSON_NEGATIVE_NUMBER, text)
+
+
+_NEGATIVE_NUMBER_MATCHER = _NegativeNumberMatcher()
+
+
+def _as_written(message: str) -> str:
+    return message
+
+
+_ARGPARSE = vars(argparse)
+_TRANSLATE = _ARGPARSE["_"]  # gettext.gettext
+
+
+class _Untranslated:
+    """argparse's own strings as written, while a parser is built.
+
+    ``ArgumentParser()`` and ``add_subparsers()`` pass their built-in help strings
+    ("options", "positional arguments", "show this help message and exit") through
+    gettext, whose first look-up imports ``locale`` (over a millisecond of every
+    start-up) to find a catalog that is not there. The rest of statebox's help is
+    English, so these stay English too; messages argparse formats later (usage, errors)
+    still go through gettext as before. Leaving always restores the function argparse
+    was imported with, so threads building parsers at once cannot leave it swapped.
+    """
+
+    def __enter__(self) -> None:
+        _ARGPARSE["_"] = _as_written
+
+    def __exit__(self, *exc_info: object) -> None:
+        _ARGPARSE["_"] = _TRANSLATE
 
 
 @functools.cache
@@ -94,8 +138,9 @@ class _Parser(argparse.ArgumentParser):
         # Scripts depend on exact option names: no silent prefix matching.
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(**kwargs)
-        self._negative_number_matcher = _JSON_NEGATIVE_NUMBER
+        with _Untranslated():
+            super().__init__(**kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER_MATCHER  # type: ignore[assignment]
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
@@ -168,9 +213,10 @@ def new_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
         epilog=_TOP_EPILOG,
     )
     _add_common(parser, after_command=False)
-    subparsers = parser.add_subparsers(
-        title="commands", dest="command", metavar="COMMAND", required=True
-    )
+    with _Untranslated():
+        subparsers = parser.add_subparsers(
+            title="commands", dest="command", metavar="COMMAND", required=True
+        )
     return parser, subparsers
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._input import JsonArgs
 from ._parser import add_command
 
 if TYPE_CHECKING:
@@ -54,7 +53,13 @@ def register(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace, store: StateStore) -> GetResult:
     from ..store import MISSING  # already loaded with the store
 
-    default = MISSING if args.default is None else JsonArgs().read(args.default, "--default")
+    default: object
+    if args.default is None:
+        default = MISSING
+    else:
+        from ._input import JsonArgs  # most reads give no --default: not loaded for them
+
+        default = JsonArgs().read(args.default, "--default")
     return store.get(
         args.key,
         scope=args.scope,

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -55,6 +55,10 @@ def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> A
             return state.error_response(exc)
         except OverflowError:  # a number too large for the storage's 64-bit integers
             problem = InvalidRequestError("a number in the request is out of range")
+            return state.error_response(problem)
+        except ClientDisconnect:  # gone mid-body (or cut off by --body-timeout): no fault
+            # of the server's, and nobody to answer (the response is dropped)
+            problem = InvalidRequestError("the client went away before its body arrived")
             return state.error_response(problem)
         except Exception:
             request_id = new_request_id()  # the client gets it, the log line has it

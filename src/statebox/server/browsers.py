@@ -32,6 +32,7 @@ from ..errors import (
     PermissionDeniedError,
     StateboxError,
     UnsupportedMediaTypeError,
+    quoted,
 )
 
 __all__ = ["CORS_HEADERS", "CORS_METHODS", "BrowserGuard"]
@@ -93,13 +94,13 @@ class BrowserGuard:
                 has_body = True
         if host is not None and not self._host_verdict(host):
             return MisdirectedRequestError(
-                f"this server does not answer to the name in the Host header ({host!r}): "
+                f"this server does not answer to the name in the Host header ({quoted(host)}): "
                 "use localhost or an IP address, or have the server started with "
                 "--allow-host NAME"
             )
         if origin is not None and not self.origin_allowed(origin, host):
             return PermissionDeniedError(
-                f"requests from the web origin {origin!r} (the Origin header) are refused: "
+                f"requests from the web origin {quoted(origin)} (the Origin header) are refused: "
                 "a page may call this server only from an origin the server was started "
                 "with (--allow-origin ORIGIN)"
             )
@@ -158,13 +159,15 @@ def _content_type_problem(method: str, content_type: str | None) -> StateboxErro
             else ""
         )
         return UnsupportedMediaTypeError(
-            f"Content-Type {content_type!r} is refused on a {method} body: it is what any "
+            f"Content-Type {quoted(content_type)} is refused on a {method} body: it is what any "
             f"web page may send unasked; send {what}"
         )
     if method == "POST" and not _is_json_type(essence):
-        shown = "no Content-Type" if content_type is None else f"Content-Type {content_type!r}"
+        shown = (
+            "no Content-Type" if content_type is None else f"Content-Type {quoted(content_type)}"
+        )
         return UnsupportedMediaTypeError(
-            f"a POST body must be JSON, sent with 'Content-Type: application/json' "
+            'a POST body must be JSON, sent with "Content-Type: application/json" '
             f"(this one had {shown})"
         )
     return None

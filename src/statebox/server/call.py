@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final
 
 import anyio.to_thread
@@ -16,7 +17,13 @@ from ..store import StateStore
 from ..values import check_depth
 from .auth import Access, Principal
 from .state import NO_CONTEXT, FixedClock, ServerState
-from .wire import NOW_HEADER, loads_batch, loads_exact, updated_by_from_headers
+from .wire import (
+    NOW_HEADER,
+    check_op_count,
+    loads_batch,
+    loads_exact,
+    updated_by_from_headers,
+)
 from .writer import BIG_BATCH_BYTES, is_big_batch
 
 __all__ = [
@@ -138,7 +145,8 @@ class Call:
         """The request body: one JSON object (numbers kept exactly as written). A
         ``batch`` (a transaction) keeps its operations' values as text: see loads_batch."""
         raw = await self.request.body()
-        parse = loads_batch if batch else loads_exact
+        limit = self.state.config.max_txn_ops
+        parse = partial(loads_batch, max_ops=limit) if batch else loads_exact
         self.body_size = len(raw)
         check_depth(raw, "request body", envelope=BODY_ENVELOPE)
         try:
@@ -156,12 +164,7 @@ class Call:
     def batch(self, ops: list[Any]) -> bool:
         """Check a transaction's size against ``max_txn_ops``; whether it is big enough
         to be committed off the event loop, on the writer thread."""
-        limit = self.state.config.max_txn_ops
-        if len(ops) > limit:
-            raise InvalidRequestError(
-                f"too many operations in one transaction: {len(ops)} exceeds max_txn_ops "
-                f"{limit} (the server's --max-txn-ops)"
-            )
+        check_op_count(len(ops), self.state.config.max_txn_ops)
         return is_big_batch(len(ops), self.body_size)
 
     def q_str(self, name: str) -> str | None:

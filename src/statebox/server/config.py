@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..values import DEFAULT_BINARY_LIMIT, DEFAULT_HISTORY_LIMIT, DEFAULT_JSON_LIMIT
 from .options import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
@@ -47,6 +48,7 @@ class ServerConfig:
     max_watches_per_token: int = DEFAULT_MAX_WATCHES_PER_TOKEN
     #: Connection limits, applied by the HTTP server (``serve``), not by the app.
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS

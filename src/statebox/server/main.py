@@ -23,6 +23,7 @@ from ..redaction import redact_url as _redact_url
 from .auth import load_tokens
 from .config import ServerConfig
 from .options import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
@@ -98,6 +99,7 @@ def serve(
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -130,6 +132,7 @@ def serve(
         allowed_origins=tuple(allowed_origins),
         max_watches_per_token=max_watches_per_token,
         header_timeout=header_timeout,
+        body_timeout=body_timeout,
         max_header_bytes=max_header_bytes,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
@@ -145,9 +148,10 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            # Header timeout and size, and the connection limit (protocol.py).
+            # Header and body timeouts, header size, connection limit (protocol.py).
             http=limited_protocol(
                 header_timeout=header_timeout,
+                body_timeout=body_timeout,
                 max_header_bytes=max_header_bytes,
                 max_connections=max_connections,
             ),
@@ -188,6 +192,7 @@ def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> No
         allowed_hosts=args.allowed_hosts,
         allowed_origins=args.allowed_origins,
         header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
         max_header_bytes=args.max_header_bytes,
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,

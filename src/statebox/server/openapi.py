@@ -292,6 +292,8 @@ _REASONS: Final = {
     401: "Missing or invalid bearer token",
     403: "The token has no grant for this scope and namespace, or the Origin is not allowed",
     404: "Not found",
+    408: "The request head (--header-timeout) or body (--body-timeout) did not arrive in "
+    "time; the connection is closed",
     409: "Conflict: a version guard or a fence failed; nothing was written",
     412: "Precondition failed: If-Match / If-None-Match did not hold",
     413: "Request body or value too large, or too many operations in one transaction",
@@ -299,9 +301,24 @@ _REASONS: Final = {
     421: "The Host header names a host this server does not answer to",
     422: "Invalid value (also: JSON nested too deep)",
     429: "Too many open watches for this token",
+    431: "The request line and headers are over --max-header-bytes; the connection is closed",
     500: "A stored record is corrupt",
-    503: "The storage backend is unavailable",
+    503: "The storage backend is unavailable, or the server has --max-connections "
+    "connections open (that connection is closed)",
 }
+
+#: What any request may meet before it reaches its operation, from the connection limits
+#: (:mod:`statebox.server.protocol`), which answer and close: merged into every operation.
+_CONNECTION_LEVEL: Final = (408, 431, 503)
+
+
+def _with_connection_level(paths: dict[str, Any]) -> dict[str, Any]:
+    shared = {str(status): _error(status) for status in _CONNECTION_LEVEL}
+    for methods in paths.values():
+        for operation in methods.values():
+            merged = {**shared, **operation["responses"]}  # an operation's own text wins
+            operation["responses"] = dict(sorted(merged.items()))
+    return paths
 
 
 def _op(summary: str, responses: dict[str, Any], *params: dict[str, Any], **extra: Any) -> Any:
@@ -637,7 +654,8 @@ def _meta_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "OK", "content": {JSON: {"schema": _object(["ok"])}}},
                     "503": {
-                        "description": "storage unavailable",
+                        "description": "storage unavailable, or the server has "
+                        "--max-connections connections open",
                         "content": {JSON: {"schema": _ref("Error")}},
                     },
                     **refused,
@@ -692,5 +710,5 @@ def build_schema(version: str) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}, {}],
-        "paths": _paths(),
+        "paths": _with_connection_level(_paths()),
     }

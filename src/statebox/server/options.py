@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import argparse
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
@@ -33,6 +34,9 @@ DEFAULT_MAX_WAIT: Final = 60.0
 DEFAULT_MAX_TXN_OPS: Final = 128
 #: Seconds a client has to send a request's whole head (request line and headers).
 DEFAULT_HEADER_TIMEOUT: Final = 10.0
+#: Seconds a client has to send a request's whole body, from the end of its head. Room
+#: for the largest default body (48 MiB) at about 1 MB/s.
+DEFAULT_BODY_TIMEOUT: Final = 60.0
 #: The largest request head (request line and headers together), in bytes.
 DEFAULT_MAX_HEADER_BYTES: Final = 64 * 1024
 #: Seconds an idle keep-alive connection stays open. Longer than the remote store's own
@@ -100,6 +104,12 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_HEADER_TIMEOUT,
         help=f"seconds to receive a request's headers ({DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        help=f"seconds to receive a request's whole body ({DEFAULT_BODY_TIMEOUT:g})",
     )
     parser.add_argument(
         "--max-header-bytes",

@@ -1,5 +1,5 @@
 """uvicorn's HTTP protocol, with each response sent in one write, and with limits on
-connections and request heads (:class:`LimitedHttpToolsProtocol`).
+connections, request heads and request bodies (:class:`LimitedHttpToolsProtocol`).
 
 uvicorn writes a response's head and its body with two ``transport.write`` calls, and
 uvloop sends each at once: two system calls and two TCP segments for every answer, the
@@ -25,7 +25,12 @@ from ..errors import (
     RequestTimeoutError,
     StateboxError,
 )
-from .options import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES
+from .options import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+)
 from .wire import error_body
 
 __all__ = [
@@ -126,6 +131,11 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
     - ``header_timeout``: a request's line and headers must arrive within this many
       seconds of the connection (or of the request's first byte, on a kept-alive
       connection), else 408 and close — a slowloris client holds nothing for long.
+    - ``body_timeout``: a request's whole body must arrive within this many seconds of
+      the end of its head, else 408 (or, if the response has begun, just the close): a
+      client that trickles its body a byte at a time holds nothing for long either. Time
+      the server itself is not reading (uvicorn pauses reading while the application has
+      not taken what came) does not count against the client.
     - ``max_header_bytes``: a request line and headers over this many bytes are refused
       with 431 and the connection closed, before more of them is buffered.
     - ``max_connections``: a connection over this many open ones is answered 503 and
@@ -136,12 +146,14 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
     """
 
     header_timeout: ClassVar[float] = DEFAULT_HEADER_TIMEOUT
+    body_timeout: ClassVar[float] = DEFAULT_BODY_TIMEOUT
     max_header_bytes: ClassVar[int] = DEFAULT_MAX_HEADER_BYTES
     max_connections: ClassVar[int] = DEFAULT_MAX_CONNECTIONS
     refusals: ClassVar[_RefusalLog]
 
     _refused = False
     _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
     # Bytes of the request head received so far; None while no head is being read
     # (its headers are complete, and the next request has not begun).
     _head_bytes: int | None = None
@@ -167,6 +179,7 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         if self._refused:
             return  # never counted, nothing started
         self._stop_header_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -199,6 +212,7 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             self._start_header_timer()
 
     def on_message_complete(self) -> None:
+        self._stop_body_timer()
         super().on_message_complete()
         self._head_bytes = 0  # what comes next is the next request's head
 
@@ -207,6 +221,9 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self._heads_done += 1
         self._stop_header_timer()
         super().on_headers_complete()
+        # Started for every request (a request without a body completes at once, in
+        # this same parse, and stops it): cheaper than reading the framing headers.
+        self._body_timer = self.loop.call_later(self.body_timeout, self._body_too_slow)
 
     # -- the head's timer --------------------------------------------------------------
 
@@ -234,6 +251,37 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             )
         )
 
+    # -- the body's timer --------------------------------------------------------------
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:  # the server is not reading: the client is not late
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_too_slow)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            _answer_and_close(
+                self.transport,
+                RequestTimeoutError(
+                    "request body not received in time: the server waits "
+                    f"{self.body_timeout:g} s for a whole body (its --body-timeout)"
+                ),
+            )
+        else:
+            self.transport.close()  # a response is under way: no second one in its bytes
+        if cycle is not None and not cycle.response_complete:
+            # The application's next receive() says the client is gone, and what it
+            # sends is dropped, as if the client had hung up.
+            cycle.disconnected = True
+            cycle.message_event.set()
+
     def _refuse_head(self, exc: StateboxError) -> None:
         self._stop_header_timer()
         self._head_bytes = None
@@ -246,6 +294,7 @@ class LimitedHttpToolsProtocol(CoalescingHttpToolsProtocol):
 def limited_protocol(
     *,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> type[LimitedHttpToolsProtocol]:
@@ -255,6 +304,7 @@ def limited_protocol(
         (LimitedHttpToolsProtocol,),
         {
             "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
             "max_header_bytes": max_header_bytes,
             "max_connections": max_connections,
             "refusals": _RefusalLog(),

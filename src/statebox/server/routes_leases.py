@@ -13,7 +13,7 @@ from functools import partial
 
 from starlette.responses import Response
 
-from ..errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from ..errors import InvalidRequestError, NotFoundError, PermissionDeniedError, quoted
 from ..leases import validate_lease_name
 from ..model import Keyspace
 from ..results import dumps_envelope
@@ -38,8 +38,9 @@ def authorize_fence(call: Call, lease: object) -> None:
     name = validate_lease_name(lease)
     if not call.principal.can(Access.READ, Keyspace(LEASE_SCOPE, name)):
         raise PermissionDeniedError(
-            f"token {call.principal.name!r} may not fence a write with lease {name!r}: "
-            f"that needs a read grant on scope {LEASE_SCOPE!r}, namespace {name!r}"
+            f"token {quoted(call.principal.name)} may not fence a write with lease "
+            f"{quoted(name)}: that needs a read grant on scope {quoted(LEASE_SCOPE)}, "
+            f"namespace {quoted(name)}"
         )
 
 

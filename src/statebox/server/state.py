@@ -26,6 +26,7 @@ from ..errors import (
     PermissionDeniedError,
     StateboxError,
     TooManyRequestsError,
+    quoted,
 )
 from ..model import Keyspace, RunContext, resolve_keyspace
 from ..store import StateStore
@@ -188,7 +189,7 @@ class ServerState:
         limit = self.config.max_watches_per_token
         held = self._watches.get(principal.name, 0)
         if held >= limit:
-            who = f"token {principal.name!r}" if principal.name else "this server"
+            who = f"token {quoted(principal.name)}" if principal.name else "this server"
             raise TooManyRequestsError(
                 f"too many open watches for {who}: at most {limit} at once (the server's "
                 "--max-watches-per-token); close one, or wait for one to end"

@@ -50,6 +50,7 @@ __all__ = [
     "error_from_body",
     "float_seconds",
     "format_seconds",
+    "check_op_count",
     "loads_batch",
     "loads_exact",
     "parse_seconds",
@@ -126,19 +127,30 @@ def loads_exact(data: bytes | str) -> Any:
     return _EXACT.decode(text)
 
 
-def loads_batch(data: bytes) -> Any:
+def check_op_count(count: int, limit: int) -> None:
+    """Refuse a transaction of more than ``limit`` operations (``--max-txn-ops``)."""
+    if count > limit:
+        raise InvalidRequestError(
+            f"too many operations in one transaction: {count} exceeds max_txn_ops "
+            f"{limit} (the server's --max-txn-ops)"
+        )
+
+
+def loads_batch(data: bytes, max_ops: int | None = None) -> Any:
     """A transaction body (``{"ops": [...], ...}``) like :func:`loads_exact`, except that
     each operation's JSON ``value`` stays text (:class:`RawJSON`), normalized later one
     at a time: 128 values of 1 MiB never become millions of Python objects at once
     (gigabytes, and seconds of garbage collection holding the interpreter's lock).
-    Raises ``ValueError`` as :func:`loads_exact` does.
+    Raises ``ValueError`` as :func:`loads_exact` does. The caller has checked the
+    body's nesting depth (``check_depth``); ``max_ops`` refuses a batch of more
+    operations (:func:`check_op_count`) as soon as they are counted, before any of them
+    is decoded: 100,000 tiny operations cost milliseconds to refuse, not seconds.
 
     ``msgspec`` finds the values' spans without building them; it comes with the
     server (the remote store, which never reads a request body, does without it).
     """
     import msgspec
 
-    check_depth(data, "JSON document", envelope=ENVELOPE)
     try:
         top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError:  # valid JSON, not an object: the caller says so
@@ -150,6 +162,8 @@ def loads_batch(data: bytes) -> Any:
         except msgspec.ValidationError:
             body["ops"] = loads_exact(bytes(top["ops"]))
         else:
+            if max_ops is not None:
+                check_op_count(len(items), max_ops)
             body["ops"] = [_batch_operation(item) for item in items]
     return body
 

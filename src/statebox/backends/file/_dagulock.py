@@ -1,15 +1,24 @@
-"""Dagu's own per-record lock, taken inside statebox's ``flock`` so the two never interleave.
+"""Dagu's own record locks, taken inside statebox's ``flock`` so the two never interleave.
 
-Dagu (v2.14 and later) guards every write of record ``R`` (``v1/<scope>/<hex ns>/<hex
-key>``) with a directory lock: it creates
-``<dir>/.dagu_record_locks/<first byte of sha256(R), %02x>/.dagu_lock`` with ``mkdir``
-(which fails while another holder has it), writes a random ``owner`` token file into it,
-and releases it by renaming it to ``.dagu_lock.releasing.<pid>.<hex>`` and removing that.
-A lock whose directory is more than 30 seconds old (its mtime) is stale and may be broken
-the same way; waiters retry (Dagu every 50 ms). Dagu's write is an unlocked read, then a
-compare-and-swap of the file's bytes under this lock, so holding it across statebox's
-read-check-write makes the two exclude each other. statebox holds several in ascending
-bucket order, after its own ``flock`` buckets, so no two holders ever deadlock.
+Dagu guards every write of record ``R`` (``v1/<scope>/<hex ns>/<hex key>``) with a
+directory lock ``.../.dagu_lock``: it creates it with ``mkdir`` (which fails while another
+holder has it), writes a random ``owner`` token file into it, and releases it by renaming
+it to ``.dagu_lock.releasing.<pid>.<hex>`` and removing that. A lock whose directory is
+more than 30 seconds old (its mtime) is stale and may be broken the same way; waiters
+retry (Dagu every 50 ms). Two forms exist, and statebox takes both:
+
+* the bucket form (Dagu v2.14 and later):
+  ``<dir>/.dagu_record_locks/<first byte of sha256(R), %02x>/.dagu_lock``;
+* the per-key form (Dagu v2.7.5 to v2.13): ``<dir>/R/.dagu_lock``, in a directory named
+  like the record without ``.json``, which stays behind, empty, beside the record.
+
+Holding them across statebox's read-check-write makes each Dagu version and statebox
+exclude each other. The order is fixed: statebox's own ``flock`` buckets, then Dagu's
+bucket locks by ascending bucket, then the per-key locks by ascending record id; they are
+released in reverse. (Each Dagu version takes only one of them, so no order of Dagu's can
+deadlock with it.) After a per-key lock is released, its ``<hex key>/`` directory is
+removed if the record is gone (a delete, a purge, a failed first write), with the
+namespace, scope and ``v1`` directories that leaves empty, as Dagu removes them.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import re
 import secrets
 import socket
 import time
@@ -27,13 +37,25 @@ from contextlib import contextmanager
 from typing import Final
 
 from ...errors import BackendUnavailableError
-from ._dirs import opened_dir
+from ._dirs import opened_dir, prune_empty_dirs
 
-__all__ = ["LOCKS_DIR", "LOCK_NAME", "STALE_AFTER", "DaguLocks", "dagu_bucket"]
+__all__ = [
+    "LEFTOVER_LOCK",
+    "LOCKS_DIR",
+    "LOCK_NAME",
+    "STALE_AFTER",
+    "DaguLocks",
+    "dagu_bucket",
+    "remove_lock_dir",
+]
 
 LOCKS_DIR: Final = ".dagu_record_locks"
 LOCK_NAME: Final = ".dagu_lock"
 OWNER: Final = "owner"
+RECORD_SUFFIX: Final = ".json"
+#: Lock directories a killed process may leave: one renamed away to be removed (Dagu's
+#: and ours), and one statebox prepared to rename into place.
+LEFTOVER_LOCK: Final = re.compile(r"\.dagu_lock\.(releasing\.|statebox-)")
 #: Seconds after which Dagu treats a lock directory as abandoned.
 STALE_AFTER: Final = 30.0
 _FIRST_SLEEP: Final = 0.001
@@ -59,7 +81,7 @@ def _discard(dir_fd: int) -> None:
     except FileNotFoundError:
         return  # broken or released by someone else meanwhile
     with contextlib.suppress(OSError):  # leftovers are harmless: every reader skips them
-        _remove_lock_dir(released, dir_fd)
+        remove_lock_dir(released, dir_fd)
 
 
 def _write_owner(dir_fd: int, lock_name: str, token: str) -> None:
@@ -75,7 +97,7 @@ def _write_owner(dir_fd: int, lock_name: str, token: str) -> None:
         os.close(lock_fd)
 
 
-def _remove_lock_dir(name: str, dir_fd: int) -> None:
+def remove_lock_dir(name: str, dir_fd: int) -> None:
     lock_fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     try:
         for entry in os.listdir(lock_fd):
@@ -118,34 +140,50 @@ def _rename_noreplace(source: str, target: str, dir_fd: int) -> bool:
 
 
 class DaguLocks:
-    """Dagu's record locks under one state directory."""
+    """Dagu's record locks (both forms) under one state directory."""
 
-    def __init__(self, root: str, timeout: float) -> None:
+    def __init__(self, root: str, timeout: float, durable: bool) -> None:
+        self._root = root
         self._dir = os.path.join(root, LOCKS_DIR)
         self.timeout = timeout
+        self._durable = durable
         self._host = socket.gethostname() or "unknown-host"
-
-    def lock_path(self, bucket: str) -> str:
-        return os.path.join(self._dir, bucket, LOCK_NAME)
 
     @contextmanager
     def hold(self, record_ids: Iterable[str], deadline: float) -> Iterator[None]:
-        """Hold Dagu's lock of every record in ``record_ids`` (by ascending bucket)."""
+        """Hold Dagu's locks of every record in ``record_ids``: the bucket form (by
+        ascending bucket), then the per-key form (by ascending record id)."""
+        ids = sorted(set(record_ids))
+        places = [os.path.join(self._dir, b) for b in sorted({dagu_bucket(r) for r in ids})]
+        key_dirs = [os.path.join(self._root, record_id) for record_id in ids]
         held: list[tuple[str, str]] = []
         try:
-            for bucket in sorted({dagu_bucket(record_id) for record_id in record_ids}):
-                held.append((bucket, self._acquire(bucket, deadline)))
+            for place in [*places, *key_dirs]:
+                held.append((place, self._acquire(place, deadline)))
             yield
         finally:
-            for bucket, token in reversed(held):
+            for place, token in reversed(held):
                 # Left behind, it is broken as stale after 30 s: never mask our outcome.
                 with contextlib.suppress(OSError):
-                    self._release(bucket, token)
+                    self._release(place, token)
+            for key_dir in key_dirs:  # also when taking it failed: it may have been made
+                with contextlib.suppress(OSError):
+                    self._prune_key_dir(key_dir)
 
-    def _acquire(self, bucket: str, deadline: float) -> str:
+    def _prune_key_dir(self, key_dir: str) -> None:
+        """Remove the per-key lock's directory when its record is gone, and the
+        directories that leaves empty (namespace, scope, ``v1``). One holding a lock of
+        old Dagu's is not empty, and stays."""
+        # A plain lstat (one call, on every write): it only decides whether to try; the
+        # removal itself walks without following links.
+        if not os.path.lexists(key_dir + RECORD_SUFFIX):
+            prune_empty_dirs(key_dir, 4, self._durable)
+
+    def _acquire(self, place: str, deadline: float) -> str:
+        """Take the lock ``<place>/.dagu_lock`` (making ``place`` if missing)."""
         token = f"{self._host}-{os.getpid()}-{secrets.token_hex(16)}"
         delay = _FIRST_SLEEP
-        with opened_dir(os.path.join(self._dir, bucket), create=True) as dir_fd:
+        with opened_dir(place, create=True) as dir_fd:
             prepared = _prepare(dir_fd, token)
             try:
                 while True:
@@ -155,8 +193,8 @@ class DaguLocks:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise BackendUnavailableError(
-                            f"Dagu's record lock {self.lock_path(bucket)} stayed held for "
-                            f"{self.timeout:g}s (Dagu breaks it after {STALE_AFTER:g}s); "
+                            f"Dagu's record lock {os.path.join(place, LOCK_NAME)} stayed held "
+                            f"for {self.timeout:g}s (Dagu breaks it after {STALE_AFTER:g}s); "
                             "retry, or raise the wait with ?timeout=SECONDS in the store URL"
                         )
                     time.sleep(min(delay, remaining))
@@ -164,7 +202,7 @@ class DaguLocks:
             finally:
                 if prepared is not None:
                     with contextlib.suppress(OSError):
-                        _remove_lock_dir(prepared, dir_fd)
+                        remove_lock_dir(prepared, dir_fd)
 
     def _abandoned(self, dir_fd: int) -> bool:
         """Held by a process of this host that no longer exists (a killed writer): broken
@@ -223,8 +261,8 @@ class DaguLocks:
             raise
         return True
 
-    def _release(self, bucket: str, token: str) -> None:
-        with opened_dir(os.path.join(self._dir, bucket), create=False) as dir_fd:
+    def _release(self, place: str, token: str) -> None:
+        with opened_dir(place, create=False) as dir_fd:
             try:
                 lock_fd = os.open(LOCK_NAME, _DIR_FLAGS, dir_fd=dir_fd)
             except OSError:

@@ -20,7 +20,7 @@ import secrets
 import stat
 
 from ...errors import CorruptEntryError
-from ._dirs import fsync_at, fsync_path, open_dir, opened_dir, refused
+from ._dirs import fsync_at, fsync_path, open_dir, open_no_symlinks, opened_dir, refused
 
 __all__ = [
     "TEMP_PREFIX",
@@ -83,11 +83,13 @@ def make_dirs(path: str, durable: bool) -> None:
 def open_regular(path: str, flags: int = os.O_RDONLY, dir_fd: int | None = None) -> int:
     """Open a file that must be a regular file and no symlink; FileNotFoundError when
     absent, CorruptEntryError (naming it) for anything else."""
-    name = path if dir_fd is None else os.path.basename(path)
+    # O_NONBLOCK: opening a FIFO planted here must not wait for a writer.
+    flags |= os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        # O_NONBLOCK: opening a FIFO planted here must not wait for a writer.
-        flags |= os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        fd = os.open(name, flags, _FILE_MODE, dir_fd=dir_fd)
+        if dir_fd is None:  # no symlinked directory on the way either
+            fd = open_no_symlinks(path, flags)
+        else:
+            fd = os.open(os.path.basename(path), flags, _FILE_MODE, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise refused(path, "a symbolic link") from None
@@ -101,11 +103,12 @@ def open_regular(path: str, flags: int = os.O_RDONLY, dir_fd: int | None = None)
 
 
 def read_file(path: str, max_size: int | None = None) -> bytes | None:
-    """The file's bytes, or None when it (or its directory) does not exist. A symlink,
-    a non-regular file or one over ``max_size`` bytes is a CorruptEntryError naming it."""
+    """The file's bytes, or None when it (or its directory) does not exist. A symlink
+    (or a symlinked directory on the way), a non-regular file or one over ``max_size``
+    bytes is a CorruptEntryError naming it."""
     try:
         fd = open_regular(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return None
     try:
         size = os.fstat(fd).st_size

@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from ...errors import CorruptEntryError
-from ._dirs import prune_empty_dirs
+from ...errors import CorruptEntryError, quoted
+from ._dirs import list_dir
 from ._fsio import Syncs, read_file, remove_file, replace_file
 from ._history import append_lines
-from ._layout import BUCKETS
+from ._layout import BUCKETS, SIDE
 
 __all__ = [
     "Op",
@@ -59,9 +59,9 @@ def run_ops(ops: Iterable[Op], durable: bool, syncs: Syncs | None = None) -> Non
         if op.kind == "write":
             replace_file(op.path, op.data, durable, syncs, op.mtime_ns)
         elif op.kind == "remove":
-            if remove_file(op.path, durable, syncs) and _is_record(op.path):
-                # Dagu removes the directories a delete empties (namespace, scope, v1).
-                prune_empty_dirs(os.path.dirname(op.path), 3, durable)
+            # The directories a record's removal empties are removed once its per-key
+            # Dagu lock (in the key's own directory) is released (_dagulock).
+            remove_file(op.path, durable, syncs)
         else:
             append_lines(op.path, list(op.lines), durable, syncs)
 
@@ -88,11 +88,8 @@ def buckets_of(name: str) -> frozenset[int]:
 
 def pending(directory: str) -> list[str]:
     """Names of the journals present (their owners may be alive or dead)."""
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return [name for name in names if _NAME.match(name)]
+    # A symlinked journal directory is refused: journals found there are never run.
+    return [name for name in list_dir(directory) if _NAME.match(name)]
 
 
 def write_journal(
@@ -123,19 +120,33 @@ def read_journal(path: str, root: str) -> list[Op] | None:
         return [
             Op(
                 kind=item["op"],
-                path=os.path.join(root, item["path"]),
+                path=os.path.join(root, _inside(item["path"])),
                 data=item.get("data", "").encode("utf-8"),
                 lines=tuple(item.get("lines", ())),
                 mtime_ns=None if item.get("mtime") is None else int(item["mtime"]),
             )
             for item in json.loads(raw)["ops"]
         ]
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         # Journals are fsynced before they are renamed into place: this is damage.
         raise CorruptEntryError(
             f"cannot parse the transaction journal {path}: {exc}; writes to the keys it "
             "covers are blocked until it is repaired or removed by hand"
         ) from exc
+
+
+def _inside(relative: str) -> str:
+    """A journal's file path, if it names a file of the store (a journal planted in the
+    directory must not make whoever rolls it forward write elsewhere)."""
+    parts = relative.split("/")
+    if (
+        os.path.normpath(relative) != relative
+        or parts[0] not in ("v1", SIDE)
+        or ".." in parts
+        or len(parts) < 3
+    ):
+        raise ValueError(f"the path {quoted(relative)} is not a file of the store")
+    return relative
 
 
 def finish(path: str, durable: bool) -> None:

@@ -1,8 +1,10 @@
 """Where everything of a file store lives, and the ``file://`` URL that names it.
 
-Dagu's records, exactly where Dagu puts them::
+Dagu's records, exactly where Dagu puts them, and Dagu's two forms of lock (_dagulock)::
 
     <dir>/v1/<scope>/<hex(namespace)>/<hex(key)>.json
+    <dir>/v1/<scope>/<hex(namespace)>/<hex(key)>/.dagu_lock     per-key (Dagu before v2.14)
+    <dir>/.dagu_record_locks/<xx>/.dagu_lock                    bucket (Dagu v2.14 and later)
 
 statebox's own files, under ``<dir>/statebox/`` and never named ``*.json`` (a Dagu reader
 walks only ``*.json`` files, and only under ``v1/``)::

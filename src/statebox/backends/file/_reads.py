@@ -12,10 +12,11 @@ import heapq
 import os
 from collections.abc import Iterable, Iterator
 
-from ...errors import CorruptEntryError
+from ...errors import CorruptEntryError, quoted
 from ...model import Keyspace
 from ..base import Entry, HistoryRecord
 from ._codec import MAX_BLOB_BYTES, MAX_RECORD_BYTES, Stored, decode_record
+from ._dirs import list_dir, open_no_symlinks
 from ._fsio import read_file
 from ._history import read_lines
 from ._layout import KeyPaths
@@ -45,10 +46,26 @@ class Loaded:
 
 
 def listdir(path: str) -> list[str]:
+    """The names in a keyspace's directory; a symlinked one is refused, never listed."""
+    return list_dir(path)
+
+
+def _real_entries(path: str, directories: bool) -> list[str]:
+    """The real subdirectories (or else files) of ``path``, skipping anything planted
+    (symlinks, other kinds); none when ``path`` is missing or itself planted."""
     try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
+        fd = open_no_symlinks(path, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, CorruptEntryError):
         return []
+    try:
+        with os.scandir(fd) as entries:
+            return [
+                entry.name
+                for entry in entries
+                if (entry.is_dir if directories else entry.is_file)(follow_symlinks=False)
+            ]
+    finally:
+        os.close(fd)
 
 
 def key_from_name(hex_name: str) -> str | None:
@@ -73,13 +90,14 @@ def _verified(stored: Stored, paths: KeyPaths, where: str) -> Stored:
         claimed = ""
     if claimed != paths.record_id:
         raise CorruptEntryError(
-            f"the record file {where} holds the entry scope={stored.scope!r} "
-            f"namespace={stored.namespace!r} key={stored.key!r}, not the one its name says; "
+            f"the record file {where} holds the entry scope={quoted(stored.scope)} "
+            f"namespace={quoted(stored.namespace)} key={quoted(stored.key)}, not the one its "
+            "name says; "
             "it is left untouched: repair or remove it by hand"
         )
     if hashlib.sha256(stored.data).hexdigest() != stored.hash:
         raise CorruptEntryError(
-            f"the record file {where}: its value does not match its hash {stored.hash!r}; "
+            f"the record file {where}: its value does not match its hash {quoted(stored.hash)}; "
             "it is left untouched: repair or remove it by hand"
         )
     return stored
@@ -210,13 +228,14 @@ def kept_history(paths: KeyPaths, key: str, current: Entry | None) -> list[Histo
 
 
 def meta_keys(meta_root: str) -> Iterator[tuple[Keyspace, str]]:
-    """Every (keyspace, key) with a meta file: the only keys that can expire."""
-    for scope in listdir(meta_root):
-        for hex_ns in listdir(os.path.join(meta_root, scope)):
+    """Every (keyspace, key) with a meta file: the only keys that can expire. Planted
+    symlinks are skipped; other planted files are refused when read (and skipped)."""
+    for scope in _real_entries(meta_root, directories=True):
+        for hex_ns in _real_entries(os.path.join(meta_root, scope), directories=True):
             namespace = key_from_name(hex_ns)
             if namespace is None:
                 continue
-            for name in listdir(os.path.join(meta_root, scope, hex_ns)):
+            for name in _real_entries(os.path.join(meta_root, scope, hex_ns), False):
                 key = key_from_name(name[: -len(".meta")]) if name.endswith(".meta") else None
                 if key is not None:
                     yield Keyspace(scope, namespace), key

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import ValueTooLargeError
+from ...errors import ValueTooLargeError, quoted
 from ...model import Keyspace
 from ...values import JSON_CONTENT_TYPE
 from ..base import Entry, HistoryRecord
@@ -97,7 +97,7 @@ def _bounded(data: bytes, limit: int, key: str) -> bytes:
     # Readers refuse bigger files unread (_reads.load): never write one.
     if len(data) > limit:
         raise ValueTooLargeError(
-            f"value too large for the file store: the record file of key {key!r} would "
+            f"value too large for the file store: the record file of key {quoted(key)} would "
             f"have {len(data)} bytes, and the file store reads records of at most {limit}"
         )
     return data

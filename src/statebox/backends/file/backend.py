@@ -100,7 +100,7 @@ class FileBackend(Backend):
         self._layout = Layout(self.root, name_max)
         self._locks = BucketLocks(self._layout.lock_path, self._layout.locks_dir, options.timeout)
         self._counter = ChangeCounter(self._layout.changes, options.timeout)
-        self._dagu = DaguLocks(self.root, options.timeout)
+        self._dagu = DaguLocks(self.root, options.timeout, self._durable)
         self._open()
 
     @_translating
