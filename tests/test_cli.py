@@ -278,7 +278,7 @@ def test_input_from_standard_input_a_file_and_raw_argv_bytes(
 
 
 def test_exit_codes_of_each_kind(sqlite_cli: Cli, tmp_path: Path) -> None:
-    sqlite_cli("get", "../bad").failed(2, "invalid key '../bad'")
+    sqlite_cli("get", "../bad").failed(2, 'invalid key "../bad"')
     sqlite_cli("get", "k", env={"STATEBOX_DAG": None}).failed(2, "STATEBOX_DAG")
     sqlite_cli("get", "k", "--expected-version").failed(2, "unrecognized arguments")
     sqlite_cli("get", "k", "--required").failed(3)
@@ -363,7 +363,7 @@ def test_missing_key_default_and_required(run: InProcess) -> None:
         f'{{"operation":"get",{at},"found":false,"value":null}}'
     )
     assert run("get", "k", "--default", "-", input=b' "in" ').line.endswith('"value":"in"}')
-    run("get", "k", "--required", "--default", "0").failed(3, "'k'", "not found")
+    run("get", "k", "--required", "--default", "0").failed(3, '"k"', "not found")
     run("set", "k", "5")
     got = run("get", "k", "--required", "--default", "0").data
     assert (got["found"], got["value"]) == (True, 5)
@@ -420,7 +420,7 @@ def test_list_options(run: InProcess) -> None:
 
 def test_conflicts_write_nothing(run: InProcess) -> None:
     run("set", "k", "1")
-    run("set", "k", "2", "--expected-version", "2").failed(4, "'k'")
+    run("set", "k", "2", "--expected-version", "2").failed(4, '"k"')
     run("set", "k", "2", "--expected-version", "0").failed(4)
     run("set", "k", "2", "--expected-version", "-1").failed(4)
     run("set", "new", "1", "--expected-version", "1").failed(4)
@@ -478,7 +478,7 @@ def test_standard_input_feeds_one_argument_only() -> None:
 
 
 def test_invalid_references_and_configuration_exit_2(run: InProcess) -> None:
-    run("get", "../bad").failed(2, "invalid key '../bad'")
+    run("get", "../bad").failed(2, 'invalid key "../bad"')
     run("set", "/lead", "1").failed(2, "invalid key")
     run("get", "a//b").failed(2, "invalid key")
     run("get", os.fsdecode(b"bad\xff")).failed(2, "invalid key")

@@ -198,7 +198,7 @@ def test_a_failing_txn_names_the_operation_and_writes_nothing(
         {"op": "set", "key": "b", "value": 2, "expected_version": 5},
     ]
     message = fails(env, 4, "txn", stdin=json.dumps(ops))
-    assert "transaction operation 1 (set 'b')" in message
+    assert 'transaction operation 1 (set "b")' in message
     assert not store.get("a").found and store.get("b").value == 1
     assert "operation 0" in fails(env, 2, "txn", stdin='[{"op": "put", "key": "a"}]')
     assert "not JSON" in fails(env, 2, "txn", stdin="[{")
@@ -217,7 +217,7 @@ def test_leases_and_fencing(env: dict[str, str], store: StateStore) -> None:
         "worker-1",
     )
     ok(env, "set", "cursor", "1", "--fencing", "import:1")
-    assert "held by 'worker-1'" in fails(env, 4, "lease", "acquire", "import", "--ttl", "60")
+    assert 'held by "worker-1"' in fails(env, 4, "lease", "acquire", "import", "--ttl", "60")
     renewed = ok(
         env, "lease", "renew", "import", "--token", "1", "--holder", "worker-1", "--ttl", "120"
     )

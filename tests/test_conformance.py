@@ -115,7 +115,7 @@ def test_invalid_keys_are_rejected_by_every_operation(store: StateStore, key: st
 
 
 def test_error_names_the_offending_key(store: StateStore) -> None:
-    with pytest.raises(InvalidReferenceError, match=r"invalid key '\.\./bad'"):
+    with pytest.raises(InvalidReferenceError, match=r'invalid key "\.\./bad"'):
         store.set("../bad", 1)
 
 
@@ -338,7 +338,7 @@ def test_get_missing_envelopes(store: StateStore) -> None:
 
 
 def test_required_wins_over_default(store: StateStore) -> None:
-    with pytest.raises(NotFoundError, match="'nope' not found"):
+    with pytest.raises(NotFoundError, match='"nope" not found'):
         store.get("nope", required=True, default={"x": 1})
     store.set("nope", 1)
     assert store.get("nope", required=True).value == 1

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,14 +42,14 @@ def lock_dir(root: Path, rid: str) -> Path:
     return root / LOCKS / f"{hashlib.sha256(rid.encode()).digest()[0]:02x}" / LOCK
 
 
-def dagu_lock(root: Path, rid: str) -> str:
-    """Take Dagu's record lock (waiting, breaking a stale one); returns the owner token."""
-    path = lock_dir(root, rid)
-    token = f"dagu-test-{os.getpid()}-{secrets.token_hex(16)}"
+def take_dirlock(path: Path, who: str = "dagu-test") -> str:
+    """Take a Dagu directory lock at ``path`` (waiting, breaking a stale one), as both of
+    Dagu's lock forms do; returns the owner token."""
+    token = f"{who}-{os.getpid()}-{secrets.token_hex(16)}"
     while True:
         try:
             if time.time() - path.stat().st_mtime > STALE_AFTER:
-                dagu_unlock_path(path)
+                release_dirlock(path)
         except FileNotFoundError:
             pass
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,21 +62,26 @@ def dagu_lock(root: Path, rid: str) -> str:
         return token
 
 
-def dagu_unlock_path(path: Path) -> None:
+def release_dirlock(path: Path, token: str | None = None) -> None:
+    """Release the lock at ``path`` Dagu's way (rename, then remove); with ``token``, only
+    if it is still the owner's."""
+    if token is not None and (path / "owner").read_text() != token:
+        return
     released = path.with_name(f"{LOCK}.releasing.{os.getpid()}.{secrets.token_hex(8)}")
     try:
         path.rename(released)
     except FileNotFoundError:
         return
-    for child in released.iterdir():
-        child.unlink()
-    released.rmdir()
+    shutil.rmtree(released, ignore_errors=True)
+
+
+def dagu_lock(root: Path, rid: str) -> str:
+    """Take Dagu's record lock (the bucket form, v2.14+)."""
+    return take_dirlock(lock_dir(root, rid))
 
 
 def dagu_unlock(root: Path, rid: str, token: str) -> None:
-    path = lock_dir(root, rid)
-    if (path / "owner").read_text() == token:
-        dagu_unlock_path(path)
+    release_dirlock(lock_dir(root, rid), token)
 
 
 def go_time(ns: int) -> str:
@@ -90,6 +96,12 @@ def dagu_increments(root: Path, scope: str, namespace: str, key: str, count: int
     path = root / f"{rid}.json"
     conflicts = 0
     done = 0
+    # From "ready" on, wait for the other writer's first write: the two then overlap
+    # however slowly either process starts.
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while json.loads(path.read_bytes())["version"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
     while done < count:
         seen = path.read_bytes()  # unlocked read, as Dagu's store does
         old = json.loads(seen)
@@ -149,6 +161,7 @@ def test_dagu_and_statebox_racing_on_one_key_end_exact(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert dagu.stdout is not None and dagu.stdout.readline() == "ready\n"
     ours = subprocess.Popen(
         [sys.executable, "-m", "tests.workers", "cas", url, "counter", "300"],
         cwd=REPO,

@@ -16,8 +16,6 @@ import hashlib
 import json
 import os
 import random
-import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,7 +28,7 @@ import pytest
 from statebox import BackendUnavailableError, Blob, CorruptEntryError, ManualClock
 
 from .conftest import make_store
-from .test_file_dagu_lock import go_time, record_id
+from .test_file_dagu_lock import go_time, record_id, release_dirlock, take_dirlock
 
 LOCK = ".dagu_lock"
 STALE_AFTER = 30.0
@@ -46,37 +44,11 @@ def key_lock(root: Path, rid: str) -> Path:
 
 def old_dagu_lock(root: Path, rid: str) -> str:
     """Take old Dagu's per-key lock (waiting, breaking a stale one); the owner token."""
-    path = key_lock(root, rid)
-    token = f"old-dagu-test-{os.getpid()}-{secrets.token_hex(16)}"
-    while True:
-        try:
-            if time.time() - path.stat().st_mtime > STALE_AFTER:
-                old_dagu_unlock_path(path)
-        except FileNotFoundError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            path.mkdir(0o700)
-        except FileExistsError:
-            time.sleep(0.05)
-            continue
-        (path / "owner").write_text(token)
-        return token
-
-
-def old_dagu_unlock_path(path: Path) -> None:
-    released = path.with_name(f"{LOCK}.releasing.{os.getpid()}.{secrets.token_hex(8)}")
-    try:
-        path.rename(released)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(released, ignore_errors=True)
+    return take_dirlock(key_lock(root, rid), "old-dagu-test")
 
 
 def old_dagu_unlock(root: Path, rid: str, token: str) -> None:
-    path = key_lock(root, rid)
-    if (path / "owner").read_text() == token:
-        old_dagu_unlock_path(path)
+    release_dirlock(key_lock(root, rid), token)
 
 
 def old_dagu_increments(root: Path, scope: str, namespace: str, key: str, count: int) -> None:
@@ -85,6 +57,7 @@ def old_dagu_increments(root: Path, scope: str, namespace: str, key: str, count:
     rid = record_id(scope, namespace, key)
     path = root / f"{rid}.json"
     deadline = time.monotonic() + 60
+    print("ready", flush=True)  # the test starts the other writer only now
     while json.loads(path.read_bytes())["version"] < 2 and time.monotonic() < deadline:
         time.sleep(0.001)
     for _ in range(count):
@@ -123,14 +96,18 @@ def test_old_dagu_and_statebox_racing_on_one_key_end_exact(tmp_path: Path) -> No
     with make_store(url) as s:
         s.set("counter", {"n": 0}, scope="global")
     old_dagu = [sys.executable, "-m", "tests.test_file_dagu_oldlock", str(root)]
+    dagu = subprocess.Popen(
+        [*old_dagu, "global", "_", "counter", "200"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Old Dagu polls for statebox's first write from "ready" on, so the two overlap
+    # however slowly either process starts.
+    assert dagu.stdout is not None and dagu.stdout.readline() == "ready\n"
     procs = [
-        subprocess.Popen(
-            [*old_dagu, "global", "_", "counter", "200"],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ),
+        dagu,
         subprocess.Popen(
             [sys.executable, "-m", "tests.workers", "cas", url, "counter", "200"],
             cwd=REPO,

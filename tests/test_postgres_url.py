@@ -58,18 +58,18 @@ def test_defaults() -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("schema=1abc", "invalid schema '1abc'"),
-        ("schema=a-b", "invalid schema 'a-b'"),
+        ("schema=1abc", 'invalid schema "1abc"'),
+        ("schema=a-b", 'invalid schema "a-b"'),
         ("schema=" + "s" * 64, "at most 63 characters"),
-        ("pool_max=0", "pool_max=0"),
-        ("pool_min=x", "pool_min='x'"),
-        ("pool_min=5&pool_max=2", "pool_max=2 is below pool_min=5"),
-        ("pool_timeout=0", "pool_timeout='0'"),
-        ("pool_timeout=soon", "pool_timeout='soon'"),
+        ("pool_max=0", "?pool_max=0 "),
+        ("pool_min=x", "?pool_min=x "),
+        ("pool_min=5&pool_max=2", "?pool_max=2 is below ?pool_min=5"),
+        ("pool_timeout=0", "?pool_timeout=0 "),
+        ("pool_timeout=soon", "?pool_timeout=soon "),
     ],
 )
 def test_bad_options_name_what_is_wrong(query: str, message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         parse_pg_url(f"postgresql://u:pw@h/db?{query}")
 
 
@@ -145,5 +145,5 @@ def test_pipeline_mode_is_on_for_remote_servers_unless_told(url: str, pipeline: 
 
 
 def test_a_bad_pipeline_value_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match=r"pipeline='yes'.*on, off or auto"):
+    with pytest.raises(ConfigurationError, match=r"\?pipeline=yes .*on, off or auto"):
         parse_pg_url("postgresql://h/db?pipeline=yes")

@@ -84,7 +84,7 @@ def test_missing_keys_defaults_and_required(http: httpx.Client, ns: str) -> None
     required = http.get(f"/v1/kv/custom/{ns}/nope", params={"required": "true"})
     assert required.status_code == 404
     assert (
-        error(required)["kind"] == "not_found" and "'nope' not found" in error(required)["message"]
+        error(required)["kind"] == "not_found" and '"nope" not found' in error(required)["message"]
     )
 
 
@@ -115,7 +115,7 @@ def test_if_match_is_412_and_expected_version_is_409(http: httpx.Client, ns: str
 def test_bad_input_is_400_or_422_with_a_message(http: httpx.Client, ns: str) -> None:
     dots = http.put(f"/v1/kv/custom/{ns}/a/%2E%2E/b", content=b"1")
     assert dots.status_code == 400 and error(dots)["kind"] == "invalid_reference"
-    assert error(dots)["message"] == "invalid key 'a/../b': must not contain a '..' segment"
+    assert error(dots)["message"] == 'invalid key "a/../b": must not contain a ".." segment'
     odd = http.get(f"/v1/kv/custom/{ns}/a%5Cb")
     assert odd.status_code == 400 and "invalid key" in error(odd)["message"]
     scope = http.get(f"/v1/kv/Global/{ns}/k")

@@ -165,7 +165,9 @@ def test_a_forked_child_starts_its_own_workers() -> None:
 
 
 def test_make_transform_wants_exactly_one() -> None:
-    with pytest.raises(InvalidValueError, match="got merge and patch"):
+    with pytest.raises(
+        InvalidValueError, match=r"got a merge patch and a JSON patch \(jq=, merge= or patch=\)$"
+    ):
         make_transform(jq=None, merge_text="{}", patch_text="[]", jq_timeout=1)
     assert isinstance(
         make_transform(jq="", merge_text=None, patch_text=None, jq_timeout=1), JqTransform

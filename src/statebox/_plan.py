@@ -16,11 +16,12 @@ from .backends.base import (
     Put,
     WriteContext,
 )
-from .errors import ConflictError, FencingError
+from .errors import ConflictError, FencingError, quoted
 
 __all__ = [
     "check_fence",
     "check_guard",
+    "fence_refusal",
     "history_record",
     "plan",
     "plan_acquire",
@@ -41,7 +42,8 @@ def check_guard(
     found = current.version if current is not None else 0
     if create_only and current is not None:
         raise ConflictError(
-            f"conflict on key {key!r}: it already exists at version {found} (create_only)",
+            f"conflict on key {quoted(key)}: it already exists at version {found}, and the write "
+            "was to create it only",
             index=index,
             current_version=found,
         )
@@ -50,7 +52,7 @@ def check_guard(
     if expected_version != found or expected_version < 0:
         state = f"its version is {found}" if current is not None else "it does not exist"
         raise ConflictError(
-            f"conflict on key {key!r}: expected version {expected_version} but {state}",
+            f"conflict on key {quoted(key)}: expected version {expected_version} but {state}",
             index=index,
             current_version=found,
         )
@@ -62,16 +64,23 @@ def check_fence(fence: Fence | None, latest: Lease | None, *, index: int = 0) ->
         return
     if latest is None or latest.token != fence.token:
         newest = latest.token if latest is not None else 0
-        reason = (
-            f"a newer holder has token {newest}"
-            if newest > fence.token
-            else f"the lease's latest token is {newest}"
+        raise FencingError(fence_refusal(fence.lease, fence.token, newest), index=index)
+
+
+def fence_refusal(lease: str, token: int, latest: int) -> str:
+    """Why a write fenced with ``token`` of ``lease`` is refused, ``latest`` being the
+    lease's latest issued token (0: never acquired). A token below it is stale: someone
+    acquired the lease since. A token above it was never issued, so it is not called
+    stale: the caller made it up or fenced with another store's lease."""
+    if token < latest:
+        return (
+            f"fenced write refused: token {token} of lease {quoted(lease)} is stale "
+            f"(a newer holder has token {latest})"
         )
-        raise FencingError(
-            f"fenced write refused: token {fence.token} of lease {fence.lease!r} is stale "
-            f"({reason})",
-            index=index,
-        )
+    issued = f"its latest is {latest}" if latest else "it was never acquired"
+    return (
+        f"fenced write refused: token {token} of lease {quoted(lease)} was never issued ({issued})"
+    )
 
 
 def plan_acquire(latest: Lease | None, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
@@ -79,7 +88,7 @@ def plan_acquire(latest: Lease | None, name: str, holder: str, ttl_ns: int, now:
     if latest is not None and latest.is_live(now) and latest.holder != holder:
         remaining = (latest.expires_at - now) / 1e9
         raise ConflictError(
-            f"lease {name!r} is held by {latest.holder!r} for another {remaining:.3f}s"
+            f"lease {quoted(name)} is held by {quoted(latest.holder)} for another {remaining:.3f}s"
         )
     return Lease(name, holder, (latest.token if latest else 0) + 1, now + ttl_ns)
 
@@ -87,10 +96,10 @@ def plan_acquire(latest: Lease | None, name: str, holder: str, ttl_ns: int, now:
 def _check_holder(latest: Lease | None, name: str, holder: str, token: int, now: int) -> Lease:
     if latest is None or latest.token != token or latest.holder != holder:
         raise FencingError(
-            f"lease {name!r}: token {token} held by {holder!r} is not the current lease"
+            f"lease {quoted(name)}: token {token} held by {quoted(holder)} is not the current lease"
         )
     if not latest.is_live(now):
-        raise FencingError(f"lease {name!r}: token {token} has expired")
+        raise FencingError(f"lease {quoted(name)}: token {token} has expired")
     return latest
 
 

@@ -26,6 +26,8 @@ from .results import (
     DiffResult,
     GetResult,
     HistoryResult,
+    KeyspaceDeleteResult,
+    KeyspacesResult,
     LeaseResult,
     ListResult,
     SetResult,
@@ -383,6 +385,16 @@ class AsyncStateStore:
 
     async def purge_expired(self, limit: int = 1000) -> int:
         return await asyncio.to_thread(self.sync.purge_expired, limit)
+
+    async def keyspaces(
+        self, scope: str | Scope | None = None, *, after: str | None = None, limit: int = 0
+    ) -> KeyspacesResult:
+        return await asyncio.to_thread(self.sync.keyspaces, scope, after=after, limit=limit)
+
+    async def delete_keyspace(
+        self, scope: str | Scope | None = None, namespace: str | None = None
+    ) -> KeyspaceDeleteResult:
+        return await asyncio.to_thread(self.sync.delete_keyspace, scope, namespace)
 
 
 class _WatchStopped(Exception):

@@ -15,11 +15,13 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     │   └── RequestTimeoutError        exit 2  HTTP 408   a request head or body not sent in time
     ├── NotFoundError                  exit 3  HTTP 404
     ├── ConflictError                  exit 4  HTTP 409   expected_version / create_only
-    │   └── FencingError               exit 4  HTTP 409   a newer lease holder exists
+    │   │                                      (412 when the guard was an If-Match / If-None-Match)
+    │   └── FencingError               exit 4  HTTP 409   a stale or never-issued lease token
     ├── BackendUnavailableError        exit 1  HTTP 503   database busy or unreachable
     ├── TooManyRequestsError           exit 1  HTTP 429   a per-client limit reached (watches)
     ├── CorruptEntryError              exit 1  HTTP 500   a stored record cannot be parsed
     └── PermissionDeniedError          exit 1  HTTP 403   no grant; a web origin not allowed
+        ├── UnauthenticatedError       exit 1  HTTP 401   no or unknown bearer token
         └── MisdirectedRequestError    exit 1  HTTP 421   a Host header the server does not answer
 
 Driver errors (``sqlite3``, ``psycopg``, ``OSError``) never escape a backend: they are
@@ -29,6 +31,10 @@ translated into one of these with ``raise ... from exc``.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not at run time: errors.py is on every cold CLI path
+    from collections.abc import Callable
 
 __all__ = [
     "BackendUnavailableError",
@@ -47,10 +53,15 @@ __all__ = [
     "RequestTimeoutError",
     "StateboxError",
     "TooManyRequestsError",
+    "UnauthenticatedError",
     "UnsupportedMediaTypeError",
     "ValueTooLargeError",
     "error_class",
+    "json_kind",
+    "python_keyword",
     "quoted",
+    "requoted",
+    "worded",
 ]
 
 
@@ -66,6 +77,57 @@ def quoted(value: object) -> str:
     return text
 
 
+def json_kind(value: object) -> str:
+    """What ``value`` is, in JSON's words ("an array", "a string"), for a message that
+    says what was given: never a Python type name (``list``, ``<class 'int'>``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "not a JSON value"
+
+
+def requoted(text: str) -> str:
+    """``text`` from a library that shows values as Python reprs (argparse's
+    ``invalid choice: 'x'``, jsonpatch's ``Unknown operation 'bogus'``), with each
+    quoted string as :func:`quoted` shows it: ``"x"``."""
+    if "'" not in text:
+        return text
+    import ast  # only on an error path
+    import re
+
+    def requote(match: re.Match[str]) -> str:
+        try:
+            return quoted(ast.literal_eval(match.group()))
+        except (ValueError, SyntaxError):
+            return match.group()
+
+    return re.sub(r"'(?:[^'\\\n]|\\.)*'", requote, text)
+
+
+def python_keyword(param: str) -> str:
+    """A parameter as the library spells it: ``namespace=``."""
+    return f"{param}="
+
+
+def worded(exc: StateboxError, spell: Callable[[str], str]) -> str:
+    """``exc``'s message in one face's words: its parameters, spelt by ``spell`` (the CLI's
+    ``--namespace``, HTTP's ``?namespace=``), follow in parentheses."""
+    if not exc.params:
+        return exc.message
+    names = [spell(param) for param in exc.params]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{exc.message} ({listed})"
+
+
 class StateboxError(Exception):
     """Root of every statebox error."""
 
@@ -74,9 +136,18 @@ class StateboxError(Exception):
     #: Stable machine-readable name, used by the HTTP API's error bodies.
     kind: str = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, param: str | tuple[str, ...] = ()) -> None:
         super().__init__(message)
+        #: The message in no face's words: it names the thing ("a namespace"), never a
+        #: parameter's spelling (``namespace=``, ``--namespace``, ``?namespace=``).
         self.message = message
+        #: The parameters the error is about, by their library names ("namespace"); each
+        #: face spells them its own way (:func:`worded`).
+        self.params: tuple[str, ...] = (param,) if isinstance(param, str) else param
+
+    def __str__(self) -> str:
+        """The message for library users: the parameters as keyword arguments."""
+        return worded(self, python_keyword)
 
 
 class InvalidReferenceError(StateboxError):
@@ -173,9 +244,20 @@ class ConflictError(StateboxError):
         self.index = index
         self.current_version = current_version
 
+    def as_precondition_failed(self) -> ConflictError:
+        """This conflict as HTTP answers a guard sent as ``If-Match`` / ``If-None-Match``:
+        status 412 (RFC 9110), the same kind. It is the same failure, so a client that
+        maps the kind back (:func:`error_class`) gets a :class:`ConflictError` either way;
+        only the status says where the guard came from."""
+        failed = ConflictError(self.message, index=self.index, current_version=self.current_version)
+        failed.params = self.params
+        failed.http_status = 412
+        return failed
+
 
 class FencingError(ConflictError):
-    """A write carried a fencing token older than the lease's current holder."""
+    """A write carried a fencing token that is not the lease's latest: stale (a newer
+    holder exists) or never issued (above the latest)."""
 
     kind = "fencing"
 
@@ -210,6 +292,14 @@ class PermissionDeniedError(StateboxError):
     exit_code = 1
     http_status = 403
     kind = "permission_denied"
+
+
+class UnauthenticatedError(PermissionDeniedError):
+    """An HTTP request without a bearer token, or with one the server does not know
+    (the server also answers ``WWW-Authenticate: Bearer``)."""
+
+    http_status = 401
+    kind = "unauthenticated"
 
 
 class MisdirectedRequestError(PermissionDeniedError):

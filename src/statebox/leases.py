@@ -35,13 +35,15 @@ Fencing = LeaseResult | Lease | Fence | tuple[str, int]
 
 def validate_lease_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise InvalidValueError(f"invalid lease name {name!r}: must be a non-empty string")
+        raise InvalidValueError(f"invalid lease name {quoted(name)}: must be a non-empty string")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidValueError(f"invalid lease name {name!r}: must be valid Unicode") from None
+        raise InvalidValueError(
+            f"invalid lease name {quoted(name)}: must be valid Unicode"
+        ) from None
     if "\x00" in name:  # PostgreSQL text cannot hold it; no name needs it
-        raise InvalidValueError(f"invalid lease name {name!r}: must not contain NUL")
+        raise InvalidValueError(f"invalid lease name {quoted(name)}: must not contain NUL")
     return name.strip()
 
 
@@ -49,7 +51,9 @@ def validate_lease_holder(holder: Any) -> str:
     """A holder as every backend can store it: PostgreSQL text holds no NUL and no lone
     surrogate, so neither is accepted anywhere (one rule for all backends)."""
     if not isinstance(holder, str) or not holder.strip():
-        raise InvalidValueError(f"invalid lease holder {holder!r}: must be a non-empty string")
+        raise InvalidValueError(
+            f"invalid lease holder {quoted(holder)}: must be a non-empty string"
+        )
     try:
         holder.encode("utf-8")
     except UnicodeEncodeError:
@@ -64,7 +68,8 @@ def validate_lease_holder(holder: Any) -> str:
 def _token(token: Any, lease: str) -> int:
     if not isinstance(token, int) or isinstance(token, bool) or token < 1:
         raise InvalidValueError(
-            f"invalid fencing token {token!r} for lease {lease!r}: must be an integer >= 1"
+            f"invalid fencing token {quoted(token)} for lease {quoted(lease)}: must be an integer "
+            "of 1 or more"
         )
     return token
 
@@ -81,7 +86,9 @@ def as_fence(fencing: Fencing | None) -> Fence | None:
         name = validate_lease_name(fencing[0])
         return Fence(name, _token(fencing[1], name))
     raise InvalidValueError(
-        f"invalid fencing {fencing!r}: pass a lease from acquire_lease or (lease_name, token)"
+        f"invalid fencing {quoted(fencing)}: give a lease that acquiring one returned, or a "
+        "lease name and a token",
+        param="fencing",
     )
 
 
@@ -108,10 +115,13 @@ def duration_ns(seconds: Any, what: str) -> int:
         or not seconds > 0
         or seconds == float("inf")
     ):
-        raise InvalidValueError(f"invalid {what} {seconds!r}: must be a positive number of seconds")
+        raise InvalidValueError(
+            f"invalid {what} {quoted(seconds)}: must be a positive number of seconds", param="ttl"
+        )
     if seconds > MAX_DURATION_SECONDS:
         # Timestamps are int64 nanoseconds (SQLite, PostgreSQL): they end in 2262.
         raise InvalidValueError(
-            f"invalid {what} {seconds!r}: at most {MAX_DURATION_SECONDS} seconds (100 years)"
+            f"invalid {what} {quoted(seconds)}: at most {MAX_DURATION_SECONDS} seconds (100 years)",
+            param="ttl",
         )
     return int(seconds * NS_PER_SECOND)

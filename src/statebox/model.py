@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final, NamedTuple
 
-from .errors import ConfigurationError, InvalidReferenceError
+from .errors import ConfigurationError, InvalidReferenceError, quoted
 
 # What is trimmed around a scope, namespace, key or prefix: Unicode's White_Space, as
 # Go's strings.TrimSpace (Dagu) trims. str.strip() would also strip U+001C-U+001F, so a
@@ -25,9 +25,12 @@ WHITE_SPACE: Final = (
 __all__ = [
     "GLOBAL_NAMESPACE",
     "Keyspace",
+    "KeyspaceInfo",
     "RunContext",
     "Scope",
     "UpdatedBy",
+    "keyspace_sort_key",
+    "parse_keyspace_cursor",
     "resolve_keyspace",
     "validate_key",
     "validate_namespace",
@@ -56,7 +59,7 @@ class Scope(StrEnum):
         except ValueError:
             names = ", ".join(s.value for s in cls)
             raise InvalidReferenceError(
-                f"invalid scope {value!r}: must be one of {names} (lower-case)"
+                f"invalid scope {quoted(value)}: must be one of {names} (lower-case)"
             ) from None
 
 
@@ -171,27 +174,57 @@ class Keyspace(NamedTuple):
         return f"{self.scope}\0{self.namespace}"
 
 
+class KeyspaceInfo(NamedTuple):
+    """One keyspace with live entries: how many, and when the newest was written."""
+
+    scope: str
+    namespace: str
+    entries: int
+    updated_at: int  # ns since the epoch, UTC: the newest entry's updated_at
+
+    @property
+    def keyspace(self) -> Keyspace:
+        return Keyspace(self.scope, self.namespace)
+
+
+def keyspace_sort_key(keyspace: Keyspace) -> tuple[bytes, bytes]:
+    """The order keyspaces are listed in: the UTF-8 bytes of ``(scope, namespace)``."""
+    return (keyspace.scope.encode(), keyspace.namespace.encode())
+
+
+def parse_keyspace_cursor(text: str) -> Keyspace:
+    """``scope/namespace`` (a page's ``next``) as the keyspace it names."""
+    if not isinstance(text, str) or "/" not in text:
+        raise InvalidReferenceError(
+            f"invalid after {quoted(text)}: must be SCOPE/NAMESPACE, e.g. dag/feed-sync"
+        )
+    scope, namespace = text.split("/", 1)
+    return Keyspace(Scope.parse(scope).value, validate_namespace(namespace))
+
+
 def _check_text(kind: str, original: str, text: str) -> None:
     # Stored as UTF-8 bytes everywhere (SQL BLOBs, hex file names): must encode.
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidReferenceError(
-            f"invalid {kind} {original!r}: must be valid Unicode (it holds a lone surrogate)"
+            f"invalid {kind} {quoted(original)}: must be valid Unicode (it holds a lone surrogate)"
         ) from None
 
 
 def validate_namespace(namespace: str) -> str:
     """Trim and check a namespace; return it."""
     if not isinstance(namespace, str):
-        raise InvalidReferenceError(f"invalid namespace {namespace!r}: must be a string")
+        raise InvalidReferenceError(f"invalid namespace {quoted(namespace)}: must be a string")
     text = namespace.strip(WHITE_SPACE)
     if not text:
-        raise InvalidReferenceError(f"invalid namespace {namespace!r}: must not be empty")
+        raise InvalidReferenceError(f"invalid namespace {quoted(namespace)}: must not be empty")
     if "/" in text or "\\" in text:
-        raise InvalidReferenceError(f"invalid namespace {text!r}: must not contain '/' or '\\'")
+        raise InvalidReferenceError(
+            f'invalid namespace {quoted(text)}: must not contain "/" or "\\"'
+        )
     if text in (".", ".."):
-        raise InvalidReferenceError(f"invalid namespace {text!r}: must not be '.' or '..'")
+        raise InvalidReferenceError(f'invalid namespace {quoted(text)}: must not be "." or ".."')
     _check_text("namespace", namespace, text)
     return text
 
@@ -203,25 +236,25 @@ def _key_problem(text: str) -> str | None:
     if not text:
         return "must not be empty"
     if text.startswith("/") or text.endswith("/"):
-        return "must not start or end with '/'"
+        return 'must not start or end with "/"'
     if "\\" in text:
-        return "must not contain '\\'"
+        return 'must not contain "\\"'
     for segment in text.split("/"):
         if not segment:
-            return "must not contain an empty segment ('//')"
+            return 'must not contain an empty segment ("//")'
         if segment in (".", ".."):
-            return f"must not contain a {segment!r} segment"
+            return f"must not contain a {quoted(segment)} segment"
     return None
 
 
 def validate_key(key: str) -> str:
     """Trim and check a key; return it. Keys are case-sensitive; '/' separates levels."""
     if not isinstance(key, str):
-        raise InvalidReferenceError(f"invalid key {key!r}: must be a string")
+        raise InvalidReferenceError(f"invalid key {quoted(key)}: must be a string")
     text = key.strip(WHITE_SPACE)
     problem = _key_problem(text)
     if problem:
-        raise InvalidReferenceError(f"invalid key {text!r}: {problem}")
+        raise InvalidReferenceError(f"invalid key {quoted(text)}: {problem}")
     _check_text("key", key, text)
     return text
 
@@ -231,17 +264,17 @@ def validate_prefix(prefix: str | None) -> str:
     if prefix is None:
         return ""
     if not isinstance(prefix, str):
-        raise InvalidReferenceError(f"invalid prefix {prefix!r}: must be a string")
+        raise InvalidReferenceError(f"invalid prefix {quoted(prefix)}: must be a string")
     text = prefix.strip(WHITE_SPACE)
     if text.startswith("/"):
-        raise InvalidReferenceError(f"invalid prefix {text!r}: must not start with '/'")
+        raise InvalidReferenceError(f'invalid prefix {quoted(text)}: must not start with "/"')
     if "\\" in text:
-        raise InvalidReferenceError(f"invalid prefix {text!r}: must not contain '\\'")
+        raise InvalidReferenceError(f'invalid prefix {quoted(text)}: must not contain "\\"')
     body = text[:-1] if text.endswith("/") else text
     if body:
         problem = _key_problem(body)
         if problem:
-            raise InvalidReferenceError(f"invalid prefix {text!r}: {problem}")
+            raise InvalidReferenceError(f"invalid prefix {quoted(text)}: {problem}")
     _check_text("prefix", prefix, text)
     return text
 
@@ -258,20 +291,25 @@ def resolve_keyspace(
     if resolved is Scope.GLOBAL:
         return Keyspace(resolved.value, GLOBAL_NAMESPACE)
     if resolved is Scope.CUSTOM:
-        raise ConfigurationError(
-            "scope 'custom' requires a namespace: pass namespace= (CLI: --namespace NS)"
-        )
+        raise ConfigurationError('scope "custom" requires a namespace', param="namespace")
+    # The parameter names are the library's (each face spells them: errors.worded); the
+    # environment variables are the same in every face.
     if resolved is Scope.DAG:
         default = context.dag
-        hint = "set STATEBOX_DAG (or pass --dag / namespace=)"
+        hint, params = "set STATEBOX_DAG or give one", ("namespace", "dag")
     elif resolved is Scope.ROOT_DAG:
         default = context.root_dag or context.dag
-        hint = "set STATEBOX_ROOT_DAG or STATEBOX_DAG (or pass --root-dag / namespace=)"
+        hint, params = (
+            "set STATEBOX_ROOT_DAG or STATEBOX_DAG or give one",
+            ("namespace", "root_dag"),
+        )
     else:
         default = context.run_id
-        hint = "set STATEBOX_RUN_ID (or pass --run-id / namespace=)"
+        hint, params = "set STATEBOX_RUN_ID or give one", ("namespace", "run_id")
     if not default:
         raise ConfigurationError(
-            f"scope {resolved.value!r} needs a default namespace from the run context: {hint}"
+            f"scope {quoted(resolved.value)} needs a namespace, and the run context has no "
+            f"default for it: {hint}",
+            param=params,
         )
     return Keyspace(resolved.value, validate_namespace(default))

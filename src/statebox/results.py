@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from .clock import format_timestamp
-from .model import Keyspace, UpdatedBy
+from .model import Keyspace, KeyspaceInfo, UpdatedBy
 from .values import JSON_CONTENT_TYPE
 
 __all__ = [
@@ -25,9 +25,12 @@ __all__ = [
     "GetResult",
     "HistoryItem",
     "HistoryResult",
+    "KeyspaceDeleteResult",
+    "KeyspacesResult",
     "LeaseResult",
     "ListEntry",
     "ListResult",
+    "PurgeResult",
     "SetResult",
     "StoredValue",
     "TransactionResult",
@@ -170,6 +173,8 @@ class GetResult(NamedTuple):
         if self.found:
             out["version"] = self.version
             out["hash"] = self.hash
+            if self.expires_at is not None:  # only with a TTL: Dagu's fields stay as they are
+                out["expiresAt"] = format_timestamp(self.expires_at)
         if self.stored is not None:
             out.update(self.stored.envelope_fields())
         return out
@@ -272,6 +277,7 @@ class ListEntry(NamedTuple):
     created_at: int
     updated_at: int
     stored: StoredValue | None = None
+    expires_at: int | None = None
 
     @property
     def value(self) -> Any:
@@ -287,6 +293,8 @@ class ListEntry(NamedTuple):
             "createdAt": format_timestamp(self.created_at),
             "updatedAt": format_timestamp(self.updated_at),
         }
+        if self.expires_at is not None:
+            out["expiresAt"] = format_timestamp(self.expires_at)
         if self.stored is not None:
             out.update(self.stored.envelope_fields())
         return out
@@ -319,6 +327,8 @@ class HistoryItem(NamedTuple):
     updated_at: int
     updated_by: UpdatedBy
     stored: StoredValue | None
+    #: The current version only, when it has a TTL (past versions no longer expire).
+    expires_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": self.version, "hash": self.hash}
@@ -326,6 +336,8 @@ class HistoryItem(NamedTuple):
             out["deleted"] = True
         out["createdAt"] = format_timestamp(self.created_at)
         out["updatedAt"] = format_timestamp(self.updated_at)
+        if self.expires_at is not None:
+            out["expiresAt"] = format_timestamp(self.expires_at)
         out["updatedBy"] = self.updated_by.to_dict()
         if self.stored is not None:
             out.update(self.stored.envelope_fields())
@@ -341,6 +353,78 @@ class HistoryResult(NamedTuple):
         out = _address("history", self.keyspace, self.key)
         out["versions"] = [item.to_dict() for item in self.versions]
         return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
+
+# -- keyspaces and maintenance --------------------------------------------------------------
+
+
+def keyspace_cursor(keyspace: Keyspace) -> str:
+    """``scope/namespace``: the ``after`` of the next page (neither part holds a '/')."""
+    return f"{keyspace.scope}/{keyspace.namespace}"
+
+
+class KeyspacesResult(NamedTuple):
+    """One page of keyspaces; ``next`` (when set) is the ``after`` of the next page."""
+
+    scope: str | None
+    keyspaces: Sequence[KeyspaceInfo]
+    next: Keyspace | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"operation": "keyspaces"}
+        if self.scope is not None:
+            out["scope"] = self.scope
+        out["keyspaces"] = [
+            {
+                "scope": k.scope,
+                "namespace": k.namespace,
+                "entries": k.entries,
+                "updatedAt": format_timestamp(k.updated_at),
+            }
+            for k in self.keyspaces
+        ]
+        if self.next is not None:
+            out["next"] = keyspace_cursor(self.next)
+        return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
+
+class KeyspaceDeleteResult(NamedTuple):
+    """A whole keyspace deleted: how many live entries it had."""
+
+    keyspace: Keyspace
+    deleted: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _address("deleteKeyspace", self.keyspace)
+        out["deleted"] = self.deleted
+        return out
+
+    def to_json(self) -> str:
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        return _as_data(self)
+
+
+class PurgeResult(NamedTuple):
+    """How many expired entries one purge removed."""
+
+    purged: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"operation": "purge", "purged": self.purged}
 
     def to_json(self) -> str:
         return _to_json(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ._plan import check_guard
@@ -38,6 +38,7 @@ from .errors import (
     InvalidValueError,
     NotFoundError,
     PermissionDeniedError,
+    quoted,
 )
 from .leases import (
     Fencing,
@@ -52,6 +53,7 @@ from .model import (
     RunContext,
     Scope,
     UpdatedBy,
+    parse_keyspace_cursor,
     resolve_keyspace,
     validate_key,
     validate_prefix,
@@ -62,6 +64,8 @@ from .results import (
     GetResult,
     HistoryItem,
     HistoryResult,
+    KeyspaceDeleteResult,
+    KeyspacesResult,
     LeaseResult,
     ListEntry,
     ListResult,
@@ -261,7 +265,8 @@ class StateStore:
         if required:
             what = f"version {version} of key" if version is not None else "key"
             raise NotFoundError(
-                f"{what} {key!r} not found in scope {ks.scope!r}, namespace {ks.namespace!r}"
+                f"{what} {quoted(key)} not found in scope {quoted(ks.scope)}, namespace "
+                f"{quoted(ks.namespace)}"
             )
         if default is MISSING:
             return GetResult(ks, key, False)
@@ -384,6 +389,7 @@ class StateStore:
                     e.created_at,
                     e.updated_at,
                     _stored(e) if include_values else None,
+                    e.expires_at,
                 )
                 for e in entries
             ],
@@ -405,6 +411,7 @@ class StateStore:
         key = validate_key(key)
         _check_limit(limit)
         records = self.backend.history(ks, key, limit)
+        expires_at = self._current_expiry(ks, key, records)
         return HistoryResult(
             ks,
             key,
@@ -417,10 +424,23 @@ class StateStore:
                     r.updated_at,
                     r.updated_by,
                     _stored(r) if include_values and not r.deleted else None,
+                    expires_at if i == 0 else None,
                 )
-                for r in records
+                for i, r in enumerate(records)
             ],
         )
+
+    def _current_expiry(
+        self, ks: Keyspace, key: str, records: Sequence[HistoryRecord]
+    ) -> int | None:
+        """The TTL of the newest record when it is the live entry's version (history
+        records do not keep it; older versions no longer expire)."""
+        if not records or records[0].deleted:
+            return None
+        current = self.backend.get(ks, key, self.clock.now_ns())
+        if current is None or current.version != records[0].version:
+            return None
+        return current.expires_at
 
     # -- update (SPEC §5) --------------------------------------------------------------
 
@@ -483,7 +503,7 @@ class StateStore:
                 check_guard(key, current, expected_version)
             if current is not None and current.content_type != JSON_CONTENT_TYPE:
                 raise InvalidValueError(
-                    f"cannot update key {key!r}: it holds binary data "
+                    f"cannot update key {quoted(key)}: it holds binary data "
                     f"({current.content_type}); transforms apply to JSON values"
                 )
             before = current.data.decode("utf-8") if current is not None else start
@@ -508,7 +528,7 @@ class StateStore:
             return _written(ks, new, "update", reported=True, retries=attempt)
         assert conflict is not None
         raise ConflictError(
-            f"update of key {key!r} gave up after {self.update_attempts} attempts: other "
+            f"update of key {quoted(key)} gave up after {self.update_attempts} attempts: other "
             f"writers kept changing it (last: {conflict.message})",
             current_version=conflict.current_version,
         ) from conflict
@@ -532,7 +552,10 @@ class StateStore:
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
         if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1:
-            raise InvalidValueError(f"invalid version {to_version!r}: must be an integer >= 1")
+            raise InvalidValueError(
+                f"invalid version {quoted(to_version)}: must be an integer of 1 or more",
+                param="to_version",
+            )
         ctx = self._write_context()
         current = self.backend.get(ks, key, ctx.now)
         old: Entry | HistoryRecord | None = self.backend.get_version(ks, key, to_version)
@@ -540,8 +563,8 @@ class StateStore:
             old = current  # history is off, but the version asked for is the current one
         if old is None:
             raise NotFoundError(
-                f"version {to_version} of key {key!r} is not in its history (scope "
-                f"{ks.scope!r}, namespace {ks.namespace!r}; the store keeps the last "
+                f"version {to_version} of key {quoted(key)} is not in its history (scope "
+                f"{quoted(ks.scope)}, namespace {quoted(ks.namespace)}; the store keeps the last "
                 f"{self.history_limit} versions)"
             )
         guard = expected_version
@@ -585,7 +608,7 @@ class StateStore:
             failed = mutations[exc.index]
             kind = "set" if isinstance(failed, Put) else "delete"
             raise type(exc)(
-                f"transaction operation {exc.index} ({kind} {failed.key!r}) failed, nothing "
+                f"transaction operation {exc.index} ({kind} {quoted(failed.key)}) failed, nothing "
                 f"was written: {exc.message}",
                 index=exc.index,
                 current_version=exc.current_version,
@@ -614,7 +637,9 @@ class StateStore:
             expires_at = self._expires_at(op.ttl, now)
             return Put(key, value, op.expected_version, op.create_only, expires_at, fence)
         except (InvalidReferenceError, InvalidValueError) as exc:
-            raise type(exc)(f"transaction operation {index} ({kind}): {exc.message}") from exc
+            raise type(exc)(
+                f"transaction operation {index} ({kind}): {exc.message}", param=exc.params
+            ) from exc
 
     # -- leases (SPEC §5) --------------------------------------------------------------
 
@@ -641,7 +666,7 @@ class StateStore:
         if ttl is None:
             ttl = lease.ttl if isinstance(lease, LeaseResult) and lease.ttl else None
         if ttl is None:
-            raise InvalidValueError("renew_lease needs ttl= (seconds)")
+            raise InvalidValueError("renewing a lease needs a ttl (seconds)", param="ttl")
         ttl_ns = duration_ns(ttl, "lease ttl")
         renewed = self.backend.renew_lease(name, holder, token, ttl_ns, self.clock.now_ns())
         return _lease_result("renew", renewed, ttl)
@@ -683,7 +708,10 @@ class StateStore:
             or isinstance(after_version, bool)
             or after_version < 0
         ):
-            raise InvalidValueError(f"invalid after_version {after_version!r}: must be >= 0")
+            raise InvalidValueError(
+                f"invalid version to watch after {quoted(after_version)}: must be 0 or more",
+                param="after_version",
+            )
         from .watch import Watcher
 
         return Watcher(
@@ -747,6 +775,34 @@ class StateStore:
         )
         return (event for batch in _follow_batches(watcher, timeout) for event in batch)
 
+    # -- keyspaces ----------------------------------------------------------------------
+
+    def keyspaces(
+        self, scope: str | Scope | None = None, *, after: str | None = None, limit: int = 0
+    ) -> KeyspacesResult:
+        """The keyspaces holding live entries (in ``scope`` when given), ascending by
+        ``(scope, namespace)`` bytes, each with its number of live entries and its last
+        update. Page with ``limit`` and ``after`` (``"scope/namespace"``: the result's
+        ``next``, set when more keyspaces follow)."""
+        wanted = Scope.parse(scope).value if scope is not None else None
+        _check_limit(limit)
+        floor = parse_keyspace_cursor(after) if after is not None else None
+        found = self.backend.list_keyspaces(
+            wanted, after=floor, limit=limit + 1 if limit else 0, now=self.clock.now_ns()
+        )
+        if limit and len(found) > limit:
+            found = found[:limit]
+            return KeyspacesResult(wanted, found, found[-1].keyspace)
+        return KeyspacesResult(wanted, found)
+
+    def delete_keyspace(
+        self, scope: str | Scope | None = None, namespace: str | None = None
+    ) -> KeyspaceDeleteResult:
+        """Delete every entry of one keyspace at once; ``deleted`` counts the live ones.
+        Each key's history records the deletion, as :meth:`delete` does."""
+        ks = self.keyspace(scope, namespace)
+        return KeyspaceDeleteResult(ks, self.backend.delete_keyspace(ks, self._write_context()))
+
     # -- expiry (SPEC §5) --------------------------------------------------------------
 
     def purge_expired(self, limit: int = _PURGE_BATCH) -> int:
@@ -756,7 +812,9 @@ class StateStore:
         ``purge_every`` writes. Call this from a maintenance job to purge more eagerly.
         """
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise InvalidValueError(f"invalid limit {limit!r}: must be an integer >= 1")
+            raise InvalidValueError(
+                f"invalid limit {quoted(limit)}: must be an integer of 1 or more", param="limit"
+            )
         return self.backend.purge_expired(self.clock.now_ns(), limit)
 
 
@@ -774,22 +832,31 @@ def _lease_identity(
     name = validate_lease_name(lease)
     if token is None or holder is None:
         raise InvalidValueError(
-            f"lease {name!r}: pass the lease returned by acquire_lease, or token= and holder="
+            f"lease {quoted(name)}: give the lease that acquiring it returned, or its token "
+            "and holder",
+            param=("token", "holder"),
         )
     if not isinstance(token, int) or isinstance(token, bool):
-        raise InvalidValueError(f"invalid lease token {token!r}: must be an integer")
+        raise InvalidValueError(
+            f"invalid lease token {quoted(token)}: must be an integer", param="token"
+        )
     return name, token, validate_lease_holder(holder)
 
 
 def _check_timeout(timeout: Any) -> None:
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
-        raise InvalidValueError(f"invalid timeout {timeout!r}: must be a number of seconds >= 0")
+        raise InvalidValueError(
+            f"invalid timeout {quoted(timeout)}: must be a number of seconds, 0 or more",
+            param="timeout",
+        )
 
 
 def _check_limit(limit: object) -> None:
     """A ``limit`` of list or history: 0 (no limit) or more."""
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise InvalidValueError(f"invalid limit {limit!r}: must be 0 (no limit) or more")
+        raise InvalidValueError(
+            f"invalid limit {quoted(limit)}: must be 0 (no limit) or more", param="limit"
+        )
 
 
 def _follow_batches(watcher: Watcher, timeout: float | None) -> Iterator[list[WatchEvent]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .errors import InvalidValueError
+from .errors import InvalidValueError, json_kind, quoted
 from .leases import Fencing
 
 __all__ = ["DeleteOp", "Operation", "SetOp", "parse_operation"]
@@ -53,13 +53,17 @@ def _fencing(raw: Any, where: str) -> Fencing | None:
         return (raw["lease"], raw["token"])
     if isinstance(raw, list) and len(raw) == 2:
         return (raw[0], raw[1])
-    raise InvalidValueError(f'{where}: invalid fencing {raw!r}: use {{"lease": NAME, "token": N}}')
+    raise InvalidValueError(
+        f'{where}: invalid fencing {quoted(raw)}: use {{"lease": NAME, "token": N}}'
+    )
 
 
 def _version(raw: Any, where: str) -> int | None:
     if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
         return raw
-    raise InvalidValueError(f"{where}: invalid expected_version {raw!r}: must be an integer")
+    raise InvalidValueError(
+        f'{where}: invalid "expected_version" {quoted(raw)}: must be an integer'
+    )
 
 
 def parse_operation(raw: Any, index: int) -> Operation:
@@ -70,15 +74,16 @@ def parse_operation(raw: Any, index: int) -> Operation:
     if not isinstance(raw, Mapping):
         raise InvalidValueError(
             f'{where}: must be an object like {{"op": "set", "key": ..., "value": ...}}, '
-            f"not {type(raw).__name__}"
+            f"not {json_kind(raw)}"
         )
     fields = {_ALIASES.get(str(k), str(k)): v for k, v in raw.items()}
     kind = fields.pop("op", None)
     if not isinstance(kind, str) or kind not in _FIELDS:
-        raise InvalidValueError(f'{where}: "op" must be "set" or "delete", not {kind!r}')
+        raise InvalidValueError(f'{where}: "op" must be "set" or "delete", not {quoted(kind)}')
     unknown = sorted(set(fields) - _FIELDS[kind])
     if unknown:
-        raise InvalidValueError(f"{where} ({kind}): unknown field(s) {', '.join(unknown)}")
+        listed = ", ".join(quoted(name) for name in unknown)
+        raise InvalidValueError(f"{where} ({kind}): unknown field(s) {listed}")
     if "key" not in fields:
         raise InvalidValueError(f'{where} ({kind}): "key" is required')
     expected = _version(fields.get("expected_version"), where)
@@ -89,5 +94,5 @@ def parse_operation(raw: Any, index: int) -> Operation:
         raise InvalidValueError(f'{where} (set): "value" is required (null is a value)')
     create_only = fields.get("create_only", False)
     if not isinstance(create_only, bool):
-        raise InvalidValueError(f"{where} (set): create_only must be true or false")
+        raise InvalidValueError(f'{where} (set): "create_only" must be true or false')
     return SetOp(fields["key"], fields["value"], expected, create_only, fields.get("ttl"), fencing)

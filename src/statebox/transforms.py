@@ -31,7 +31,7 @@ import sys
 import time
 from typing import Any, Final, NamedTuple, NoReturn
 
-from .errors import InvalidValueError, ValueTooLargeError
+from .errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted, requoted
 from .values import (
     DEFAULT_JSON_LIMIT,
     MAX_DEPTH,
@@ -178,7 +178,8 @@ class JqTransform(NamedTuple):
             value = _decode(output)
         except InvalidValueError as exc:  # NaN and friends jq prints as bare words
             raise InvalidValueError(
-                f"jq expression {self.expr!r} yielded a value that is not JSON: {output[:200]}"
+                f"jq expression {quoted(self.expr)} yielded a value that is not JSON: "
+                f"{output[:200]}"
             ) from exc
         return _encode(restore_literals(value, _decode(text)), True)
 
@@ -257,7 +258,8 @@ class JsonPatch(NamedTuple):
                 ValueError,
             ) as exc:
                 raise InvalidValueError(
-                    f"JSON patch operation {index} {_shown(operation)} failed: {exc}"
+                    f"JSON patch operation {index} {_shown(operation)} failed: "
+                    f"{_patch_problem(exc, operation)}"
                 ) from exc
             estimate += most
             if estimate > self.limit:
@@ -277,6 +279,30 @@ class JsonPatch(NamedTuple):
             f"JSON patch operation {index} {_shown(operation)} makes the value too large: "
             f"{size} bytes or more exceeds {self.limit}"
         )
+
+
+def _patch_problem(exc: Exception, operation: dict[str, Any]) -> str:
+    """Why an operation failed, in statebox's words: jsonpatch and jsonpointer show Python
+    reprs (``<class 'int'>``, ``'x'``, the whole document as ``{'a': True}``)."""
+    import jsonpatch
+    import jsonpointer
+
+    if isinstance(exc, StateboxError):  # NestingTooDeepError: ours already
+        return exc.message
+    if isinstance(exc, jsonpatch.JsonPatchTestFailed):
+        return f"the value at {quoted(operation.get('path'))} is not the tested value"
+    missing = isinstance(exc, (jsonpatch.JsonPatchConflict, KeyError, IndexError)) or (
+        isinstance(exc, jsonpointer.JsonPointerException) and "not found in" in str(exc)
+    )
+    if missing:
+        places = [operation[f] for f in ("from", "path") if isinstance(operation.get(f), str)]
+        return "no such location in the value: " + " or ".join(quoted(p) for p in places)
+    if "does not support indexing" in str(exc):  # its message shows a Python class
+        return (
+            f"the path {quoted(operation.get('path'))} goes into a value that is neither "
+            "an object nor an array"
+        )
+    return requoted(str(exc))
 
 
 def _shown(operation: dict[str, Any]) -> str:
@@ -365,12 +391,19 @@ def make_transform(
 ) -> Transform:
     """The one transform given; ``merge_text``/``patch_text`` are normalized JSON text.
     ``jq_timeout`` bounds the patches too; ``limit`` is the value size limit."""
-    offered = (("jq", jq), ("merge", merge_text), ("patch", patch_text))
+    offered = (
+        ("a jq expression", jq),
+        ("a merge patch", merge_text),
+        ("a JSON patch", patch_text),
+    )
     given = [name for name, value in offered if value is not None]
     if len(given) != 1:
         what = "none" if not given else " and ".join(given)
+        # In words, not parameter names: each face adds its own spelling of the three.
         raise InvalidValueError(
-            f"update needs exactly one transform (jq=, merge= or patch=); got {what}"
+            "update needs exactly one transform (a jq expression, a merge patch or a JSON "
+            f"patch); got {what}",
+            param=("jq", "merge", "patch"),
         )
     if jq is not None:
         return JqTransform(jq, jq_timeout, limit)

@@ -19,7 +19,7 @@ from array import array
 from itertools import accumulate
 from typing import Any, Final, NamedTuple
 
-from .errors import InvalidValueError, NestingTooDeepError, ValueTooLargeError
+from .errors import InvalidValueError, NestingTooDeepError, ValueTooLargeError, quoted
 
 __all__ = [
     "DEFAULT_BINARY_LIMIT",
@@ -292,7 +292,7 @@ def _encode_exact(value: Any, out: list[str]) -> None:
         out.append(str(value))
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidValueError(f"value is not JSON-serializable: {value!r}")
+            raise InvalidValueError(f"value is not JSON-serializable: {quoted(value)}")
         out.append(float.__repr__(value))
     elif isinstance(value, dict):
         out.append("{")
@@ -460,7 +460,7 @@ def normalize_blob(
 ) -> NormalizedValue:
     """Check a binary entry against its limit and hash it (no transformation)."""
     if not content_type or "\n" in content_type:
-        raise InvalidValueError(f"invalid content type {content_type!r}")
+        raise InvalidValueError(f"invalid content type {quoted(content_type)}")
     if len(data) > limit:
         raise _too_large(len(data), limit)
     return NormalizedValue(bytes(data), content_type, sha256_hex(data))

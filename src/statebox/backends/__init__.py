@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, quoted
 from .base import Backend
 
 __all__ = ["Backend", "open_backend", "register_backend"]
@@ -40,7 +40,7 @@ def _scheme(url: str) -> str:
     except ValueError as exc:  # e.g. an unbalanced "[" in the host part
         from ..redaction import redact_text  # an error path: no import cost otherwise
 
-        raise ConfigurationError(f"invalid store URL {redact_text(url)!r}: {exc}") from exc
+        raise ConfigurationError(f"invalid store URL {quoted(redact_text(url))}: {exc}") from exc
 
 
 def open_backend(url: str) -> Backend:
@@ -53,7 +53,7 @@ def open_backend(url: str) -> Backend:
         from ..redaction import redact_url  # a mistyped scheme may still carry a password
 
         raise ConfigurationError(
-            f"unsupported store URL {redact_url(url)!r}: known schemes are {known}"
+            f"unsupported store URL {quoted(redact_url(url))}: known schemes are {known}"
         )
     module_name, class_name, extra = _REGISTRY[scheme]
     try:

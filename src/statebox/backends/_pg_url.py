@@ -75,9 +75,13 @@ def _int_option(url: str, options: dict[str, str], name: str, default: int, low:
     try:
         value = int(text)
     except ValueError:
-        raise ConfigurationError(f"invalid {name}={text!r} in {url!r}: not an integer") from None
+        raise ConfigurationError(
+            f"invalid ?{name}={text} in {quoted(url)}: not an integer"
+        ) from None
     if value < low:
-        raise ConfigurationError(f"invalid {name}={value} in {url!r}: must be at least {low}")
+        raise ConfigurationError(
+            f"invalid ?{name}={value} in {quoted(url)}: must be at least {low}"
+        )
     return value
 
 
@@ -100,7 +104,7 @@ def parse_pg_url(url: str) -> PgOptions:
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
         raise ConfigurationError(
-            f"invalid PostgreSQL store URL {_mask_password(url)!r}: use "
+            f"invalid PostgreSQL store URL {quoted(_mask_password(url))}: use "
             "postgresql://user@host:port/database[?schema=NAME]"
         )
     display = _mask_password(url)
@@ -108,14 +112,15 @@ def parse_pg_url(url: str) -> PgOptions:
     schema = options.pop("schema", "public").strip()
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ConfigurationError(
-            f"invalid schema {schema!r} in {display!r}: use letters, digits and _ "
+            f"invalid schema {quoted(schema)} in {quoted(display)}: use letters, digits and _ "
             "(not starting with a digit), at most 63 characters"
         )
     pool_min = _int_option(display, options, "pool_min", 1, 0)
     pool_max = _int_option(display, options, "pool_max", max(10, pool_min), 1)
     if pool_max < pool_min:
         raise ConfigurationError(
-            f"invalid pool sizes in {display!r}: pool_max={pool_max} is below pool_min={pool_min}"
+            f"invalid pool sizes in {quoted(display)}: ?pool_max={pool_max} is below "
+            f"?pool_min={pool_min}"
         )
     timeout_text = options.pop("pool_timeout", "30")
     try:
@@ -124,7 +129,8 @@ def parse_pg_url(url: str) -> PgOptions:
         pool_timeout = -1.0
     if not pool_timeout > 0:
         raise ConfigurationError(
-            f"invalid pool_timeout={timeout_text!r} in {display!r}: must be a positive number "
+            f"invalid ?pool_timeout={timeout_text} in {quoted(display)}: must be a positive "
+            "number "
             "of seconds"
         )
     statement_timeout = _seconds_option(display, options, "statement_timeout", "30")
@@ -162,7 +168,7 @@ def _pipeline_option(url: str, value: str, netloc: str, options: dict[str, str])
     if value in ("on", "off"):
         return value == "on"
     if value != "auto":
-        raise ConfigurationError(f"invalid pipeline={value!r} in {url!r}: use on, off or auto")
+        raise ConfigurationError(f"invalid ?pipeline={value} in {quoted(url)}: use on, off or auto")
     # Hosts as libpq sees them: a host= parameter wins over the URL's; "h1:5432,h2" lists
     # several; a path is a unix-socket directory; none at all is the default socket.
     hosts = options.get("host", netloc.rpartition("@")[2])

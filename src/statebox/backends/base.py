@@ -60,16 +60,31 @@ token is the latest one issued for that lease.
 ``purge_expired(now, limit)``
     Delete up to ``limit`` entries whose ``expires_at <= now`` (history is kept);
     return how many.
+``list_keyspaces(scope, after=, limit=, now=)``
+    One :class:`KeyspaceInfo` per keyspace holding at least one live entry (in
+    ``scope`` when given), ascending by the UTF-8 bytes of ``(scope, namespace)``, after
+    ``after`` (exclusive), at most ``limit`` (0 = all). ``entries`` counts live entries
+    only; ``updated_at`` is the newest ``updated_at`` among them.
+``delete_keyspace(keyspace, ctx)``
+    Delete every live entry of the keyspace in one atomic ``apply`` (expired ones go
+    too), each deletion recorded in its key's history as ``delete`` records it (etcd
+    records a range delete the same way: one delete event per key). Returns how many
+    live entries were deleted. The default lists the keys, then applies one batch of
+    deletes: a key created between the two survives (the deletion is ordered before its
+    write); SQL backends and memory do both inside one transaction.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, cast
 
-from ..model import Keyspace, UpdatedBy
+from ..errors import BackendUnavailableError, ConfigurationError
+from ..model import Keyspace, KeyspaceInfo, UpdatedBy, keyspace_sort_key
 from ..values import NormalizedValue
+
+T = TypeVar("T")
 
 #: Any keyspace, for backends whose change token is the same for all of them.
 _ANY_KEYSPACE = Keyspace("global", "_")
@@ -81,11 +96,15 @@ __all__ = [
     "Delete",
     "Entry",
     "Fence",
+    "GroupCommit",
     "HistoryRecord",
+    "KeyspaceInfo",
     "Lease",
     "Mutation",
     "Put",
     "WriteContext",
+    "group_commit_of",
+    "keyspace_sort_key",
 ]
 
 
@@ -171,12 +190,63 @@ class Applied(NamedTuple):
 
 
 class Capabilities(NamedTuple):
+    """What a backend can do beyond the contract. A face (the server) chooses how to run
+    work from these alone, never from the backend's class; each defaults to the answer
+    that is safe for a backend that says nothing. Build it with keywords. (A NamedTuple,
+    not a dataclass: ``dataclasses`` would load ``inspect`` on the CLI's ``get``.)"""
+
     #: Check-and-write is atomic across processes on one machine.
     cross_process: bool = True
     #: Check-and-write is atomic across machines (PostgreSQL, the remote store).
     cross_machine: bool = False
     #: The data outlives the process.
     durable: bool = True
+    #: A read answers in microseconds and never waits on a lock (embedded storage), so a
+    #: server calls it on its event loop: a hop to a worker thread would cost more.
+    inline_reads: bool = False
+    #: The backend has the :class:`GroupCommit` methods: a server commits the writes of
+    #: concurrent requests in one transaction (``server/writer.py``).
+    group_commit: bool = False
+    #: :meth:`Backend.reset` empties the store (a test-mode server's ``/v1/_test/reset``).
+    test_reset: bool = False
+    #: :meth:`Backend.store_change_token` covers every keyspace, so a server watches the
+    #: whole store with one waiter (``server/changes_hub.py``).
+    store_wide_changes: bool = False
+    #: The storage keeps history to a limit of its own (the remote store: its server's
+    #: ``--history-limit``): ``WriteContext.history_limit`` is not used.
+    own_history_limit: bool = False
+
+
+class GroupCommit(Protocol):
+    """The methods a backend with ``Capabilities.group_commit`` has: several callers'
+    writes in one transaction, each with its own outcome (an exception is an outcome)."""
+
+    #: Seconds a write waits for the write lock before it is refused.
+    timeout: float
+
+    def write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run ``calls`` in one transaction, waiting for the write lock."""
+        ...
+
+    def try_write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception] | None:
+        """:meth:`write_together`, or ``None`` at once (nothing ran) when another
+        connection holds the write lock."""
+        ...
+
+    def locked_error(self) -> BackendUnavailableError:
+        """The error for writes that waited ``timeout`` seconds for the lock in vain."""
+        ...
+
+
+_GROUP_COMMIT_METHODS = ("write_together", "try_write_together", "locked_error")
+
+
+def group_commit_of(backend: Backend) -> GroupCommit | None:
+    """``backend`` as a :class:`GroupCommit` when its capabilities say it is one."""
+    if not backend.capabilities.group_commit:
+        return None
+    # Checked when the class was defined (Backend.__init_subclass__).
+    return cast(GroupCommit, backend)
 
 
 class Backend(ABC):
@@ -185,6 +255,26 @@ class Backend(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: The URL the backend was opened from, for messages.
     url: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A capability is a promise the server acts on: one the class cannot keep fails
+        # here, when it is defined, not in the middle of serving.
+        if cls.capabilities.group_commit:
+            missing = [
+                name for name in _GROUP_COMMIT_METHODS if not callable(getattr(cls, name, None))
+            ]
+            if missing:
+                raise TypeError(
+                    f"{cls.__name__} declares group_commit but lacks {', '.join(missing)}"
+                )
+        if cls.capabilities.test_reset and cls.reset is Backend.reset:
+            raise TypeError(f"{cls.__name__} declares test_reset but has no reset()")
+
+    def reset(self) -> Backend:
+        """Test mode: close this backend and return an empty store of the same URL in its
+        place. Only for a backend whose ``capabilities.test_reset`` is true."""
+        raise ConfigurationError(f"a {type(self).__name__} store cannot be reset")
 
     @abstractmethod
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None: ...
@@ -237,14 +327,13 @@ class Backend(ABC):
     @abstractmethod
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int: ...
 
-    #: ``change_token`` ignores its keyspace: one token covers the whole store.
-    store_wide_changes: ClassVar[bool] = False
-
     def store_change_token(self) -> int | None:
         """A token that changes whenever a write to *any* keyspace commits, or ``None``
-        when the backend has per-keyspace tokens only. The server watches it with one
-        waiter for all its clients (``server/changes_hub.py``)."""
-        return self.change_token(_ANY_KEYSPACE) if self.store_wide_changes else None
+        when the backend has per-keyspace tokens only (``capabilities.store_wide_changes``
+        says which). The server watches it with one waiter for all its clients
+        (``server/changes_hub.py``). This default serves a backend whose ``change_token``
+        ignores its keyspace; one with per-keyspace tokens and a total overrides it."""
+        return self.change_token(_ANY_KEYSPACE) if self.capabilities.store_wide_changes else None
 
     def wait_for_store_change(self, token: int, timeout: float) -> int:
         """:meth:`wait_for_change` for the token of :meth:`store_change_token`."""
@@ -252,3 +341,18 @@ class Backend(ABC):
 
     @abstractmethod
     def purge_expired(self, now: int, limit: int = 1000) -> int: ...
+
+    # -- keyspaces -------------------------------------------------------------------------
+
+    @abstractmethod
+    def list_keyspaces(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]: ...
+
+    def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
+        """List the live keys, then delete them in one ``apply`` (see the contract)."""
+        live = self.scan(keyspace, "", after=None, limit=0, include_values=False, now=ctx.now)
+        if not live:
+            return 0
+        applied = self.apply(keyspace, [Delete(entry.key) for entry in live], ctx)
+        return sum(1 for a in applied if a.previous is not None)

@@ -32,8 +32,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
-from ..errors import BackendUnavailableError, ConfigurationError, NotFoundError, StateboxError
-from ..model import Keyspace
+from ..clock import parse_timestamp
+from ..errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    NotFoundError,
+    StateboxError,
+    quoted,
+)
+from ..model import Keyspace, KeyspaceInfo, keyspace_sort_key
 from ..results import EmbeddedJSON, dumps_envelope
 from ..server.wire import (
     NOW_HEADER,
@@ -77,15 +84,17 @@ def parse_coordinators(url: str) -> list[str]:
         parsed = urlsplit(part)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigurationError(
-                f"invalid remote store URL {url!r}: each coordinator must be "
+                f"invalid remote store URL {quoted(url)}: each coordinator must be "
                 "http://host:port or https://host:port, separated by commas"
             )
         if parsed.query or parsed.fragment:
             raise ConfigurationError(
-                f"invalid remote store URL {url!r}: no query or fragment in {part!r}"
+                f"invalid remote store URL {quoted(url)}: no query or fragment in {quoted(part)}"
             )
     if len(set(coordinators)) != len(coordinators):
-        raise ConfigurationError(f"invalid remote store URL {url!r}: a coordinator is repeated")
+        raise ConfigurationError(
+            f"invalid remote store URL {quoted(url)}: a coordinator is repeated"
+        )
     return coordinators
 
 
@@ -186,7 +195,10 @@ class _Connections:
 
 class HttpBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(
-        cross_process=True, cross_machine=True, durable=True
+        cross_process=True,
+        cross_machine=True,
+        durable=True,
+        own_history_limit=True,  # the server's --history-limit
     )
 
     def __init__(self, url: str, *, token: str | None = None) -> None:
@@ -348,12 +360,8 @@ class HttpBackend(Backend):
     def apply(
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
-        body = dumps_envelope(
-            {
-                "ops": [_operation(m, ctx.now) for m in mutations],
-                "history_limit": ctx.history_limit,
-            }
-        )
+        # No history_limit: how much history is kept is the server's policy.
+        body = dumps_envelope({"ops": [_operation(m, ctx.now) for m in mutations]})
         headers = {NOW_HEADER: str(ctx.now), **updated_by_headers(ctx.updated_by)}
         data = self._call(
             keyspace.routing_key,
@@ -482,3 +490,57 @@ class HttpBackend(Backend):
             )
             purged += int(self._json(status, data, coordinator)["purged"])
         return purged
+
+    # -- keyspaces ---------------------------------------------------------------------
+
+    def list_keyspaces(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]:
+        """Each coordinator's page, merged: every coordinator owns some keyspaces."""
+        found: list[KeyspaceInfo] = []
+        for coordinator in self.coordinators:
+            found += self._keyspaces_of(coordinator, scope, after, limit, now)
+        found.sort(key=lambda k: keyspace_sort_key(k.keyspace))
+        return found[:limit] if limit else found
+
+    def _keyspaces_of(
+        self, coordinator: str, scope: str | None, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]:
+        found: list[KeyspaceInfo] = []
+        cursor = None if after is None else f"{after.scope}/{after.namespace}"
+        while True:
+            params: dict[str, str | int] = {"limit": limit - len(found) if limit else 0}
+            if scope is not None:
+                params["scope"] = scope
+            if cursor is not None:
+                params["after"] = cursor
+            status, data = self._send(
+                coordinator,
+                "GET",
+                "/v1/keyspaces",
+                write=False,
+                params=params,
+                headers={NOW_HEADER: str(now)},
+            )
+            page = self._json(status, data, coordinator)
+            found += [
+                KeyspaceInfo(
+                    k["scope"], k["namespace"], int(k["entries"]), parse_timestamp(k["updatedAt"])
+                )
+                for k in page["keyspaces"]
+            ]
+            cursor = page.get("next")
+            if cursor is None or (limit and len(found) >= limit):
+                return found
+
+    def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
+        # The server's store deletes it atomically and keeps history by its own policy.
+        headers = {NOW_HEADER: str(ctx.now), **updated_by_headers(ctx.updated_by)}
+        data = self._call(
+            keyspace.routing_key,
+            "DELETE",
+            self._space("kv", keyspace),
+            write=True,
+            headers=headers,
+        )
+        return int(data["deleted"])

@@ -19,9 +19,11 @@ from .base import (
     Capabilities,
     Entry,
     HistoryRecord,
+    KeyspaceInfo,
     Lease,
     Mutation,
     WriteContext,
+    keyspace_sort_key,
 )
 from .keyrange import prefix_upper_bound
 
@@ -39,9 +41,13 @@ class _Space:
 
 
 class MemoryBackend(Backend):
-    store_wide_changes: ClassVar[bool] = True  # one change counter for the store
     capabilities: ClassVar[Capabilities] = Capabilities(
-        cross_process=False, cross_machine=False, durable=False
+        cross_process=False,
+        cross_machine=False,
+        durable=False,
+        inline_reads=True,
+        test_reset=True,
+        store_wide_changes=True,  # one change counter for the store
     )
 
     def __init__(self, url: str = "memory://") -> None:
@@ -199,6 +205,38 @@ class MemoryBackend(Backend):
                         space.sorted_keys.pop(bisect.bisect_left(space.sorted_keys, raw_key))
                         purged += 1
         return purged
+
+    def list_keyspaces(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]:
+        floor = keyspace_sort_key(after) if after is not None else None
+        out: list[KeyspaceInfo] = []
+        with self._lock:
+            for keyspace in sorted(self._spaces, key=keyspace_sort_key):
+                if scope is not None and keyspace.scope != scope:
+                    continue
+                if floor is not None and keyspace_sort_key(keyspace) <= floor:
+                    continue
+                live = [e for e in self._spaces[keyspace].entries.values() if e.is_live(now)]
+                if live:
+                    newest = max(e.updated_at for e in live)
+                    out.append(KeyspaceInfo(keyspace.scope, keyspace.namespace, len(live), newest))
+                    if limit and len(out) >= limit:
+                        break
+        return out
+
+    def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
+        with self._lock:  # re-entrant: the listing and the batch are one atomic step
+            deleted = super().delete_keyspace(keyspace, ctx)
+            space = self._spaces.pop(keyspace, None)  # expired entries go too
+            if space is not None and space.entries:
+                self._changes += 1
+                self._changed.notify_all()
+            return deleted
+
+    def reset(self) -> MemoryBackend:
+        """Test mode: an empty store in place of this one."""
+        return MemoryBackend(self.url)
 
     def close(self) -> None:
         return None

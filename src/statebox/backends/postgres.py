@@ -83,7 +83,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 class PostgresBackend(SqlBackend):
-    capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cross_process=True,
+        cross_machine=True,
+        store_wide_changes=True,  # store_change_token: the total of the NOTIFY buckets
+    )
     dialect = POSTGRES
 
     def __init__(self, url: str) -> None:

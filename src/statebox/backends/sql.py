@@ -19,7 +19,17 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
 from ..model import Keyspace, UpdatedBy
-from .base import Applied, Backend, Entry, HistoryRecord, Lease, Mutation, WriteContext
+from .base import (
+    Applied,
+    Backend,
+    Delete,
+    Entry,
+    HistoryRecord,
+    KeyspaceInfo,
+    Lease,
+    Mutation,
+    WriteContext,
+)
 from .keyrange import prefix_upper_bound
 
 __all__ = ["SCHEMA_VERSION", "Change", "Dialect", "SqlBackend", "SqlConnection"]
@@ -459,3 +469,61 @@ class SqlBackend(Backend):
                 (row[0], row[1], row[2], now),
             )
         return len(rows)
+
+    # -- keyspaces --------------------------------------------------------------------------
+
+    def list_keyspaces(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]:
+        sql, params = self.keyspaces_query(scope, after=after, limit=limit, now=now)
+        rows = self._read(lambda db: db.execute(sql, params).fetchall())
+        return [
+            KeyspaceInfo(row[0], bytes(row[1]).decode(), int(row[2]), int(row[3])) for row in rows
+        ]
+
+    def keyspaces_query(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> tuple[str, list[Any]]:
+        """The statement :meth:`list_keyspaces` runs: one walk of the primary key's
+        ``(scope, namespace)`` prefix, grouped (tests ``EXPLAIN`` it)."""
+        conditions = ["(expires_at IS NULL OR expires_at > ?)"]
+        params: list[Any] = [now]
+        if scope is not None:
+            conditions.append("scope = ?")
+            params.append(scope)
+        if after is not None:
+            # A row value: both databases seek the primary key to it (an OR would not).
+            conditions.append("(scope, namespace) > (?, ?)")
+            params += [after.scope, after.namespace.encode()]
+        sql = (
+            "SELECT scope, namespace, COUNT(*), MAX(updated_at) FROM statebox_entries "
+            f"WHERE {' AND '.join(conditions)} GROUP BY scope, namespace "
+            "ORDER BY scope, namespace"
+        )
+        if limit > 0:
+            sql += f" LIMIT {min(int(limit), _MAX_LIMIT)}"
+        return self.dialect.q(sql), params
+
+    def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
+        space = (keyspace.scope, keyspace.namespace.encode())
+        live_keys = self.dialect.q(
+            "SELECT key FROM statebox_entries WHERE scope = ? AND namespace = ? "
+            "AND (expires_at IS NULL OR expires_at > ?) ORDER BY key"
+        )
+        rest = self.dialect.q("DELETE FROM statebox_entries WHERE scope = ? AND namespace = ?")
+
+        def work(db: SqlConnection) -> int:
+            # One transaction: the keys read here are exactly the ones deleted. Each goes
+            # through the apply path, so its history gets a deletion record.
+            keys = [
+                bytes(row[0]).decode()
+                for row in db.execute(live_keys, (*space, ctx.now)).fetchall()
+            ]
+            deleted = sum(
+                self._apply_one(db, keyspace, Delete(key), ctx, index).previous is not None
+                for index, key in enumerate(keys)
+            )
+            db.execute(rest, space)  # the expired entries left
+            return deleted
+
+        return self._write(work)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import ClassVar, TypeVar
 
-from ..errors import BackendUnavailableError, ConfigurationError, StateboxError
+from ..errors import BackendUnavailableError, ConfigurationError, StateboxError, quoted
 from ..model import Keyspace
 from .base import Capabilities
 from .sql import SCHEMA_VERSION, Dialect, SqlBackend, SqlConnection
@@ -60,15 +60,15 @@ def _parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unbalanced "[" in the host part
-        raise ConfigurationError(f"invalid SQLite store URL {url!r}: {exc}") from exc
+        raise ConfigurationError(f"invalid SQLite store URL {quoted(url)}: {exc}") from exc
     if parts.scheme != "sqlite" or parts.netloc:
         raise ConfigurationError(
-            f"invalid SQLite store URL {url!r}: use sqlite:///relative/path.db "
+            f"invalid SQLite store URL {quoted(url)}: use sqlite:///relative/path.db "
             "or sqlite:////absolute/path.db"
         )
     raw = unquote(parts.path)
     if not raw.startswith("/") or raw in ("/", "//"):
-        raise ConfigurationError(f"invalid SQLite store URL {url!r}: no database path")
+        raise ConfigurationError(f"invalid SQLite store URL {quoted(url)}: no database path")
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return raw[1:], options
 
@@ -130,8 +130,14 @@ def _locked(path: str, timeout: float) -> BackendUnavailableError:
 
 
 class SqliteBackend(SqlBackend):
-    store_wide_changes: ClassVar[bool] = True  # one change counter for the store
-    capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cross_process=True,
+        cross_machine=False,
+        inline_reads=True,  # WAL readers never wait on the writer
+        group_commit=True,  # write_together / try_write_together
+        test_reset=True,
+        store_wide_changes=True,  # one change counter (PRAGMA data_version) for the store
+    )
     dialect = SQLITE
 
     def __init__(self, url: str) -> None:
@@ -140,11 +146,11 @@ class SqliteBackend(SqlBackend):
         try:
             self.timeout = float(options.get("timeout", "30"))
         except ValueError:
-            raise ConfigurationError(f"invalid timeout in {url!r}: not a number") from None
+            raise ConfigurationError(f"invalid timeout in {quoted(url)}: not a number") from None
         self.synchronous = options.get("synchronous", "FULL").upper()
         if self.synchronous not in _SYNCHRONOUS:
             raise ConfigurationError(
-                f"invalid synchronous={self.synchronous!r} in {url!r}: "
+                f"invalid ?synchronous={self.synchronous} in {quoted(url)}: "
                 f"use one of {', '.join(_SYNCHRONOUS)}"
             )
         self._local = _ThreadLocal()
@@ -408,6 +414,14 @@ class SqliteBackend(SqlBackend):
             if current != token or remaining <= 0:
                 return current
             time.sleep(min(_POLL_INTERVAL, remaining))
+
+    def reset(self) -> SqliteBackend:
+        """Test mode: close, remove the database file (and its WAL files), open anew."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                os.remove(self.path + suffix)
+        return SqliteBackend(self.url)
 
     def close(self) -> None:
         with self._watch_lock:

@@ -44,7 +44,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import StateboxError
+from ..errors import StateboxError, worded
 from ._parser import UsageError, new_parser, value_option_strings
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ COMMANDS: dict[str, str] = {
     "rollback": "statebox.cli.cmd_rollback",
     "txn": "statebox.cli.cmd_txn",
     "lease": "statebox.cli.cmd_lease",
+    "keyspaces": "statebox.cli.cmd_keyspaces",
+    "purge": "statebox.cli.cmd_purge",
     "watch": "statebox.cli.cmd_watch",
     "serve": "statebox.cli.cmd_serve",
 }
@@ -97,6 +99,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         __import__(module)  # importlib.import_module, without importing importlib
         sys.modules[module].register(subparsers)
     return parser
+
+
+def cli_option(param: str) -> str:
+    """A parameter the engine names (``to_version``) as the command line spells it
+    (``--to-version``): every option is the library's keyword, dashed."""
+    return "--" + param.replace("_", "-")
 
 
 def _fail(message: str, code: int) -> int:
@@ -191,7 +199,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except UsageError as exc:
         return _fail(str(exc), 2)
     except StateboxError as exc:
-        return _fail(exc.message, exc.exit_code)
+        return _fail(worded(exc, cli_option), exc.exit_code)
     except BrokenPipeError:
         # The reader went away (``statebox list | head``): nothing left to tell it.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, quoted
 
 if TYPE_CHECKING:
     import argparse
@@ -38,7 +38,7 @@ def fencing_from(args: argparse.Namespace) -> tuple[str, int] | None:
     # isdecimal, not isdigit: "²" is a digit that int() refuses.
     if not sep or not name or not token.strip().isdecimal():
         raise InvalidValueError(
-            f"invalid --fencing {raw!r}: use LEASE:TOKEN, e.g. --fencing nightly-import:3 "
-            "(the token printed by 'statebox lease acquire')"
+            f"invalid --fencing {quoted(raw)}: use LEASE:TOKEN, e.g. --fencing "
+            'nightly-import:3 (the token printed by "statebox lease acquire")'
         )
     return name, int(token)

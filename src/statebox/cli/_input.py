@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, quoted
 
 if TYPE_CHECKING:
     from ..values import RawJSON
@@ -50,7 +50,9 @@ class JsonArgs:
                     return file.read()
             except OSError as exc:
                 reason = exc.strerror or str(exc)
-                raise InvalidValueError(f"{what}: cannot read file {path!r}: {reason}") from exc
+                raise InvalidValueError(
+                    f"{what}: cannot read file {quoted(path)}: {reason}"
+                ) from exc
         # Back to the bytes the user typed: invalid UTF-8 becomes U+FFFD in the engine,
         # exactly as it would from a file.
         return os.fsencode(argument)

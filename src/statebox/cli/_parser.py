@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
+from ..errors import requoted
+
 __all__ = [
     "EXIT_CODES",
     "UsageError",
@@ -143,7 +145,8 @@ class _Parser(argparse.ArgumentParser):
         self._negative_number_matcher = _NEGATIVE_NUMBER_MATCHER  # type: ignore[assignment]
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        # argparse shows values as Python reprs ('x'): quoted here as statebox quotes them.
+        raise UsageError(f"{self.prog}: {requoted(message)} (see: {self.prog} --help)")
 
 
 # (flags, keyword arguments) of the common options; "default" is the top-level default.

@@ -1,5 +1,6 @@
-"""``statebox lease acquire|renew|release NAME …`` → :meth:`StateStore.acquire_lease`,
-:meth:`~StateStore.renew_lease`, :meth:`~StateStore.release_lease`."""
+"""``statebox lease acquire|renew|release|get NAME …`` → :meth:`StateStore.acquire_lease`,
+:meth:`~StateStore.renew_lease`, :meth:`~StateStore.release_lease`,
+:meth:`~StateStore.get_lease`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "lease",
-        help="acquire, renew or release a lease with a fencing token",
+        help="acquire, renew, release or show a lease with a fencing token",
         description=(
             "A lease names a piece of work; acquiring it returns a fencing token greater than\n"
             "any issued for that name before. Pass --fencing NAME:TOKEN to set, delete,\n"
@@ -31,6 +32,7 @@ def register(subparsers: Subparsers) -> None:
             "statebox lease acquire nightly-import --ttl 300",
             "statebox lease renew nightly-import --token 7 --holder HOLDER --ttl 300",
             "statebox lease release nightly-import --token 7 --holder HOLDER",
+            "statebox lease get nightly-import",
             "statebox set cursors/feed '{\"id\": 9}' --fencing nightly-import:7",
         ],
     )
@@ -63,6 +65,18 @@ def register(subparsers: Subparsers) -> None:
         if action == "renew":
             sub.add_argument("--ttl", metavar="SECONDS", type=float, required=True)
         sub.set_defaults(handler=_renew if action == "renew" else _release)
+    get = add_command(
+        actions,
+        "get",
+        help="show a lease",
+        description=(
+            "Show the latest lease on NAME: its holder, token and expiry (perhaps past).\n"
+            "A lease never acquired: exit code 3."
+        ),
+        examples=["statebox lease get nightly-import"],
+    )
+    get.add_argument("name", metavar="NAME", help="the lease's name")
+    get.set_defaults(handler=_get)
 
 
 def _acquire(args: argparse.Namespace, store: StateStore) -> LeaseResult:
@@ -75,3 +89,12 @@ def _renew(args: argparse.Namespace, store: StateStore) -> LeaseResult:
 
 def _release(args: argparse.Namespace, store: StateStore) -> LeaseResult:
     return store.release_lease(args.name, token=args.token, holder=args.holder)
+
+
+def _get(args: argparse.Namespace, store: StateStore) -> LeaseResult:
+    lease = store.get_lease(args.name)
+    if lease is None:
+        from ..errors import NotFoundError, quoted
+
+        raise NotFoundError(f"lease {quoted(args.name)} was never acquired")
+    return lease

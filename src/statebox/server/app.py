@@ -29,7 +29,8 @@ from ..backends.base import Backend
 from ..clock import Clock, SystemClock
 from ..errors import InvalidRequestError, StateboxError
 from ..results import dumps_envelope
-from . import docs, routes_kv, routes_leases, routes_raw, watch
+from ..store import StateStore
+from . import docs, routes_keyspaces, routes_kv, routes_leases, routes_raw, watch
 from .auth import ANONYMOUS
 from .browsers import CORS_HEADERS, CORS_METHODS, BrowserGuard
 from .call import Call, Handler, RouteSpec
@@ -134,12 +135,16 @@ def _middleware(state: ServerState, config: ServerConfig) -> list[Middleware]:
 
 
 def create_app(
-    store: str | Backend,
+    store: str | Backend | StateStore,
     config: ServerConfig | None = None,
     *,
     clock: Clock | None = None,
 ) -> Starlette:
-    """The statebox HTTP API over one store (a URL, or an open backend)."""
+    """The statebox HTTP API over one store (a URL, an open backend, or an open
+    :class:`StateStore`: its backend, and its clock unless ``clock`` is given)."""
+    if isinstance(store, StateStore):
+        clock = clock if clock is not None else store.clock
+        store = store.backend
     config = config if config is not None else ServerConfig()
     backend = open_backend(store) if isinstance(store, str) else store
     url = store if isinstance(store, str) else backend.url
@@ -149,6 +154,7 @@ def create_app(
         *routes_kv.ROUTES,
         *routes_raw.ROUTES,
         *routes_leases.ROUTES,
+        *routes_keyspaces.ROUTES,
         *watch.ROUTES,
         *docs.ROUTES,
     ]

@@ -14,7 +14,9 @@ A tokens file (YAML, or JSON when it ends in ``.json``) lists every token::
 are glob patterns (``*``, ``?``, ``[...]``, matched case-sensitively), ``*`` when left
 out. Leases are authorized as scope ``lease`` with the lease name as namespace; fencing
 a write with a lease needs a read grant on it, besides the write grant on the keyspace.
-The store-wide operations (``purge``) need a write grant on ``*``/``*``.
+The store-wide operations (``purge``) need a write grant on ``*``/``*``; listing the
+keyspaces (``GET /v1/keyspaces``) shows each token only those it has a read grant on, and
+deleting a whole keyspace needs a write grant on it.
 
 Presented secrets are hashed and compared with every token's digest in constant time
 (:func:`hmac.compare_digest`); no secret is ever logged or echoed.
@@ -33,7 +35,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, quoted
 from ..model import Keyspace
 
 __all__ = ["ANONYMOUS", "Access", "Grant", "Principal", "TokenRegistry", "load_tokens"]
@@ -124,7 +126,7 @@ class TokenRegistry:
             if not isinstance(name, str) or not name.strip():
                 raise ConfigurationError(f"{where}: 'name' must be a non-empty string")
             if name in names:
-                raise ConfigurationError(f"{where}: duplicate token name {name!r}")
+                raise ConfigurationError(f"{where}: duplicate token name {quoted(name)}")
             names.add(name)
             tokens.append((_digest(item, f"{where} ({name})"), _principal(item, name, where)))
         return cls(tokens)

@@ -11,7 +11,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import ConflictError, InvalidRequestError, PermissionDeniedError
+from ..errors import InvalidRequestError, PermissionDeniedError, quoted
 from ..model import Keyspace, RunContext, UpdatedBy
 from ..store import StateStore
 from ..values import check_depth
@@ -29,7 +29,6 @@ from .writer import BIG_BATCH_BYTES, is_big_batch
 __all__ = [
     "Call",
     "Handler",
-    "PreconditionFailed",
     "RouteSpec",
     "bounded_int",
     "check_fields",
@@ -42,16 +41,6 @@ INT64: Final = 2**63
 #: Levels a JSON body adds around the values it carries (``{"ops": [{"value": ...}]}``,
 #: ``{"patch": [{"value": ...}]}``): the values themselves are held to MAX_DEPTH.
 BODY_ENVELOPE: Final = 3
-
-
-class PreconditionFailed(ConflictError):
-    """A conflict on a guard that came from ``If-Match`` / ``If-None-Match``: HTTP 412."""
-
-    http_status = 412
-
-    @classmethod
-    def from_conflict(cls, exc: ConflictError) -> PreconditionFailed:
-        return cls(exc.message, index=exc.index, current_version=exc.current_version)
 
 
 class Call:
@@ -90,15 +79,15 @@ class Call:
     def authorize(self, access: Access, keyspace: Keyspace) -> None:
         if not self.principal.can(access, keyspace):
             raise PermissionDeniedError(
-                f"token {self.principal.name!r} has no {access.value} grant on scope "
-                f"{keyspace.scope!r}, namespace {keyspace.namespace!r}"
+                f"token {quoted(self.principal.name)} has no {access.value} grant on scope "
+                f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
             )
 
     def authorize_everything(self, access: Access) -> None:
         if not self.principal.can_everything(access):
             raise PermissionDeniedError(
-                f"token {self.principal.name!r} needs a {access.value} grant on every scope "
-                "and namespace ('*') for this store-wide operation"
+                f"token {quoted(self.principal.name)} needs a {access.value} grant on every "
+                'scope and namespace ("*") for this store-wide operation'
             )
 
     # -- the engine for this request ---------------------------------------------------
@@ -110,7 +99,9 @@ class Call:
                 try:
                     return int(raw)
                 except ValueError:
-                    raise InvalidRequestError(f"invalid {NOW_HEADER} header {raw!r}") from None
+                    raise InvalidRequestError(
+                        f"invalid {NOW_HEADER} header {quoted(raw)}"
+                    ) from None
         return self.state.clock.now_ns()
 
     def updated_by(self) -> UpdatedBy:
@@ -179,8 +170,10 @@ class Call:
         try:
             value = int(raw)
         except ValueError:
-            raise InvalidRequestError(f"invalid {name} {raw!r}: must be an integer") from None
-        return bounded_int(name, value, minimum)
+            raise InvalidRequestError(
+                f"invalid ?{name}= {quoted(raw)}: must be an integer"
+            ) from None
+        return bounded_int(f"?{name}=", value, minimum)
 
     def q_bool(self, name: str) -> bool:
         raw = self.q_str(name)
@@ -191,22 +184,27 @@ class Call:
             return True
         if lowered in ("0", "false", "no"):
             return False
-        raise InvalidRequestError(f"invalid {name} {raw!r}: must be true or false")
+        raise InvalidRequestError(f"invalid ?{name}= {quoted(raw)}: must be true or false")
 
 
 def check_fields(body: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidRequestError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+            f"{where}: unknown field(s) {_listed(unknown)}; known: {_listed(sorted(allowed))}"
         )
 
 
+def _listed(names: list[str]) -> str:
+    return ", ".join(quoted(name) for name in names)
+
+
 def bounded_int(name: str, value: int, minimum: int | None) -> int:
+    """``value`` of ``name`` (as the request spells it: ``?limit=``, ``"version"``)."""
     if minimum is not None and value < minimum:
-        raise InvalidRequestError(f"invalid {name} {value!r}: must be {minimum} or more")
+        raise InvalidRequestError(f"invalid {name} {value}: must be {minimum} or more")
     if not -INT64 <= value < INT64:  # every backend stores versions and limits in 64 bits
-        raise InvalidRequestError(f"invalid {name} {value!r}: out of range")
+        raise InvalidRequestError(f"invalid {name} {value}: out of range")
     return value
 
 
@@ -215,21 +213,21 @@ def field_int(body: dict[str, Any], name: str, *, minimum: int | None = None) ->
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequestError(f"invalid {name} {value!r}: must be an integer")
-    return bounded_int(name, value, minimum)
+        raise InvalidRequestError(f"invalid {quoted(name)} {quoted(value)}: must be an integer")
+    return bounded_int(quoted(name), value, minimum)
 
 
 def field_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
     value = body.get(name, default)
     if not isinstance(value, bool):
-        raise InvalidRequestError(f"invalid {name} {value!r}: must be true or false")
+        raise InvalidRequestError(f"invalid {quoted(name)} {quoted(value)}: must be true or false")
     return value
 
 
 def field_str(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
-        raise InvalidRequestError(f"invalid {name} {value!r}: must be a string")
+        raise InvalidRequestError(f"invalid {quoted(name)} {quoted(value)}: must be a string")
     return value
 
 

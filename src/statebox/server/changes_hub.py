@@ -72,9 +72,7 @@ class ChangeHub:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._store_wide = backend.store_wide_changes or (
-            type(backend).store_change_token is not Backend.store_change_token
-        )
+        self._store_wide = backend.capabilities.store_wide_changes
         # Guards ``_channels`` and each channel's ``alive``/``waiters`` against the
         # channel threads (held for microseconds, never across a wait).
         self._lock = threading.Lock()

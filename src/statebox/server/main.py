@@ -20,6 +20,8 @@ from ..config import resolve_store_url
 from ..errors import ConfigurationError, StateboxError
 from ..redaction import redact_text
 from ..redaction import redact_url as _redact_url
+from ..store import StateStore
+from ..values import DEFAULT_HISTORY_LIMIT
 from .auth import load_tokens
 from .config import ServerConfig
 from .options import (
@@ -84,7 +86,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    store: str | Backend | None = None,
+    store: str | Backend | StateStore | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
@@ -96,6 +98,7 @@ def serve(
     log_level: str = "info",
     max_wait: float = DEFAULT_MAX_WAIT,
     max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+    history_limit: int = DEFAULT_HISTORY_LIMIT,
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
@@ -105,8 +108,10 @@ def serve(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_watches_per_token: int = DEFAULT_MAX_WATCHES_PER_TOKEN,
 ) -> None:
-    """Serve the statebox API over ``store`` (a URL — default as everywhere — or an open
-    backend) until stopped."""
+    """Serve the statebox API over ``store`` (a URL — default as everywhere —, an open
+    backend, or an open :class:`StateStore`, whose backend is served) until stopped."""
+    if isinstance(store, StateStore):
+        store = store.backend
     try:
         import uvicorn
 
@@ -119,6 +124,8 @@ def serve(
         ) from exc
 
     check_bind(host, has_tokens=tokens is not None, insecure=insecure, test_mode=test_mode)
+    if history_limit < 0:
+        raise ConfigurationError(f"invalid history limit {history_limit}: must be 0 or more")
     max_connections = fit_to_file_limit(max_connections)  # never EMFILE when full
     url = store.url if isinstance(store, Backend) else resolve_store_url(store)
     config = ServerConfig(
@@ -128,6 +135,7 @@ def serve(
         max_wait=max_wait,
         purge_interval=0.0 if test_mode else 60.0,
         max_txn_ops=max_txn_ops,
+        history_limit=history_limit,
         allowed_hosts=tuple(allowed_hosts),
         allowed_origins=tuple(allowed_origins),
         max_watches_per_token=max_watches_per_token,
@@ -189,6 +197,7 @@ def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> No
         log_level=args.log_level,
         max_wait=args.max_wait,
         max_txn_ops=args.max_txn_ops,
+        history_limit=(DEFAULT_HISTORY_LIMIT if args.history_limit is None else args.history_limit),
         allowed_hosts=args.allowed_hosts,
         allowed_origins=args.allowed_origins,
         header_timeout=args.header_timeout,

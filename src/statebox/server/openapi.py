@@ -109,6 +109,8 @@ _TIMES = {
     "updatedAt": {"type": "string"},
     "updatedBy": {"type": "object", "additionalProperties": {"type": "string"}},
 }
+#: Only on an entry with a TTL (history: on its current version).
+_EXPIRES = {"expiresAt": {"type": "string"}}
 
 SCHEMAS: Final[dict[str, Any]] = {
     "Error": _object(
@@ -128,6 +130,7 @@ SCHEMAS: Final[dict[str, Any]] = {
         found=_BOOL,
         version=_INT1,
         hash={"type": "string"},
+        **_EXPIRES,
         **_VALUE_FIELDS,
     ),
     "SetResult": _object(
@@ -171,6 +174,7 @@ SCHEMAS: Final[dict[str, Any]] = {
                 version=_INT1,
                 hash={"type": "string"},
                 **_TIMES,
+                **_EXPIRES,
                 **_VALUE_FIELDS,
             ),
         },
@@ -187,9 +191,29 @@ SCHEMAS: Final[dict[str, Any]] = {
                 hash={"type": "string"},
                 deleted=_BOOL,
                 **_TIMES,
+                **_EXPIRES,
                 **_VALUE_FIELDS,
             ),
         },
+    ),
+    "KeyspacesResult": _object(
+        ["operation", "keyspaces"],
+        operation={"type": "string"},
+        scope={"type": "string"},
+        keyspaces={
+            "type": "array",
+            "items": _object(
+                ["scope", "namespace", "entries", "updatedAt"],
+                scope={"type": "string"},
+                namespace={"type": "string"},
+                entries=_INT1,
+                updatedAt={"type": "string"},
+            ),
+        },
+        next={"type": "string"},
+    ),
+    "KeyspaceDeleteResult": _object(
+        ["operation", "scope", "namespace", "deleted"], **_ADDRESS, deleted=_INT0
     ),
     "TransactionResult": _object(
         ["operation", "scope", "namespace", "results"],
@@ -386,6 +410,28 @@ def _paths() -> dict[str, Any]:
                 _query("limit", _INT0, "At most this many (0: all)."),
                 _query("after", {"type": "string", "minLength": 1}, "Continue after this key."),
                 _query("include_values", _BOOL, "Include each value."),
+            ),
+            "delete": _op(
+                "delete a keyspace: every entry of it at once (a write grant on it)",
+                _answers("KeyspaceDeleteResult"),
+                *spaced,
+            ),
+        },
+        "/v1/keyspaces": {
+            "get": _op(
+                "keyspaces: those with live entries that the token may read, paged",
+                _answers("KeyspacesResult"),
+                _query(
+                    "scope",
+                    {"type": "string", "enum": ["dag", "root_dag", "run", "global", "custom"]},
+                    "Only this scope.",
+                ),
+                _query("limit", _INT0, "At most this many (0: all)."),
+                _query(
+                    "after",
+                    {"type": "string", "pattern": "^(dag|root_dag|run|global|custom)/[^/\\\\]+$"},
+                    "Continue after this SCOPE/NAMESPACE (the previous page's next).",
+                ),
             )
         },
         "/v1/diff/{scope}/{namespace}/{key}": {
@@ -624,7 +670,6 @@ def _entry_paths(keyed: tuple[Any, ...], spaced: tuple[Any, ...]) -> dict[str, A
                     _closed(
                         ["ops"],
                         ops={"type": "array", "minItems": 1, "items": _ref("Operation")},
-                        history_limit=_INT0,
                     )
                 ),
             )

@@ -84,6 +84,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help=f"most operations in one transaction ({DEFAULT_MAX_TXN_OPS})",
     )
     parser.add_argument(
+        "--history-limit",
+        type=int,
+        metavar="N",
+        # No default here: the library's (statebox.values) is not imported for --help.
+        help="past versions kept per key, whoever writes (0: none; the library's 10)",
+    )
+    parser.add_argument(
         "--allow-host",
         dest="allowed_hosts",
         action="append",

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..errors import ConflictError, FencingError, InvalidRequestError
+from ..errors import ConflictError, FencingError, InvalidRequestError, InvalidValueError, quoted
 from ..leases import Fencing
 from ..results import SetResult
 from ..store import MISSING
@@ -21,7 +21,6 @@ from ..values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth
 from .auth import Access
 from .call import (
     Call,
-    PreconditionFailed,
     RouteSpec,
     bounded_int,
     check_fields,
@@ -46,12 +45,24 @@ def _ttl(raw: object) -> float | None:
     return None if raw is None else float_seconds(parse_seconds(raw, "ttl"))
 
 
+def _query_ttl(call: Call) -> float | None:
+    """``?ttl=``, refused here when not positive: the engine's refusal would name the
+    body field that the other routes take the ttl in."""
+    raw = call.q_str("ttl")
+    ttl = _ttl(raw)
+    if ttl is not None and not ttl > 0:
+        raise InvalidValueError(
+            f"invalid ?ttl= {quoted(raw)}: must be a positive number of seconds"
+        )
+    return ttl
+
+
 def _fencing_query(call: Call) -> Fencing | None:
     lease, token = call.q_str("lease"), call.q_int("token")
     if lease is None and token is None:
         return None
     if lease is None or token is None:
-        raise InvalidRequestError("a fenced write needs both lease= and token=")
+        raise InvalidRequestError("a fenced write needs both ?lease= and ?token=")
     authorize_fence(call, lease)
     return (lease, token)
 
@@ -61,7 +72,7 @@ def _fencing_body(call: Call, body: dict[str, Any]) -> Fencing | None:
     if raw is None:
         return None
     if not isinstance(raw, dict) or set(raw) != {"lease", "token"}:
-        raise InvalidRequestError('invalid fencing: use {"lease": NAME, "token": N}')
+        raise InvalidRequestError('invalid "fencing": use {"lease": NAME, "token": N}')
     authorize_fence(call, raw["lease"])
     return (raw["lease"], raw["token"])
 
@@ -77,10 +88,11 @@ def _preconditions(call: Call, body_version: int | None) -> tuple[int | None, bo
             text = text[1:-1]
         if not (text.isascii() and text.isdigit()):  # "²" is a digit int() refuses
             raise InvalidRequestError(
-                f'invalid If-Match {if_match!r}: send the ETag of the version you read, e.g. "3"'
+                f"invalid If-Match {quoted(if_match)}: send the ETag of the version you read, "
+                'e.g. "3"'
             )
         if body_version is not None:
-            raise InvalidRequestError("give expected_version or If-Match, not both")
+            raise InvalidRequestError("give an expected version or If-Match, not both")
         if len(text) > 19:  # no 64-bit version has 20 digits; int() refuses 4,300
             raise InvalidRequestError(
                 f"invalid If-Match: a version of {len(text)} digits is out of range"
@@ -99,7 +111,7 @@ async def _guarded_write(call: Call, header: bool, fn: Any, *, alone: bool = Fal
         raise
     except ConflictError as exc:
         if header:
-            raise PreconditionFailed.from_conflict(exc) from exc
+            raise exc.as_precondition_failed() from exc
         raise
 
 
@@ -160,7 +172,7 @@ async def kv_put(call: Call) -> Response:
             namespace=ks.namespace,
             expected_version=expected,
             create_only=create_only or call.q_bool("create_only"),
-            ttl=_ttl(call.q_str("ttl")),
+            ttl=_query_ttl(call),
             fencing=_fencing_query(call),
         ),
     )

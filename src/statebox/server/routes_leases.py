@@ -103,7 +103,7 @@ async def get_lease(call: Call) -> Response:
     store = call.reader()
     result = await call.state.read(partial(store.get_lease, name))
     if result is None:
-        raise NotFoundError(f"lease {name!r} was never acquired")
+        raise NotFoundError(f"lease {quoted(name)} was never acquired")
     return json_response(result.to_json())
 
 

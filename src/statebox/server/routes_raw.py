@@ -16,14 +16,14 @@ from typing import Any
 from starlette.responses import Response
 
 from ..backends.base import Applied, Delete, Entry, Mutation, Put, WriteContext
-from ..errors import InvalidRequestError, NotFoundError
+from ..errors import InvalidRequestError, NotFoundError, quoted
 from ..leases import as_fence
 from ..model import validate_key, validate_prefix
 from ..results import dumps_envelope
 from ..store import StateStore
 from ..transactions import DeleteOp, SetOp, parse_operation
 from .auth import Access
-from .call import Call, RouteSpec, check_fields, field_int
+from .call import Call, RouteSpec, check_fields
 from .routes_kv import KEY_PATH
 from .routes_leases import authorize_fence
 from .state import json_response
@@ -43,7 +43,8 @@ async def get_entry(call: Call) -> Response:
     entry = await call.state.read(partial(call.state.backend.get, ks, key, call.now()))
     if entry is None:
         raise NotFoundError(
-            f"key {key!r} not found in scope {ks.scope!r}, namespace {ks.namespace!r}"
+            f"key {quoted(key)} not found in scope {quoted(ks.scope)}, namespace "
+            f"{quoted(ks.namespace)}"
         )
     return json_response(f'{{"entry":{entry_json(entry)}}}')
 
@@ -108,17 +109,16 @@ def _mutation(call: Call, store: StateStore, raw: Any, index: int, now: int) -> 
 async def apply(call: Call) -> Response:
     ks = call.keyspace(Access.WRITE)
     body = await call.body_object(batch=True)
-    check_fields(body, {"ops", "history_limit"}, "apply")
+    # No history_limit field: how many versions a key keeps is the store's policy (the
+    # server's --history-limit), never a writer's, who could otherwise erase a history.
+    check_fields(body, {"ops"}, "apply")
     ops = body.get("ops")
     if not isinstance(ops, list) or not ops:
         raise InvalidRequestError('apply needs "ops": a non-empty list of set/delete operations')
-    history_limit = field_int(body, "history_limit", minimum=0)
     big = call.batch(ops)
     store = call.store()
     ctx = WriteContext(
-        now=call.now(),
-        updated_by=call.updated_by(),
-        history_limit=store.history_limit if history_limit is None else history_limit,
+        now=call.now(), updated_by=call.updated_by(), history_limit=store.history_limit
     )
     if not big:
         mutations = [_mutation(call, store, raw, i, ctx.now) for i, raw in enumerate(ops)]

@@ -3,10 +3,9 @@ how work reaches the store (inline, a writer thread, or worker threads)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Final, TypeVar
 
 import anyio
@@ -14,18 +13,16 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..backends.base import Backend
-from ..backends.memory import MemoryBackend
-from ..backends.sqlite import SqliteBackend
+from ..backends.base import Backend, group_commit_of
 from ..clock import Clock
 from ..errors import (
     BackendUnavailableError,
     ConflictError,
     CorruptEntryError,
     InvalidRequestError,
-    PermissionDeniedError,
     StateboxError,
     TooManyRequestsError,
+    UnauthenticatedError,
     quoted,
 )
 from ..model import Keyspace, RunContext, resolve_keyspace
@@ -56,11 +53,6 @@ class FixedClock:
         return self._now
 
 
-class _Unauthenticated(PermissionDeniedError):
-    http_status = 401
-    kind = "unauthenticated"
-
-
 class ServerState:
     """What every request shares: the backend, the configuration, the metrics."""
 
@@ -84,32 +76,28 @@ class ServerState:
         if self.changes is not None:
             self.changes.close()
         self.changes = ChangeHub(backend)
-        # Embedded backends answer a read in microseconds without waiting on a lock (WAL
-        # readers never block): a hop to a worker thread would cost more than the read.
-        self.inline_reads = isinstance(backend, (MemoryBackend, SqliteBackend))
-        # SQLite has one writer at a time and an fsync per commit: the writes of
+        # Only the backend's capabilities decide, never its class. Embedded backends
+        # answer a read in microseconds without waiting on a lock (WAL readers never
+        # block): a hop to a worker thread would cost more than the read.
+        self.inline_reads = backend.capabilities.inline_reads
+        # One writer at a time and an fsync per commit (SQLite): the writes of
         # concurrent requests are committed together (group commit), on the loop while
         # the write lock is free, never waiting on it there (see writer.py).
-        self.writer = GroupCommitWriter(backend) if isinstance(backend, SqliteBackend) else None
+        group = group_commit_of(backend)
+        self.writer = GroupCommitWriter(group) if group is not None else None
         self._stores: dict[RunContext, StateStore] = {}
 
     def reset(self) -> None:
-        """Test mode: start again from an empty store — a new ``memory://`` store, or a
-        new SQLite file in place of the old one (so the conformance suite can run
-        through the SQLite write path, group commit included)."""
-        backend = self.backend
-        if isinstance(backend, MemoryBackend):
-            self._attach(MemoryBackend(self.store_url))
-        elif isinstance(backend, SqliteBackend):
-            assert self.writer is not None  # every SQLite backend has one (_attach)
-            self.writer.close()
-            backend.close()
-            for suffix in ("", "-wal", "-shm"):
-                with suppress(FileNotFoundError):
-                    os.remove(backend.path + suffix)
-            self._attach(SqliteBackend(self.store_url))
-        else:
-            raise InvalidRequestError("reset works only on a memory:// or sqlite:// store")
+        """Test mode: start again from an empty store (``Backend.reset``: a new
+        ``memory://`` store, a new SQLite file in place of the old one), so the
+        conformance suite can run through a server's write path, group commit included."""
+        if not self.backend.capabilities.test_reset:
+            raise InvalidRequestError(
+                "reset works only on a store that can be emptied (memory:// or sqlite://)"
+            )
+        if self.writer is not None:
+            self.writer.close()  # its queued writes finish on the old store first
+        self._attach(self.backend.reset())
 
     def new_store(self, context: RunContext, clock: Clock) -> StateStore:
         config = self.config
@@ -211,10 +199,10 @@ class ServerState:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            raise _Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
+            raise UnauthenticatedError("missing bearer token: send 'Authorization: Bearer <token>'")
         principal = tokens.authenticate(secret.strip())
         if principal is None:
-            raise _Unauthenticated("invalid bearer token")
+            raise UnauthenticatedError("invalid bearer token")
         return principal
 
     def error_response(self, exc: StateboxError, request_id: str | None = None) -> Response:
@@ -222,7 +210,7 @@ class ServerState:
             self.metrics.conflicts += 1
         elif isinstance(exc, (BackendUnavailableError, CorruptEntryError)):
             self.metrics.backend_errors += 1
-        headers = {"www-authenticate": "Bearer"} if isinstance(exc, _Unauthenticated) else None
+        headers = {"www-authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
         # No store URL, host or path reaches a client: those errors carry a request id
         # instead, and the server's log has the details (disclosure.py).
         words = storage_words(self.store_url, self.backend)

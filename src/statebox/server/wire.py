@@ -29,9 +29,11 @@ from ..errors import (
     ConflictError,
     CorruptEntryError,
     InvalidRequestError,
-    PermissionDeniedError,
     StateboxError,
+    UnauthenticatedError,
     error_class,
+    quoted,
+    worded,
 )
 from ..leases import MAX_DURATION_SECONDS
 from ..model import UpdatedBy
@@ -47,6 +49,7 @@ __all__ = [
     "decode_record",
     "entry_json",
     "error_body",
+    "http_param",
     "error_from_body",
     "float_seconds",
     "format_seconds",
@@ -185,22 +188,22 @@ def _batch_operation(item: Any) -> Any:
 def value_from_wire(obj: Mapping[str, Any], field: str = "value") -> Any:
     """The value to store from ``{"value": ...}`` (JSON) or its base64 form (a Blob)."""
     if field not in obj:
-        raise InvalidRequestError(f"missing field {field!r}")
+        raise InvalidRequestError(f"missing field {quoted(field)}")
     value = obj[field]
     encoding = obj.get("encoding")
     if encoding is None:
         return value
     if encoding != "base64" or not isinstance(value, str):
         raise InvalidRequestError(
-            f'invalid encoding {encoding!r}: the only one is "base64", with a string value'
+            f'invalid encoding {quoted(encoding)}: the only one is "base64", with a string value'
         )
     content_type = obj.get("contentType", "application/octet-stream")
     if not isinstance(content_type, str):
-        raise InvalidRequestError("invalid contentType: must be a string")
+        raise InvalidRequestError('invalid "contentType": must be a string')
     try:
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidRequestError(f"invalid base64 in {field!r}: {exc}") from exc
+        raise InvalidRequestError(f"invalid base64 in {quoted(field)}: {exc}") from exc
     return Blob(data, content_type)
 
 
@@ -235,7 +238,9 @@ def _value_bytes(
         normalized = normalize(obj["value"], limit=1 << 62)
         data, actual = normalized.data, normalized.hash
     else:
-        raise CorruptEntryError(f"entry with content type {content_type!r} came without base64")
+        raise CorruptEntryError(
+            f"entry with content type {quoted(content_type)} came without base64"
+        )
     if actual != digest:
         raise CorruptEntryError("an entry's value does not match its hash: refusing it")
     return data
@@ -254,16 +259,17 @@ def format_seconds(ns: int) -> str:
 def parse_seconds(value: object, what: str) -> int:
     """A JSON / query number of seconds as exact nanoseconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-        raise InvalidRequestError(f"invalid {what} {value!r}: must be a number of seconds")
+        raise InvalidRequestError(f"invalid {what} {quoted(value)}: must be a number of seconds")
     try:
         number = Decimal(str(value))
     except InvalidOperation:
         raise InvalidRequestError(
-            f"invalid {what} {value!r}: must be a number of seconds"
+            f"invalid {what} {quoted(value)}: must be a number of seconds"
         ) from None
     if not number.is_finite() or abs(number) > MAX_SECONDS:
         raise InvalidRequestError(
-            f"invalid {what} {value!r}: must be a number of seconds up to {MAX_SECONDS} (100 years)"
+            f"invalid {what} {quoted(value)}: must be a number of seconds up to {MAX_SECONDS} "
+            "(100 years)"
         )
     return int(number * NS_PER_SECOND)
 
@@ -336,8 +342,15 @@ def record_json(record: HistoryRecord) -> str:
 def _int(obj: Mapping[str, Any], field: str) -> int:
     value = obj[field]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise CorruptEntryError(f"field {field!r} is not an integer: {value!r}")
+        raise CorruptEntryError(f"field {quoted(field)} is not an integer: {quoted(value)}")
     return value
+
+
+def _problem(exc: Exception) -> str:
+    """What was wrong with a decoded object, without Python's reprs (``KeyError('key')``)."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"missing field {quoted(exc.args[0])}"
+    return str(exc) or type(exc).__name__
 
 
 def decode_entry(obj: Mapping[str, Any], known: Mapping[str, bytes] | None = None) -> Entry:
@@ -356,7 +369,7 @@ def decode_entry(obj: Mapping[str, Any], known: Mapping[str, bytes] | None = Non
             expires_at=None if expires is None else parse_timestamp(expires),
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise CorruptEntryError(f"the server sent a malformed entry: {exc!r}") from exc
+        raise CorruptEntryError(f"the server sent a malformed entry: {_problem(exc)}") from exc
 
 
 def decode_record(obj: Mapping[str, Any]) -> HistoryRecord:
@@ -375,7 +388,9 @@ def decode_record(obj: Mapping[str, Any]) -> HistoryRecord:
             deleted=deleted,
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise CorruptEntryError(f"the server sent a malformed history record: {exc!r}") from exc
+        raise CorruptEntryError(
+            f"the server sent a malformed history record: {_problem(exc)}"
+        ) from exc
 
 
 def decode_lease(obj: Mapping[str, Any]) -> Lease:
@@ -387,7 +402,7 @@ def decode_lease(obj: Mapping[str, Any]) -> Lease:
             expires_at=parse_timestamp(obj["expiresAt"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptEntryError(f"the server sent a malformed lease: {exc!r}") from exc
+        raise CorruptEntryError(f"the server sent a malformed lease: {_problem(exc)}") from exc
 
 
 # --- the run context ------------------------------------------------------------------
@@ -414,9 +429,30 @@ def updated_by_from_headers(headers: Mapping[str, str], principal: str) -> Updat
 # --- errors ---------------------------------------------------------------------------
 
 
+#: The engine's parameters that HTTP takes as body fields; the others are query parameters.
+_BODY_FIELDS: Final = {
+    "jq": "jq",
+    "merge": "merge",
+    "patch": "patch",
+    "to_version": "version",
+    "ttl": "ttl",
+    "token": "token",
+    "holder": "holder",
+    "fencing": "fencing",
+}
+
+
+def http_param(param: str) -> str:
+    """A parameter the engine names as the HTTP API spells it: a body field (``"jq"``)
+    or a query parameter (``?limit=``)."""
+    field = _BODY_FIELDS.get(param)
+    return f"the {quoted(field)} field" if field is not None else f"?{param}="
+
+
 def error_body(exc: StateboxError) -> str:
-    """``{"error": {"kind", "message", ...}}`` — conflicts add ``index`` and ``currentVersion``."""
-    inner: dict[str, Any] = {"kind": exc.kind, "message": exc.message}
+    """``{"error": {"kind", "message", ...}}`` — conflicts add ``index`` and ``currentVersion``.
+    The message names parameters as HTTP does (:func:`http_param`)."""
+    inner: dict[str, Any] = {"kind": exc.kind, "message": worded(exc, http_param)}
     if isinstance(exc, ConflictError):
         inner["index"] = exc.index
         inner["currentVersion"] = exc.current_version
@@ -435,7 +471,7 @@ def error_from_body(status: int, body: bytes, where: str) -> StateboxError:
             return BackendUnavailableError(f"{where} answered HTTP {status}: {text}")
         return StateboxError(f"{where} answered HTTP {status}: {text}")
     if status == 401:
-        return PermissionDeniedError(
+        return UnauthenticatedError(
             f"{where} refused the request: {message} (set STATEBOX_TOKEN to a valid token)"
         )
     cls = error_class(kind)

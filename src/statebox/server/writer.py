@@ -1,8 +1,9 @@
-"""Group commit: the server's SQLite writes, committed together, one fsync for many.
+"""Group commit: the server's writes, committed together, one fsync for many.
 
-SQLite has one writer at a time and a durable commit costs an fsync. The writes that
-requests queue during one turn of the event loop run in one transaction
-(:meth:`SqliteBackend.try_write_together`: a savepoint each, one commit, one fsync), on
+For a backend with ``Capabilities.group_commit`` (SQLite: one writer at a time, and a
+durable commit costs an fsync). The writes that requests queue during one turn of the
+event loop run in one transaction (:meth:`~statebox.backends.base.GroupCommit.
+try_write_together`; on SQLite a savepoint each, one commit, one fsync), on
 the loop itself — a hand-off to a thread and back costs more CPU than the write — and
 each caller gets its own outcome; no answer is sent before its write is durable. That
 is what etcd does with its log, and what makes many writers cheaper than one.
@@ -27,7 +28,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, Final, NamedTuple, TypeVar
 
-from ..backends.sqlite import SqliteBackend
+from ..backends.base import GroupCommit
 from ..errors import BackendUnavailableError
 
 __all__ = ["BIG_BATCH_BYTES", "BIG_BATCH_OPS", "GroupCommitWriter", "is_big_batch"]
@@ -59,7 +60,7 @@ class _Job(NamedTuple):
 
 
 class GroupCommitWriter:
-    def __init__(self, backend: SqliteBackend) -> None:
+    def __init__(self, backend: GroupCommit) -> None:
         self._backend = backend
         self._queue: deque[_Job] = deque()
         self._ready = threading.Condition()

@@ -37,9 +37,11 @@ from ..base import (
     Capabilities,
     Entry,
     HistoryRecord,
+    KeyspaceInfo,
     Lease,
     Mutation,
     WriteContext,
+    keyspace_sort_key,
 )
 from ._dagulock import DaguLocks
 from ._fsio import Syncs, make_dirs, read_file, remove_file, replace_file
@@ -53,6 +55,7 @@ from ._journal import (
     run_ops,
     write_journal,
 )
+from ._keyspaces import keyspaces_in
 from ._layout import KeyPaths, Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
 from ._reads import Loaded, kept_history, key_from_name, load, meta_keys, names_in_range
@@ -82,8 +85,11 @@ def _translating(method: F) -> F:
 
 
 class FileBackend(Backend):
-    capabilities: ClassVar[Capabilities] = Capabilities(cross_process=True, cross_machine=False)
-    store_wide_changes: ClassVar[bool] = True  # one change counter for the store
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cross_process=True,
+        cross_machine=False,
+        store_wide_changes=True,  # one change counter for the store
+    )
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -381,6 +387,26 @@ class FileBackend(Backend):
         except CorruptEntryError:
             return True  # let the locked read report it (and leave it)
         return any(m.expires_at is not None and m.expires_at <= now for m in metas)
+
+    @_translating
+    def list_keyspaces(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]:
+        """One directory walk, then one listing per keyspace: O(entries) (a file store
+        keeps no counts)."""
+        roots = (os.path.join(self.root, "v1"), os.path.join(self._layout.side, "blobs"))
+        floor = keyspace_sort_key(after) if after is not None else None
+        out: list[KeyspaceInfo] = []
+        for keyspace in keyspaces_in(roots, scope):
+            if floor is not None and keyspace_sort_key(keyspace) <= floor:
+                continue
+            live = self.scan(keyspace, "", after=None, limit=0, include_values=False, now=now)
+            if live:
+                newest = max(e.updated_at for e in live)
+                out.append(KeyspaceInfo(keyspace.scope, keyspace.namespace, len(live), newest))
+                if limit and len(out) >= limit:
+                    break
+        return out
 
     def close(self) -> None:
         self._counter.close()
