@@ -565,7 +565,7 @@ def test_url_forms(tmp_path: Path) -> None:
         parse_file_url("file:state/dir", env)
     with pytest.raises(ConfigurationError, match=r"host name.*three slashes"):
         parse_file_url("file://state/dir", env)
-    with pytest.raises(ConfigurationError, match="unknown option 'mode'"):
+    with pytest.raises(ConfigurationError, match='unknown option "mode"'):
         parse_file_url(f"file://{tmp_path}?mode=x", env)
     with pytest.raises(ConfigurationError, match="timeout"):
         parse_file_url(f"file://{tmp_path}?timeout=soon", env)

@@ -182,11 +182,12 @@ def run_jq(expr: str, input_text: str, timeout: float, limit: int = DEFAULT_JSON
     limit), which the worker checks before it sends the value.
     """
     if not isinstance(expr, str) or not expr.strip():
-        raise InvalidValueError(f"invalid jq expression {expr!r}: must be a non-empty string")
+        raise InvalidValueError(f"invalid jq expression {quoted(expr)}: must be a non-empty string")
     directive = _DIRECTIVE.match(expr)
     if directive:
         raise InvalidValueError(
-            f"invalid jq expression {expr!r}: {directive.group(1)} directives are not allowed "
+            f"invalid jq expression {quoted(expr)}: {directive.group(1)} directives are "
+            "not allowed "
             "(they read files from the server's disk)"
         )
     request = (
@@ -202,14 +203,16 @@ def run_jq(expr: str, input_text: str, timeout: float, limit: int = DEFAULT_JSON
             )
         if response["error"] == "compile":
             message = _NOISE.sub("", response["message"]).strip()
-            raise InvalidValueError(f"invalid jq expression {expr!r}: {message}")
-        raise InvalidValueError(f"jq expression {expr!r} failed: {response['message']}")
+            raise InvalidValueError(f"invalid jq expression {quoted(expr)}: {message}")
+        raise InvalidValueError(f"jq expression {quoted(expr)} failed: {response['message']}")
     outputs: int = response["outputs"]
     if not outputs:
-        raise InvalidValueError(f"jq expression {expr!r} yielded no value (it must yield one)")
+        raise InvalidValueError(
+            f"jq expression {quoted(expr)} yielded no value (it must yield one)"
+        )
     if outputs > 1:
         raise InvalidValueError(
-            f"jq expression {expr!r} yielded more than one value (it must yield one)"
+            f"jq expression {quoted(expr)} yielded more than one value (it must yield one)"
         )
     return data.decode("utf-8", "surrogatepass")
 
@@ -227,14 +230,14 @@ def _ask(request: bytes, expr: str, timeout: float, limit: int) -> tuple[dict[st
         except TimeoutError:
             worker.kill()
             raise InvalidValueError(
-                f"jq expression {expr!r} ran longer than {timeout:g}s and was abandoned"
+                f"jq expression {quoted(expr)} ran longer than {timeout:g}s and was abandoned"
             ) from None
         except _WorkerDied as died:
             worker.kill()
             if died.before_request and attempt == 0:
                 continue
             raise InvalidValueError(
-                f"jq expression {expr!r} crashed the jq evaluator (exit status "
+                f"jq expression {quoted(expr)} crashed the jq evaluator (exit status "
                 f"{worker.proc.returncode}): it needs more memory or recursion than allowed"
             ) from None
         _POOL.give_back(worker)

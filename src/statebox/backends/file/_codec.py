@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ...clock import format_timestamp, parse_timestamp
-from ...errors import CorruptEntryError
+from ...errors import CorruptEntryError, quoted
 from ...model import Keyspace, UpdatedBy
 from ...values import (
     DEFAULT_BINARY_LIMIT,
@@ -174,7 +174,7 @@ def _compact_value(raw: str) -> bytes:
 def _text(fields: dict[str, Any], name: str) -> str:
     value = fields[name]
     if not isinstance(value, str):
-        raise ValueError(f"{name!r} is not a string")
+        raise ValueError(f"{quoted(name)} is not a string")
     return value
 
 
@@ -226,13 +226,13 @@ def decode_record(raw: bytes, path: str) -> Stored:
             fields = _LENIENT.decode(text)
         if isinstance(fields, dict) and "encoding" in fields and "data" in fields:
             if fields["encoding"] != "json":  # Dagu's persis envelope
-                raise ValueError(f"unsupported encoding {fields['encoding']!r}")
+                raise ValueError(f"unsupported encoding {quoted(fields['encoding'])}")
             fields = fields["data"]
         if not isinstance(fields, dict):
             raise ValueError("not a JSON object")
         version = fields["version"]
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ValueError(f"invalid version {version!r}")
+            raise ValueError(f"invalid version {quoted(version)}")
         if "value" in fields:
             data, content_type = _value_bytes(text, fields), JSON_CONTENT_TYPE
         else:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ...errors import ConfigurationError, InvalidReferenceError
+from ...errors import ConfigurationError, InvalidReferenceError, quoted
 from ...model import Keyspace
 
 __all__ = ["BUCKETS", "FileOptions", "KeyPaths", "Layout", "parse_file_url"]
@@ -57,10 +57,12 @@ def parse_file_url(url: str, environ: Mapping[str, str] | None = None) -> FileOp
     env = os.environ if environ is None else environ
     parts = urlsplit(url)
     if parts.scheme != "file":
-        raise ConfigurationError(f"invalid file store URL {url!r}: it must start with file://")
+        raise ConfigurationError(
+            f"invalid file store URL {quoted(url)}: it must start with file://"
+        )
     if parts.netloc not in ("", "localhost"):
         raise ConfigurationError(
-            f"invalid file store URL {url!r}: {parts.netloc!r} would be a host name; "
+            f"invalid file store URL {quoted(url)}: {quoted(parts.netloc)} would be a host name; "
             "use three slashes and an absolute directory: file:///absolute/dir"
         )
     root = unquote(parts.path)
@@ -68,33 +70,40 @@ def parse_file_url(url: str, environ: Mapping[str, str] | None = None) -> FileOp
         root = env.get("DAGU_DAG_STATE_DIR", "").strip()
         if not root:
             raise ConfigurationError(
-                f"file store URL {url!r} names no directory and DAGU_DAG_STATE_DIR is not set: "
+                f"file store URL {quoted(url)} names no directory and DAGU_DAG_STATE_DIR "
+                "is not set: "
                 "use file:///absolute/dir, or set DAGU_DAG_STATE_DIR to Dagu's state directory"
             )
         if not os.path.isabs(root):
             raise ConfigurationError(
-                f"DAGU_DAG_STATE_DIR={root!r} is a relative path: set it to an absolute directory"
+                f"DAGU_DAG_STATE_DIR={quoted(root)} is a relative path: set it to an "
+                "absolute directory"
             )
     if not os.path.isabs(root):
         raise ConfigurationError(
-            f"invalid file store URL {url!r}: {root!r} is a relative path; "
+            f"invalid file store URL {quoted(url)}: {quoted(root)} is a relative path; "
             "use an absolute directory with three slashes: file:///absolute/dir"
         )
     options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = sorted(set(options) - {"timeout", "fsync"})
     if unknown:
         raise ConfigurationError(
-            f"unknown option {unknown[0]!r} in file store URL {url!r}: known are timeout, fsync"
+            f"unknown option {quoted(unknown[0])} in file store URL {quoted(url)}: "
+            "known are timeout, fsync"
         )
     try:
         timeout = float(options.get("timeout", "30"))
     except ValueError:
-        raise ConfigurationError(f"invalid timeout in {url!r}: not a number of seconds") from None
+        raise ConfigurationError(
+            f"invalid timeout in {quoted(url)}: not a number of seconds"
+        ) from None
     if not timeout >= 0:
-        raise ConfigurationError(f"invalid timeout in {url!r}: must be 0 or more seconds")
+        raise ConfigurationError(f"invalid timeout in {quoted(url)}: must be 0 or more seconds")
     fsync_text = options.get("fsync", "true").lower()
     if fsync_text not in _TRUE | _FALSE:
-        raise ConfigurationError(f"invalid fsync={fsync_text!r} in {url!r}: use true or false")
+        raise ConfigurationError(
+            f"invalid fsync={quoted(fsync_text)} in {quoted(url)}: use true or false"
+        )
     return FileOptions(os.path.normpath(root), timeout, fsync_text in _TRUE)
 
 
@@ -147,7 +156,7 @@ class Layout:
             hex_ns = keyspace.namespace.encode().hex()
             if len(hex_ns) > self.name_max:
                 raise InvalidReferenceError(
-                    f"invalid namespace {keyspace.namespace!r}: too long for the file store, "
+                    f"invalid namespace {quoted(keyspace.namespace)}: too long for the file store, "
                     f"whose directory names (hex of the UTF-8 bytes) may have {self.name_max} "
                     f"characters here; use at most {self.name_max // 2} bytes"
                 )
@@ -160,7 +169,7 @@ class Layout:
         hex_key = key.encode().hex()
         if len(hex_key) + len(RECORD_SUFFIX) > self.name_max:
             raise InvalidReferenceError(
-                f"invalid key {key!r}: too long for the file store, whose file names "
+                f"invalid key {quoted(key)}: too long for the file store, whose file names "
                 f"(hex of the UTF-8 bytes + {RECORD_SUFFIX}) may have {self.name_max} characters "
                 f"here; use at most {(self.name_max - len(RECORD_SUFFIX)) // 2} bytes"
             )
@@ -179,7 +188,7 @@ class Layout:
         hex_name = name.encode().hex()
         if len(hex_name) + len(".lease") > self.name_max:
             raise InvalidReferenceError(
-                f"invalid lease name {name!r}: too long for the file store; "
+                f"invalid lease name {quoted(name)}: too long for the file store; "
                 f"use at most {(self.name_max - len('.lease')) // 2} bytes"
             )
         return os.path.join(self.leases_dir, hex_name + ".lease"), _bucket("lease/" + hex_name)
