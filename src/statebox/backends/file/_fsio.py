@@ -25,7 +25,6 @@ from ._dirs import fsync_at, fsync_path, open_dir, open_no_symlinks, opened_dir,
 __all__ = [
     "TEMP_PREFIX",
     "Syncs",
-    "fsync_dir",
     "fsync_file",
     "make_dirs",
     "open_regular",
@@ -38,14 +37,6 @@ TEMP_PREFIX = ".tmp-"
 _FILE_MODE = 0o600
 #: How often a write recreates a directory that a concurrent delete emptied and removed.
 _VANISHED_RETRIES = 20
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_file(path: str) -> None:
@@ -71,7 +62,7 @@ class Syncs:
                 fsync_file(path)
         for path in sorted(self.dirs):
             with contextlib.suppress(FileNotFoundError):
-                fsync_dir(path)
+                fsync_path(path)
 
 
 def make_dirs(path: str, durable: bool) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 
-from ._dirs import opened_dir
-from ._fsio import Syncs, fsync_dir, open_regular, read_file, replace_file
+from ._dirs import fsync_path, opened_dir
+from ._fsio import Syncs, open_regular, read_file, replace_file
 
 __all__ = ["append_lines", "read_lines", "tail_lines"]
 
@@ -81,7 +81,7 @@ def _open_log(path: str, durable: bool) -> tuple[int, bool]:
         except FileNotFoundError:
             fd = open_regular(path, os.O_RDWR | os.O_CREAT, dir_fd=dir_fd)
     for made_in in unsynced:  # directories made above, now that one holds the log
-        fsync_dir(made_in)
+        fsync_path(made_in)
     return fd, True
 
 
@@ -106,7 +106,7 @@ def append_lines(path: str, lines: list[str], durable: bool, syncs: Syncs | None
         elif durable:
             os.fsync(fd)
             if created:
-                fsync_dir(os.path.dirname(path))
+                fsync_path(os.path.dirname(path))
         newest = json.loads(lines[-1])
         keep, count = int(newest["k"]), int(newest["n"]) - _first_seq(fd) + 1
         if count > 2 * keep + 8:
