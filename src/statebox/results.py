@@ -4,6 +4,10 @@ Each result knows its envelope: :meth:`to_dict` gives the fields in the SPEC's o
 (omitting what the SPEC says to omit) and :meth:`to_json` the exact compact line the CLI
 and the runner print. Envelope strings are raw UTF-8 (no ``\\u`` escaping, no HTML
 escaping); a stored JSON value is embedded as its normalized bytes, unchanged.
+
+The results of the operations beyond Dagu's (history, keyspaces, purge, transaction,
+lease, watch) live in :mod:`statebox.results_beyond`; their names are re-exported here,
+loaded on first use.
 """
 
 from __future__ import annotations
@@ -12,11 +16,27 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .clock import format_timestamp
-from .model import Keyspace, KeyspaceInfo, UpdatedBy
+from .model import Keyspace, UpdatedBy
 from .values import JSON_CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from .results_beyond import (
+        HistoryItem,
+        HistoryResult,
+        KeyspaceDeleteResult,
+        KeyspacesResult,
+        LeaseResult,
+        PurgeResult,
+        TransactionResult,
+        WatchEvent,
+        WatchResult,
+    )
+    from .results_beyond import (
+        keyspace_cursor as keyspace_cursor,
+    )
 
 __all__ = [
     "DeleteResult",
@@ -319,244 +339,35 @@ class ListResult(NamedTuple):
         return _as_data(self)
 
 
-class HistoryItem(NamedTuple):
-    version: int
-    hash: str
-    deleted: bool
-    created_at: int
-    updated_at: int
-    updated_by: UpdatedBy
-    stored: StoredValue | None
-    #: The current version only, when it has a TTL (past versions no longer expire).
-    expires_at: int | None = None
+# -- the results beyond Dagu's, re-exported -----------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": self.version, "hash": self.hash}
-        if self.deleted:
-            out["deleted"] = True
-        out["createdAt"] = format_timestamp(self.created_at)
-        out["updatedAt"] = format_timestamp(self.updated_at)
-        if self.expires_at is not None:
-            out["expiresAt"] = format_timestamp(self.expires_at)
-        out["updatedBy"] = self.updated_by.to_dict()
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
+_BEYOND = frozenset(
+    {
+        "HistoryItem",
+        "HistoryResult",
+        "KeyspaceDeleteResult",
+        "KeyspacesResult",
+        "LeaseResult",
+        "PurgeResult",
+        "TransactionResult",
+        "WatchEvent",
+        "WatchResult",
+        "keyspace_cursor",
+    }
+)
 
 
-class HistoryResult(NamedTuple):
-    keyspace: Keyspace
-    key: str
-    versions: Sequence[HistoryItem]
+def __getattr__(name: str) -> object:
+    """A name of :mod:`statebox.results_beyond`, imported on first use: that module
+    imports this one, so importing it here at load time would be circular."""
+    if name not in _BEYOND:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import results_beyond
 
-    def to_dict(self) -> dict[str, Any]:
-        out = _address("history", self.keyspace, self.key)
-        out["versions"] = [item.to_dict() for item in self.versions]
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
+    value = getattr(results_beyond, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-# -- keyspaces and maintenance --------------------------------------------------------------
-
-
-def keyspace_cursor(keyspace: Keyspace) -> str:
-    """``scope/namespace``: the ``after`` of the next page (neither part holds a '/')."""
-    return f"{keyspace.scope}/{keyspace.namespace}"
-
-
-class KeyspacesResult(NamedTuple):
-    """One page of keyspaces; ``next`` (when set) is the ``after`` of the next page."""
-
-    scope: str | None
-    keyspaces: Sequence[KeyspaceInfo]
-    next: Keyspace | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"operation": "keyspaces"}
-        if self.scope is not None:
-            out["scope"] = self.scope
-        out["keyspaces"] = [
-            {
-                "scope": k.scope,
-                "namespace": k.namespace,
-                "entries": k.entries,
-                "updatedAt": format_timestamp(k.updated_at),
-            }
-            for k in self.keyspaces
-        ]
-        if self.next is not None:
-            out["next"] = keyspace_cursor(self.next)
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
-
-class KeyspaceDeleteResult(NamedTuple):
-    """A whole keyspace deleted: how many live entries it had."""
-
-    keyspace: Keyspace
-    deleted: int
-
-    def to_dict(self) -> dict[str, Any]:
-        out = _address("deleteKeyspace", self.keyspace)
-        out["deleted"] = self.deleted
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
-
-class PurgeResult(NamedTuple):
-    """How many expired entries one purge removed."""
-
-    purged: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"operation": "purge", "purged": self.purged}
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
-
-# -- SPEC §5 ------------------------------------------------------------------------------
-
-
-def _without_address(envelope: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in envelope.items() if k not in ("scope", "namespace")}
-
-
-class TransactionResult(NamedTuple):
-    """What each operation of a transaction did, in order."""
-
-    keyspace: Keyspace
-    results: Sequence[SetResult | DeleteResult]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = _address("transaction", self.keyspace)
-        out["results"] = [
-            {"index": i, **_without_address(r.to_dict())} for i, r in enumerate(self.results)
-        ]
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
-
-class LeaseResult(NamedTuple):
-    """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
-
-    action: str  # "acquire", "renew", "release", "get"
-    name: str
-    holder: str
-    token: int
-    expires_at: int  # ns since the epoch, UTC
-    #: The duration asked for at acquisition or renewal (seconds); renew reuses it.
-    ttl: float = 0.0
-    #: ``release`` only: whether the lease was ours to end.
-    released: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "operation": "lease",
-            "action": self.action,
-            "name": self.name,
-            "holder": self.holder,
-            "token": self.token,
-            "expiresAt": format_timestamp(self.expires_at),
-        }
-        if self.released is not None:
-            out["released"] = self.released
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
-
-class WatchEvent(NamedTuple):
-    """One entry that changed past the watcher's known state (changes in between are
-    coalesced: ``previous_version`` is what the watcher knew, ``version`` what is now)."""
-
-    keyspace: Keyspace
-    key: str
-    event: str  # "created", "updated", "deleted"
-    previous_version: int
-    version: int  # 0 when deleted
-    hash: str = ""
-    stored: StoredValue | None = None
-
-    @property
-    def deleted(self) -> bool:
-        return self.event == "deleted"
-
-    @property
-    def value(self) -> Any:
-        return self.stored.parse() if self.stored is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = _address("watch", self.keyspace, self.key)
-        out["event"] = self.event
-        out["previousVersion"] = self.previous_version
-        out["version"] = self.version
-        if self.hash:
-            out["hash"] = self.hash
-        out["deleted"] = self.deleted
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
-
-
-class WatchResult(NamedTuple):
-    """The changes one ``watch`` call saw; empty with ``timed_out`` when none came."""
-
-    keyspace: Keyspace
-    key: str | None
-    prefix: str | None
-    events: Sequence[WatchEvent]
-
-    @property
-    def timed_out(self) -> bool:
-        return not self.events
-
-    def to_dict(self) -> dict[str, Any]:
-        out = _address("watch", self.keyspace, self.key)
-        if self.prefix is not None:
-            out["prefix"] = self.prefix
-        out["events"] = [
-            {k: v for k, v in e.to_dict().items() if k not in ("operation", "scope", "namespace")}
-            for e in self.events
-        ]
-        out["timedOut"] = self.timed_out
-        return out
-
-    def to_json(self) -> str:
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        return _as_data(self)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_BEYOND})

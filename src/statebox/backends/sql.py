@@ -17,12 +17,11 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
+from .._plan import check_fence, history_record, plan
 from ..model import Keyspace, UpdatedBy
 from .base import (
     Applied,
     Backend,
-    Delete,
     Entry,
     HistoryRecord,
     KeyspaceInfo,
@@ -402,128 +401,51 @@ class SqlBackend(Backend):
         ).fetchone()
         return None if row is None else Lease(name, row[0], int(row[1]), int(row[2]))
 
-    def _store_lease(self, db: SqlConnection, lease: Lease, existed: bool) -> None:
-        if existed:
-            sql = "UPDATE statebox_leases SET holder = ?, token = ?, expires_at = ? WHERE name = ?"
-            db.execute(
-                self.dialect.q(sql), (lease.holder, lease.token, lease.expires_at, lease.name)
-            )
-        else:
-            sql = (
-                "INSERT INTO statebox_leases (holder, token, expires_at, name) VALUES (?, ?, ?, ?)"
-            )
-            db.execute(
-                self.dialect.q(sql), (lease.holder, lease.token, lease.expires_at, lease.name)
-            )
-
-    def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
-        def work(db: SqlConnection) -> Lease:
-            latest = self._read_lease(db, name, lock=True)
-            lease = plan_acquire(latest, name, holder, ttl_ns, now)
-            # A first acquisition INSERTs: two at once collide on the primary key, and
-            # the loser's transaction is run again by _write where that can happen.
-            self._store_lease(db, lease, latest is not None)
-            return lease
-
-        return self._write(work)
-
-    def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
-        def work(db: SqlConnection) -> Lease:
-            latest = self._read_lease(db, name, lock=True)
-            lease = plan_renew(latest, name, holder, token, ttl_ns, now)
-            self._store_lease(db, lease, True)
-            return lease
-
-        return self._write(work)
-
-    def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
-        def work(db: SqlConnection) -> bool:
-            ended = plan_release(self._read_lease(db, name, lock=True), name, holder, token, now)
-            if ended is not None:
-                self._store_lease(db, ended, True)
-            return ended is not None
-
-        return self._write(work)
-
     def get_lease(self, name: str, now: int) -> Lease | None:
         return self._read(lambda db: self._read_lease(db, name))
 
-    # -- watch and expiry -----------------------------------------------------------------
+    # -- leases taken, expiry, keyspaces --------------------------------------------------
+    # Taking, renewing and releasing leases, and the statements over whole keyspaces,
+    # live in ._sql_leases and ._sql_keyspaces, imported on first use: a command that
+    # reads or writes one entry (the CLI's get and set) does not load them.
+
+    def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
+        from ._sql_leases import acquire_lease
+
+        return acquire_lease(self, name, holder, ttl_ns, now)
+
+    def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
+        from ._sql_leases import renew_lease
+
+        return renew_lease(self, name, holder, token, ttl_ns, now)
+
+    def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
+        from ._sql_leases import release_lease
+
+        return release_lease(self, name, holder, token, now)
 
     def purge_expired(self, now: int, limit: int = 1000) -> int:
-        return self._write(lambda db: self._purge_expired(db, now, limit))
+        from ._sql_keyspaces import purge_expired
 
-    def _purge_expired(self, db: SqlConnection, now: int, limit: int) -> int:
-        rows = db.execute(
-            self.dialect.q(
-                "SELECT scope, namespace, key FROM statebox_entries "
-                f"WHERE expires_at <= ? ORDER BY expires_at LIMIT {min(int(limit), _MAX_LIMIT)}"
-            ),
-            (now,),
-        ).fetchall()
-        for row in rows:
-            db.execute(
-                self.dialect.q(
-                    f"DELETE FROM statebox_entries WHERE {_WHERE_KEY} AND expires_at <= ?"
-                ),
-                (row[0], row[1], row[2], now),
-            )
-        return len(rows)
-
-    # -- keyspaces --------------------------------------------------------------------------
+        return self._write(lambda db: purge_expired(self.dialect, db, now, limit))
 
     def list_keyspaces(
         self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
     ) -> list[KeyspaceInfo]:
-        sql, params = self.keyspaces_query(scope, after=after, limit=limit, now=now)
-        rows = self._read(lambda db: db.execute(sql, params).fetchall())
-        return [
-            KeyspaceInfo(row[0], bytes(row[1]).decode(), int(row[2]), int(row[3])) for row in rows
-        ]
+        from ._sql_keyspaces import list_keyspaces
+
+        return list_keyspaces(self, scope, after=after, limit=limit, now=now)
 
     def keyspaces_query(
         self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
     ) -> tuple[str, list[Any]]:
         """The statement :meth:`list_keyspaces` runs: one walk of the primary key's
         ``(scope, namespace)`` prefix, grouped (tests ``EXPLAIN`` it)."""
-        conditions = ["(expires_at IS NULL OR expires_at > ?)"]
-        params: list[Any] = [now]
-        if scope is not None:
-            conditions.append("scope = ?")
-            params.append(scope)
-        if after is not None:
-            # A row value: both databases seek the primary key to it (an OR would not).
-            conditions.append("(scope, namespace) > (?, ?)")
-            params += [after.scope, after.namespace.encode()]
-        sql = (
-            "SELECT scope, namespace, COUNT(*), MAX(updated_at) FROM statebox_entries "
-            f"WHERE {' AND '.join(conditions)} GROUP BY scope, namespace "
-            "ORDER BY scope, namespace"
-        )
-        if limit > 0:
-            sql += f" LIMIT {min(int(limit), _MAX_LIMIT)}"
-        return self.dialect.q(sql), params
+        from ._sql_keyspaces import keyspaces_query
+
+        return keyspaces_query(self.dialect, scope, after=after, limit=limit, now=now)
 
     def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
-        space = (keyspace.scope, keyspace.namespace.encode())
-        live_keys = self.dialect.q(
-            "SELECT key FROM statebox_entries WHERE scope = ? AND namespace = ? "
-            "AND (expires_at IS NULL OR expires_at > ?) ORDER BY key"
-        )
-        rest = self.dialect.q("DELETE FROM statebox_entries WHERE scope = ? AND namespace = ?")
+        from ._sql_keyspaces import delete_keyspace
 
-        def work(db: SqlConnection) -> int:
-            # One transaction: the keys read here are exactly the ones deleted. Each goes
-            # through the apply path, so its history gets a deletion record.
-            keys = [
-                bytes(row[0]).decode()
-                for row in db.execute(live_keys, (*space, ctx.now)).fetchall()
-            ]
-            deleted = sum(
-                self._apply_one(db, keyspace, Delete(key), ctx, index).previous is not None
-                for index, key in enumerate(keys)
-            )
-            db.execute(rest, space)  # the expired entries left
-            return deleted
-
-        return self._write(work)
+        return delete_keyspace(self, keyspace, ctx)

@@ -1,0 +1,293 @@
+"""Leases, watch, keyspaces and expiry of :class:`~statebox.store.StateStore` (SPEC §5).
+
+These operations work beside the entries rather than on one of them — a lease, a wait
+for changes, the list or deletion of whole keyspaces, the purge of expired entries — so
+they are kept apart from the reads and writes in :mod:`statebox.store`, which inherits
+them from :class:`BeyondMixin`. The argument checks they share with the store
+(``_check_limit``, ``_check_timeout``) and the watch loop the async face reuses
+(``_follow_batches``) live here too; :mod:`statebox.store` still exports them. Nothing
+here imports more than :mod:`statebox.store` already did (the CLI's ``get`` loads it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from .backends.base import Lease, WriteContext
+from .clock import Clock
+from .errors import InvalidValueError, quoted
+from .leases import (
+    default_holder,
+    duration_ns,
+    validate_lease_holder,
+    validate_lease_name,
+)
+from .model import (
+    Keyspace,
+    RunContext,
+    Scope,
+    parse_keyspace_cursor,
+    validate_key,
+    validate_prefix,
+)
+from .results import (
+    KeyspaceDeleteResult,
+    KeyspacesResult,
+    LeaseResult,
+    WatchEvent,
+    WatchResult,
+)
+
+if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from .backends import Backend
+    from .watch import Watcher
+
+#: How many expired entries one purge deletes at most.
+_PURGE_BATCH: Final = 1000
+
+
+class BeyondMixin:
+    """Leases, watch, keyspaces and expiry of :class:`~statebox.store.StateStore`."""
+
+    backend: Backend
+    context: RunContext
+    clock: Clock
+
+    if TYPE_CHECKING:  # defined by StateStore
+
+        def keyspace(
+            self, scope: str | Scope | None = None, namespace: str | None = None
+        ) -> Keyspace: ...
+
+        def _write_context(self) -> WriteContext: ...
+
+    # -- leases (SPEC §5) --------------------------------------------------------------
+
+    def acquire_lease(self, name: str, ttl: float, *, holder: str | None = None) -> LeaseResult:
+        """Take the lease ``name`` for ``ttl`` seconds; its token outgrows every earlier
+        one. Raises :class:`ConflictError` while another holder's lease is live."""
+        name = validate_lease_name(name)
+        ttl_ns = duration_ns(ttl, "lease ttl")
+        holder = default_holder(self.context) if holder is None else validate_lease_holder(holder)
+        lease = self.backend.acquire_lease(name, holder, ttl_ns, self.clock.now_ns())
+        return _lease_result("acquire", lease, ttl)
+
+    def renew_lease(
+        self,
+        lease: LeaseResult | str,
+        ttl: float | None = None,
+        *,
+        token: int | None = None,
+        holder: str | None = None,
+    ) -> LeaseResult:
+        """Extend a live lease (by its original ``ttl`` unless given). Raises
+        :class:`FencingError` when it expired or another holder took it."""
+        name, token, holder = _lease_identity(lease, token, holder)
+        if ttl is None:
+            ttl = lease.ttl if isinstance(lease, LeaseResult) and lease.ttl else None
+        if ttl is None:
+            raise InvalidValueError("renewing a lease needs a ttl (seconds)", param="ttl")
+        ttl_ns = duration_ns(ttl, "lease ttl")
+        renewed = self.backend.renew_lease(name, holder, token, ttl_ns, self.clock.now_ns())
+        return _lease_result("renew", renewed, ttl)
+
+    def release_lease(
+        self, lease: LeaseResult | str, *, token: int | None = None, holder: str | None = None
+    ) -> LeaseResult:
+        """End a lease early so another holder can acquire it at once (its token stays
+        used). ``released`` is False when it was no longer ours."""
+        name, token, holder = _lease_identity(lease, token, holder)
+        now = self.clock.now_ns()
+        released = self.backend.release_lease(name, holder, token, now)
+        return LeaseResult("release", name, holder, token, now, released=released)
+
+    def get_lease(self, name: str) -> LeaseResult | None:
+        """The latest lease on ``name`` (perhaps expired), or None when never acquired."""
+        lease = self.backend.get_lease(validate_lease_name(name), self.clock.now_ns())
+        return None if lease is None else _lease_result("get", lease, 0.0)
+
+    # -- watch (SPEC §5) ---------------------------------------------------------------
+
+    def watcher(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> Watcher:
+        """A :class:`~statebox.watch.Watcher` whose baseline is taken now; its ``poll``
+        returns the next changes. See :mod:`statebox.watch` for the exact rules."""
+        ks = self.keyspace(scope, namespace)
+        if (key is None) == (prefix is None):
+            raise InvalidValueError("watch needs exactly one of a key or a prefix")
+        if after_version is not None and (
+            not isinstance(after_version, int)
+            or isinstance(after_version, bool)
+            or after_version < 0
+        ):
+            raise InvalidValueError(
+                f"invalid version to watch after {quoted(after_version)}: must be 0 or more",
+                param="after_version",
+            )
+        from .watch import Watcher
+
+        return Watcher(
+            self.backend,
+            ks,
+            self.clock,
+            key=validate_key(key) if key is not None else None,
+            prefix=validate_prefix(prefix) if prefix is not None else None,
+            after_version=after_version,
+            include_values=include_values,
+        )
+
+    def watch(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        timeout: float | None = 30.0,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> WatchResult:
+        """Block until ``key`` (or any key under ``prefix``) changes past the known
+        state, or ``timeout`` seconds pass (then ``result.timed_out``; None: no limit)."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        watcher = self.watcher(
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+        events = next(_follow_batches(watcher, timeout), [])
+        return WatchResult(watcher.keyspace, watcher.key, watcher.prefix, events)
+
+    def watch_iter(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        after_version: int | None = None,
+        timeout: float | None = None,
+        include_values: bool = False,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Every change, as it happens, until ``timeout`` seconds pass (None: forever).
+        The baseline is taken when this is called, not at the first ``next``."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        watcher = self.watcher(
+            key,
+            prefix=prefix,
+            after_version=after_version,
+            include_values=include_values,
+            scope=scope,
+            namespace=namespace,
+        )
+        return (event for batch in _follow_batches(watcher, timeout) for event in batch)
+
+    # -- keyspaces ----------------------------------------------------------------------
+
+    def keyspaces(
+        self, scope: str | Scope | None = None, *, after: str | None = None, limit: int = 0
+    ) -> KeyspacesResult:
+        """The keyspaces holding live entries (in ``scope`` when given), ascending by
+        ``(scope, namespace)`` bytes, each with its number of live entries and its last
+        update. Page with ``limit`` and ``after`` (``"scope/namespace"``: the result's
+        ``next``, set when more keyspaces follow)."""
+        wanted = Scope.parse(scope).value if scope is not None else None
+        _check_limit(limit)
+        floor = parse_keyspace_cursor(after) if after is not None else None
+        found = self.backend.list_keyspaces(
+            wanted, after=floor, limit=limit + 1 if limit else 0, now=self.clock.now_ns()
+        )
+        if limit and len(found) > limit:
+            found = found[:limit]
+            return KeyspacesResult(wanted, found, found[-1].keyspace)
+        return KeyspacesResult(wanted, found)
+
+    def delete_keyspace(
+        self, scope: str | Scope | None = None, namespace: str | None = None
+    ) -> KeyspaceDeleteResult:
+        """Delete every entry of one keyspace at once; ``deleted`` counts the live ones.
+        Each key's history records the deletion, as :meth:`delete` does."""
+        ks = self.keyspace(scope, namespace)
+        return KeyspaceDeleteResult(ks, self.backend.delete_keyspace(ks, self._write_context()))
+
+    # -- expiry (SPEC §5) --------------------------------------------------------------
+
+    def purge_expired(self, limit: int = _PURGE_BATCH) -> int:
+        """Delete up to ``limit`` expired entries now (history is kept); how many.
+
+        Expired entries are invisible anyway; the store also purges a batch every
+        ``purge_every`` writes. Call this from a maintenance job to purge more eagerly.
+        """
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidValueError(
+                f"invalid limit {quoted(limit)}: must be an integer of 1 or more", param="limit"
+            )
+        return self.backend.purge_expired(self.clock.now_ns(), limit)
+
+
+def _lease_result(action: str, lease: Lease, ttl: float) -> LeaseResult:
+    return LeaseResult(action, lease.name, lease.holder, lease.token, lease.expires_at, ttl)
+
+
+def _lease_identity(
+    lease: LeaseResult | str, token: int | None, holder: str | None
+) -> tuple[str, int, str]:
+    """(name, token, holder) from a lease result, or from a name plus both parts."""
+    if isinstance(lease, LeaseResult):
+        token = lease.token if token is None else token
+        return lease.name, token, validate_lease_holder(holder or lease.holder)
+    name = validate_lease_name(lease)
+    if token is None or holder is None:
+        raise InvalidValueError(
+            f"lease {quoted(name)}: give the lease that acquiring it returned, or its token "
+            "and holder",
+            param=("token", "holder"),
+        )
+    if not isinstance(token, int) or isinstance(token, bool):
+        raise InvalidValueError(
+            f"invalid lease token {quoted(token)}: must be an integer", param="token"
+        )
+    return name, token, validate_lease_holder(holder)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+        raise InvalidValueError(
+            f"invalid timeout {quoted(timeout)}: must be a number of seconds, 0 or more",
+            param="timeout",
+        )
+
+
+def _check_limit(limit: object) -> None:
+    """A ``limit`` of list or history: 0 (no limit) or more."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise InvalidValueError(
+            f"invalid limit {quoted(limit)}: must be 0 (no limit) or more", param="limit"
+        )
+
+
+def _follow_batches(watcher: Watcher, timeout: float | None) -> Iterator[list[WatchEvent]]:
+    """Each non-empty batch of events until ``timeout`` seconds pass (None: forever)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+        events = watcher.poll(max(remaining, 0.0))
+        if events:
+            yield events
+        elif deadline is not None and time.monotonic() >= deadline:
+            return

@@ -1,0 +1,294 @@
+"""Update, rollback and transactions of :class:`~statebox.store.StateStore` (SPEC §5).
+
+The writes that read before they write — a transform retried under contention, a past
+version written back, several mutations applied all or nothing — are a group of their
+own, apart from the plain reads and writes in :mod:`statebox.store` so that module stays
+readable. :class:`StateStore` inherits them from :class:`WritesMixin`; the sentinel
+:data:`MISSING` and the result builders they share with the store live here too. Nothing
+here imports more than :mod:`statebox.store` already did (the CLI's ``get`` loads it).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._plan import check_guard
+from .backends.base import (
+    Applied,
+    Delete,
+    Entry,
+    HistoryRecord,
+    Mutation,
+    Put,
+    WriteContext,
+)
+from .errors import (
+    ConflictError,
+    FencingError,
+    InvalidReferenceError,
+    InvalidValueError,
+    NotFoundError,
+    quoted,
+)
+from .leases import Fencing, as_fence
+from .model import Keyspace, Scope, validate_key
+from .results import DeleteResult, SetResult, StoredValue, TransactionResult
+from .values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
+
+if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from .backends import Backend
+    from .transactions import DeleteOp, SetOp
+
+
+class _Missing(enum.Enum):
+    """Sentinel: "no default given" — distinct from a default of JSON ``null``."""
+
+    MISSING = enum.auto()
+
+
+MISSING: Final = _Missing.MISSING
+# update's backoff between attempts (seconds): full jitter up to base * 2**attempt, capped.
+_BACKOFF_BASE = 0.001
+_BACKOFF_CAP = 0.05
+
+
+def _stored(entry: Entry | HistoryRecord) -> StoredValue:
+    return StoredValue(entry.data, entry.content_type)
+
+
+def _written(
+    ks: Keyspace, new: Entry, operation: str = "set", *, reported: bool = False, retries: int = 0
+) -> SetResult:
+    """The result of a write that left ``new``; ``reported`` adds the value written."""
+    stored = _stored(new) if reported else None
+    return SetResult(
+        ks, new.key, new.version, new.hash, new.version == 1, stored, operation, retries
+    )
+
+
+class WritesMixin:
+    """``update``, ``rollback`` and ``transaction`` of :class:`~statebox.store.StateStore`."""
+
+    backend: Backend
+    history_limit: int
+    json_limit: int
+    jq_timeout: float | None
+    update_attempts: int
+
+    if TYPE_CHECKING:  # defined by StateStore
+
+        def keyspace(
+            self, scope: str | Scope | None = None, namespace: str | None = None
+        ) -> Keyspace: ...
+
+        def normalize(self, value: Any) -> NormalizedValue: ...
+
+        def _write_context(self) -> WriteContext: ...
+
+        def _expires_at(self, ttl: float | None, now: int) -> int | None: ...
+
+        def _apply(
+            self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext
+        ) -> list[Applied]: ...
+
+    # -- update (SPEC §5) --------------------------------------------------------------
+
+    def _json_text(self, value: Any, what: str) -> str:
+        normalized = self.normalize(value)
+        if not normalized.is_json:
+            raise InvalidValueError(f"invalid {what}: must be JSON, not binary data")
+        return normalized.data.decode("utf-8")
+
+    def update(
+        self,
+        key: str,
+        *,
+        jq: str | None = None,
+        merge: Any = MISSING,
+        patch: Any = MISSING,
+        default: Any = MISSING,
+        ttl: float | None = None,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> SetResult:
+        """Transform the stored value atomically: read, apply, write guarded by the
+        version read, and on a conflict re-read and retry (at most ``update_attempts``
+        times, with a short jittered backoff), so concurrent updates are never lost.
+
+        Exactly one of ``jq`` (an expression yielding one value), ``merge`` (an RFC 7386
+        merge patch) or ``patch`` (an RFC 6902 JSON patch, a list of operations) is
+        given; ``merge``/``patch`` are Python data or :class:`RawJSON`. A missing key
+        starts from ``default`` (else ``null``). ``ttl`` sets a new expiry; without it
+        the entry keeps the one it had (as Redis ``INCR`` does). With
+        ``expected_version`` there is no retry: the guard is the caller's.
+        ``result.retries`` says how many retries it took.
+        """
+        # jq and jsonpatch load for update only (CLI start-up speed)
+        from .transforms import DEFAULT_JQ_TIMEOUT, make_transform
+
+        ks = self.keyspace(scope, namespace)
+        key = validate_key(key)
+        transform = make_transform(
+            jq=jq,
+            merge_text=None if merge is MISSING else self._json_text(merge, "merge patch"),
+            patch_text=None if patch is MISSING else self._json_text(patch, "JSON patch"),
+            jq_timeout=self.jq_timeout if self.jq_timeout is not None else DEFAULT_JQ_TIMEOUT,
+            limit=self.json_limit,
+        )
+        start = "null" if default is MISSING else self._json_text(default, "default")
+        fence = as_fence(fencing)
+        conflict: ConflictError | None = None
+        for attempt in range(self.update_attempts):
+            if attempt:
+                import random  # only under contention
+
+                # Full jitter, growing: the writers that collided spread out.
+                time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+            ctx = self._write_context()
+            current = self.backend.get(ks, key, ctx.now)
+            if expected_version is not None:
+                check_guard(key, current, expected_version)
+            if current is not None and current.content_type != JSON_CONTENT_TYPE:
+                raise InvalidValueError(
+                    f"cannot update key {quoted(key)}: it holds binary data "
+                    f"({current.content_type}); transforms apply to JSON values"
+                )
+            before = current.data.decode("utf-8") if current is not None else start
+            value = self.normalize(RawJSON(transform.apply(before)))
+            expires_at = (
+                self._expires_at(ttl, ctx.now)
+                if ttl is not None
+                else (current.expires_at if current is not None else None)
+            )
+            version = current.version if current is not None else 0
+            put = Put(key, value, version, expires_at=expires_at, fence=fence)
+            try:
+                new = self._apply(ks, [put], ctx)[0].current
+            except FencingError:
+                raise
+            except ConflictError as exc:
+                if expected_version is not None:
+                    raise
+                conflict = exc
+                continue
+            assert new is not None
+            return _written(ks, new, "update", reported=True, retries=attempt)
+        assert conflict is not None
+        raise ConflictError(
+            f"update of key {quoted(key)} gave up after {self.update_attempts} attempts: other "
+            f"writers kept changing it (last: {conflict.message})",
+            current_version=conflict.current_version,
+        ) from conflict
+
+    def rollback(
+        self,
+        key: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> SetResult:
+        """Write the value of a kept past version back as a new version.
+
+        Guarded by the current version (``expected_version``, else the version found
+        when the rollback starts): a concurrent write makes it conflict rather than be
+        overwritten. The entry keeps its expiry, as with ``update``.
+        """
+        ks = self.keyspace(scope, namespace)
+        key = validate_key(key)
+        if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1:
+            raise InvalidValueError(
+                f"invalid version {quoted(to_version)}: must be an integer of 1 or more",
+                param="to_version",
+            )
+        ctx = self._write_context()
+        current = self.backend.get(ks, key, ctx.now)
+        old: Entry | HistoryRecord | None = self.backend.get_version(ks, key, to_version)
+        if old is None and current is not None and current.version == to_version:
+            old = current  # history is off, but the version asked for is the current one
+        if old is None:
+            raise NotFoundError(
+                f"version {to_version} of key {quoted(key)} is not in its history (scope "
+                f"{quoted(ks.scope)}, namespace {quoted(ks.namespace)}; the store keeps the last "
+                f"{self.history_limit} versions)"
+            )
+        guard = expected_version
+        if guard is None:
+            guard = current.version if current is not None else 0
+        value = NormalizedValue(old.data, old.content_type, old.hash)
+        expires_at = current.expires_at if current is not None else None
+        put = Put(key, value, guard, expires_at=expires_at, fence=as_fence(fencing))
+        new = self._apply(ks, [put], ctx)[0].current
+        assert new is not None
+        return _written(ks, new, "rollback", reported=True)
+
+    # -- transactions (SPEC §5) --------------------------------------------------------
+
+    def transaction(
+        self,
+        operations: Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+        *,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> TransactionResult:
+        """Apply set/delete operations on one scope+namespace, all or nothing.
+
+        Each operation has its own ``expected_version`` / ``create_only`` (and ``ttl``
+        for a set); ``fencing`` applies to every operation that has none of its own. On
+        a failed guard nothing is written and the :class:`ConflictError` carries the
+        failing operation's ``index`` and names it.
+        """
+        ks = self.keyspace(scope, namespace)
+        from .transactions import parse_operation
+
+        ops = [parse_operation(raw, i) for i, raw in enumerate(operations)]
+        ctx = self._write_context()
+        mutations = [self._mutation(op, i, ctx.now, fencing) for i, op in enumerate(ops)]
+        if not mutations:
+            return TransactionResult(ks, [])
+        try:
+            applied = self._apply(ks, mutations, ctx)
+        except ConflictError as exc:
+            failed = mutations[exc.index]
+            kind = "set" if isinstance(failed, Put) else "delete"
+            raise type(exc)(
+                f"transaction operation {exc.index} ({kind} {quoted(failed.key)}) failed, nothing "
+                f"was written: {exc.message}",
+                index=exc.index,
+                current_version=exc.current_version,
+            ) from exc
+        results: list[SetResult | DeleteResult] = []
+        for mutation, outcome in zip(mutations, applied, strict=True):
+            if outcome.current is None:
+                results.append(DeleteResult(ks, mutation.key, outcome.previous is not None))
+            else:
+                new = outcome.current
+                results.append(_written(ks, new))
+        return TransactionResult(ks, results)
+
+    def _mutation(
+        self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
+    ) -> Mutation:
+        from .transactions import DeleteOp, SetOp
+
+        kind = "set" if isinstance(op, SetOp) else "delete"
+        try:
+            key = validate_key(op.key)
+            fence = as_fence(op.fencing if op.fencing is not None else fencing)
+            if isinstance(op, DeleteOp):
+                return Delete(key, op.expected_version, fence)
+            value = self.normalize(op.value)
+            expires_at = self._expires_at(op.ttl, now)
+            return Put(key, value, op.expected_version, op.create_only, expires_at, fence)
+        except (InvalidReferenceError, InvalidValueError) as exc:
+            raise type(exc)(
+                f"transaction operation {index} ({kind}): {exc.message}", param=exc.params
+            ) from exc
