@@ -20,7 +20,7 @@ from pathlib import Path
 
 from statebox import RunContext, StateStore, open_store
 from statebox.backends.base import Put, WriteContext
-from statebox.values import normalize
+from statebox.core.values import normalize
 
 from .common import (
     Row,

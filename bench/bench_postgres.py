@@ -25,7 +25,7 @@ from psycopg import sql
 from statebox import RunContext, StateStore, open_store
 from statebox.backends._pg_write import statement
 from statebox.backends.postgres import POSTGRES, PostgresBackend
-from statebox.values import normalize
+from statebox.core.values import normalize
 
 from .common import Row, Section, ops_per_second, percentile
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from statebox import RunContext, StateStore, open_store
 from statebox.backends.base import Put, WriteContext
 from statebox.backends.sqlite import SQLITE
-from statebox.model import Keyspace
-from statebox.values import normalize
+from statebox.core.model import Keyspace
+from statebox.core.values import normalize
 
 from .common import (
     Row,

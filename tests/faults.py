@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from statebox import StateStore
-from statebox.errors import BackendUnavailableError
+from statebox.core.errors import BackendUnavailableError
 
 __all__ = [
     "Ledger",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import statebox
-from statebox import errors
 from statebox.backends.base import Backend
+from statebox.core import errors
 
 
 def test_all_is_exactly_the_public_names() -> None:

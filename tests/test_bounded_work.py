@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statebox import InvalidValueError, RawJSON, open_store
-from statebox.values import normalize
+from statebox.core.values import normalize
 
 from .server_util import ServerProcess, running_server
 
@@ -358,7 +358,7 @@ def _depth(value: object) -> int:
 @settings(max_examples=300, deadline=None)
 @given(_values, st.integers(min_value=0, max_value=300), st.booleans())
 def test_the_depth_checker_agrees_with_the_parser(value: object, wrap: int, spaced: bool) -> None:
-    from statebox.values import nesting_depth
+    from statebox.core.values import nesting_depth
 
     text = json.dumps(value, indent=1 if spaced else None)
     text = "[" * wrap + text + "]" * wrap

@@ -28,12 +28,13 @@ from starlette.testclient import TestClient
 
 import statebox.cli
 import statebox.server
-from statebox import errors, open_store
+from statebox import open_store
 from statebox.backends.base import Backend, Capabilities, Entry, group_commit_of
 from statebox.backends.memory import MemoryBackend
 from statebox.backends.sqlite import SqliteBackend
-from statebox.clock import ManualClock
-from statebox.model import Keyspace
+from statebox.core import errors
+from statebox.core.clock import ManualClock
+from statebox.core.model import Keyspace
 from statebox.server.app import create_app
 from statebox.server.config import ServerConfig
 from statebox.server.main import serve
@@ -116,7 +117,7 @@ def test_no_face_tests_a_backend_class() -> None:
 
 
 def test_no_face_defines_an_error_class() -> None:
-    """Every error kind a face answers with is in statebox.errors (401 and 412 too)."""
+    """Every error kind a face answers with is in statebox.core.errors (401 and 412 too)."""
     outside = []
     for face in (statebox.server, statebox.cli):
         for info in pkgutil.iter_modules(face.__path__, f"{face.__name__}."):

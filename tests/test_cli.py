@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from statebox import RunContext, open_store
-from statebox.clock import format_timestamp
+from statebox.core.clock import format_timestamp
 
 from .backends import BACKENDS
 
@@ -294,7 +294,7 @@ def test_output_is_utf8_whatever_the_locale(sqlite_cli: Cli) -> None:
 
 
 def test_top_level_help_and_python_dash_m(sqlite_cli: Cli) -> None:
-    from statebox.cli import COMMANDS
+    from statebox.cli import all_commands
 
     text = sqlite_cli("--help").text
     for line in (
@@ -305,7 +305,7 @@ def test_top_level_help_and_python_dash_m(sqlite_cli: Cli) -> None:
         "  4  conflict",
     ):
         assert line in text
-    assert all(f"    {name} " in text for name in COMMANDS)
+    assert all(f"    {name} " in text for name in all_commands())
     module = [sys.executable, "-m", "statebox.cli"]
     assert sqlite_cli("set", "k", "1", command=module).data["version"] == 1
     sqlite_cli("get", "nope", "--required", command=module).failed(3)
@@ -345,7 +345,7 @@ def test_every_public_name_loads_lazily() -> None:
         "for name in statebox.__all__: getattr(statebox, name)\n"
         "from statebox import *\n"
         "assert StateStore is statebox.store.StateStore\n"
-        "assert statebox.errors.ConflictError.exit_code == 4\n"
+        "assert statebox.core.errors.ConflictError.exit_code == 4\n"
         "try:\n    statebox.no_such_name\nexcept AttributeError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -464,7 +464,7 @@ def test_bad_values_exit_2_and_write_nothing(run: InProcess, tmp_path: Path) -> 
 def test_standard_input_feeds_one_argument_only() -> None:
     """For commands with two JSON arguments: a second '-' is an error, not empty input."""
     from statebox.cli._input import JsonArgs
-    from statebox.errors import InvalidValueError
+    from statebox.core.errors import InvalidValueError
 
     reader = JsonArgs()
     stdin = sys.stdin
@@ -673,9 +673,9 @@ def test_format_table(run: InProcess) -> None:
 
 
 def test_help_of_every_command_has_an_example(run: InProcess) -> None:
-    from statebox.cli import COMMANDS
+    from statebox.cli import all_commands
 
-    for name in COMMANDS:
+    for name in all_commands():
         result = run(name, "--help")
         assert result.code == 0 and result.err == ""
         text = result.out.decode()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statebox.clock import NS_PER_SECOND, format_timestamp, parse_timestamp
+from statebox.core.clock import NS_PER_SECOND, format_timestamp, parse_timestamp
 
 
 def expected_ns(moment: datetime, fraction: str) -> int:

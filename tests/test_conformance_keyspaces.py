@@ -9,7 +9,7 @@ import json
 import pytest
 
 from statebox import InvalidReferenceError, InvalidValueError, ManualClock, StateStore
-from statebox.clock import format_timestamp
+from statebox.core.clock import format_timestamp
 
 
 def _rows(store: StateStore, **options: object) -> list[tuple[str, str, int]]:

@@ -11,7 +11,7 @@ import pytest
 
 from statebox import SetOp
 from statebox.backends.file._fsio import TEMP_PREFIX
-from statebox.errors import BackendUnavailableError
+from statebox.core.errors import BackendUnavailableError
 
 from .conftest import make_store
 from .faults import Ledger, fill_until_503, fill_until_unavailable, read_only_view, small_disk

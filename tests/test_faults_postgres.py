@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from statebox.errors import BackendUnavailableError
+from statebox.core.errors import BackendUnavailableError
 
 from .conftest import make_store
 from .faults import Ledger, pg_ctl, terminate_waiting

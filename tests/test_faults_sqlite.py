@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from statebox.errors import BackendUnavailableError
+from statebox.core.errors import BackendUnavailableError
 
 from .conftest import make_store
 from .faults import Ledger, fill_until_503, fill_until_unavailable, read_only_view, small_disk

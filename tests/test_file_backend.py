@@ -41,9 +41,9 @@ from statebox.backends.file import FileBackend, parse_file_url
 from statebox.backends.file._codec import encode_record
 from statebox.backends.file._journal import Op, pending, write_journal
 from statebox.backends.file._reads import names_in_range
-from statebox.clock import format_timestamp
-from statebox.model import Keyspace, UpdatedBy
-from statebox.values import normalize
+from statebox.core.clock import format_timestamp
+from statebox.core.model import Keyspace, UpdatedBy
+from statebox.core.values import normalize
 
 from .conftest import CONTEXT, make_store
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from statebox.backends.sqlite import SqliteBackend
-from statebox.model import Keyspace
+from statebox.core.model import Keyspace
 
 
 @pytest.mark.parametrize(

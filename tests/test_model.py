@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statebox import InvalidReferenceError, RunContext, StateStore, open_store
-from statebox.model import validate_key, validate_namespace, validate_prefix
+from statebox.core.model import validate_key, validate_namespace, validate_prefix
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,8 @@ from statebox.backends._pg_watch import bucket_of
 from statebox.backends.base import Delete, Put, WriteContext
 from statebox.backends.postgres import PostgresBackend
 from statebox.backends.sql import SCHEMA_VERSION
-from statebox.model import Keyspace, UpdatedBy
-from statebox.values import normalize
+from statebox.core.model import Keyspace, UpdatedBy
+from statebox.core.values import normalize
 
 from .conftest import make_store
 from .pg import add_query, admin_connection, fresh_schema_url

@@ -16,9 +16,9 @@ from statebox.backends.base import Backend, Delete, Mutation, Put, WriteContext
 from statebox.backends.memory import MemoryBackend
 from statebox.backends.postgres import PostgresBackend
 from statebox.backends.sql import Change
-from statebox.errors import ConflictError
-from statebox.model import Keyspace, UpdatedBy
-from statebox.values import normalize
+from statebox.core.errors import ConflictError
+from statebox.core.model import Keyspace, UpdatedBy
+from statebox.core.values import normalize
 
 from .pg import fresh_schema_url
 

@@ -45,7 +45,7 @@ def test_every_password_form_is_masked(url: str) -> None:
 
 
 def test_conninfo_and_messages_are_masked() -> None:
-    from statebox.redaction import redact_text
+    from statebox.core.redaction import redact_text
 
     line = f"connect failed: host=db.internal password={PASSWORD} dbname=state"
     assert PASSWORD not in redact_text(line) and "dbname=state" in redact_text(line)

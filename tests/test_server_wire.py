@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 
 from statebox import InvalidRequestError, RawJSON, UpdatedBy, normalize
 from statebox.backends.base import Entry, HistoryRecord
-from statebox.errors import (
+from statebox.core.errors import (
     ConflictError,
     CorruptEntryError,
     FencingError,
     NotFoundError,
     StateboxError,
 )
-from statebox.server.wire import (
+from statebox.wire.codec import (
     decode_entry,
     decode_record,
     entry_json,

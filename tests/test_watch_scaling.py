@@ -189,9 +189,9 @@ def test_a_server_over_a_remote_store_wakes_its_watchers() -> None:
 def test_the_change_hub_wakes_every_waiter_with_one_thread() -> None:
     from statebox.backends.base import Put, WriteContext
     from statebox.backends.memory import MemoryBackend
-    from statebox.model import Keyspace, UpdatedBy
+    from statebox.core.model import Keyspace, UpdatedBy
+    from statebox.core.values import normalize
     from statebox.server.changes_hub import ChangeHub
-    from statebox.values import normalize
 
     backend = MemoryBackend("memory://")
     hub = ChangeHub(backend)

@@ -20,8 +20,8 @@ import typing as _typing
 if _typing.TYPE_CHECKING:
     from .aio import AsyncStateStore, open_async_store
     from .backends.base import Backend, Capabilities
-    from .clock import Clock, ManualClock, SystemClock
-    from .errors import (
+    from .core.clock import Clock, ManualClock, SystemClock
+    from .core.errors import (
         BackendUnavailableError,
         ConfigurationError,
         ConflictError,
@@ -35,8 +35,8 @@ if _typing.TYPE_CHECKING:
         StateboxError,
         ValueTooLargeError,
     )
-    from .model import Keyspace, RunContext, Scope, UpdatedBy
-    from .results import (
+    from .core.model import Keyspace, RunContext, Scope, UpdatedBy
+    from .core.results import (
         DeleteResult,
         DiffResult,
         GetResult,
@@ -50,9 +50,9 @@ if _typing.TYPE_CHECKING:
         WatchEvent,
         WatchResult,
     )
+    from .core.values import Blob, RawJSON, normalize
     from .store import MISSING, StateStore, open_store
     from .transactions import DeleteOp, SetOp
-    from .values import Blob, RawJSON, normalize
 
 __version__ = "0.1.0"
 
@@ -112,42 +112,42 @@ _EXPORTS: dict[str, str] = {
     "open_async_store": ".aio",
     "Backend": ".backends.base",
     "Capabilities": ".backends.base",
-    "Clock": ".clock",
-    "ManualClock": ".clock",
-    "SystemClock": ".clock",
-    "BackendUnavailableError": ".errors",
-    "ConfigurationError": ".errors",
-    "ConflictError": ".errors",
-    "CorruptEntryError": ".errors",
-    "FencingError": ".errors",
-    "InvalidReferenceError": ".errors",
-    "InvalidRequestError": ".errors",
-    "InvalidValueError": ".errors",
-    "NotFoundError": ".errors",
-    "PermissionDeniedError": ".errors",
-    "StateboxError": ".errors",
-    "ValueTooLargeError": ".errors",
-    "Keyspace": ".model",
-    "RunContext": ".model",
-    "Scope": ".model",
-    "UpdatedBy": ".model",
-    "DeleteResult": ".results",
-    "DiffResult": ".results",
-    "GetResult": ".results",
-    "HistoryResult": ".results",
-    "ListEntry": ".results",
-    "ListResult": ".results",
-    "SetResult": ".results",
-    "StoredValue": ".results",
-    "LeaseResult": ".results",
-    "TransactionResult": ".results",
-    "WatchEvent": ".results",
-    "WatchResult": ".results",
+    "Clock": ".core.clock",
+    "ManualClock": ".core.clock",
+    "SystemClock": ".core.clock",
+    "BackendUnavailableError": ".core.errors",
+    "ConfigurationError": ".core.errors",
+    "ConflictError": ".core.errors",
+    "CorruptEntryError": ".core.errors",
+    "FencingError": ".core.errors",
+    "InvalidReferenceError": ".core.errors",
+    "InvalidRequestError": ".core.errors",
+    "InvalidValueError": ".core.errors",
+    "NotFoundError": ".core.errors",
+    "PermissionDeniedError": ".core.errors",
+    "StateboxError": ".core.errors",
+    "ValueTooLargeError": ".core.errors",
+    "Keyspace": ".core.model",
+    "RunContext": ".core.model",
+    "Scope": ".core.model",
+    "UpdatedBy": ".core.model",
+    "DeleteResult": ".core.results",
+    "DiffResult": ".core.results",
+    "GetResult": ".core.results",
+    "HistoryResult": ".core.results",
+    "ListEntry": ".core.results",
+    "ListResult": ".core.results",
+    "SetResult": ".core.results",
+    "StoredValue": ".core.results",
+    "LeaseResult": ".core.results",
+    "TransactionResult": ".core.results",
+    "WatchEvent": ".core.results",
+    "WatchResult": ".core.results",
     "SetOp": ".transactions",
     "DeleteOp": ".transactions",
-    "Blob": ".values",
-    "RawJSON": ".values",
-    "normalize": ".values",
+    "Blob": ".core.values",
+    "RawJSON": ".core.values",
+    "normalize": ".core.values",
 }
 
 
@@ -162,7 +162,7 @@ def _import_module(name: str, package: str) -> object:
 def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
-        if not name.startswith("_"):  # ``statebox.errors`` without importing it first
+        if not name.startswith("_"):  # ``statebox.core.errors`` without importing it first
             try:
                 return _import_module(f".{name}", __name__)
             except ModuleNotFoundError as exc:

@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted
-from .values import DEFAULT_JSON_LIMIT
+from .core.errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted
+from .core.values import DEFAULT_JSON_LIMIT
 
 __all__ = ["run_jq"]
 

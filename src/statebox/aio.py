@@ -18,10 +18,10 @@ import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import Any, Final, cast
 
-from .clock import Clock
-from .leases import Fencing
-from .model import Keyspace, RunContext, Scope
-from .results import (
+from .core.clock import Clock
+from .core.leases import Fencing
+from .core.model import Keyspace, RunContext, Scope
+from .core.results import (
     DeleteResult,
     DiffResult,
     GetResult,
@@ -35,6 +35,7 @@ from .results import (
     WatchEvent,
     WatchResult,
 )
+from .core.values import NormalizedValue
 from .store import (
     DEFAULT_HISTORY_LIMIT,
     MISSING,
@@ -44,7 +45,6 @@ from .store import (
     open_store,
 )
 from .transactions import DeleteOp, SetOp
-from .values import NormalizedValue
 from .watch import Watcher
 
 #: The longest single wait of a watch thread: a cancelled task frees its thread this soon.

@@ -4,7 +4,7 @@
 through the backend contract, and builds the result objects. The CLI, the server and the
 runner call these methods and nothing below them. The logic of SPEC §5 that needs no
 storage lives in its own modules — :mod:`statebox.transforms` (update),
-:mod:`statebox.transactions`, :mod:`statebox.leases`, :mod:`statebox.watch` — so the
+:mod:`statebox.transactions`, :mod:`statebox.core.leases`, :mod:`statebox.watch` — so the
 methods here stay thin. The operations beyond the plain reads and writes live in two
 mixins :class:`StateStore` inherits: :mod:`statebox.store_writes` (update, rollback,
 transactions) and :mod:`statebox.store_beyond` (leases, watch, keyspaces, expiry).
@@ -16,7 +16,6 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ._plan import check_guard
 from .backends import Backend, open_backend
 from .backends.base import (
     Applied,
@@ -27,20 +26,20 @@ from .backends.base import (
     Put,
     WriteContext,
 )
-from .clock import Clock, SystemClock
 from .config import resolve_store_url
-from .errors import (
+from .core.clock import Clock, SystemClock
+from .core.errors import (
     BackendUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     quoted,
 )
-from .leases import (
+from .core.leases import (
     Fencing,
     as_fence,
     duration_ns,
 )
-from .model import (
+from .core.model import (
     Keyspace,
     RunContext,
     Scope,
@@ -49,7 +48,7 @@ from .model import (
     validate_key,
     validate_prefix,
 )
-from .results import (
+from .core.results import (
     DeleteResult,
     DiffResult,
     GetResult,
@@ -60,6 +59,14 @@ from .results import (
     SetResult,
     StoredValue,
 )
+from .core.values import (
+    DEFAULT_BINARY_LIMIT,
+    DEFAULT_HISTORY_LIMIT,
+    DEFAULT_JSON_LIMIT,
+    NormalizedValue,
+    normalize,
+)
+from .core.versions import check_guard
 from .store_beyond import (
     _PURGE_BATCH,
     BeyondMixin,
@@ -68,13 +75,6 @@ from .store_beyond import (
 from .store_beyond import _check_timeout as _check_timeout  # statebox.aio imports these
 from .store_beyond import _follow_batches as _follow_batches  # ... from here
 from .store_writes import MISSING, WritesMixin, _stored, _written
-from .values import (
-    DEFAULT_BINARY_LIMIT,
-    DEFAULT_HISTORY_LIMIT,
-    DEFAULT_JSON_LIMIT,
-    NormalizedValue,
-    normalize,
-)
 
 # DEFAULT_HISTORY_LIMIT lives in .values; still importable from here, as before.
 __all__ = ["DEFAULT_HISTORY_LIMIT", "MISSING", "StateStore", "open_store"]

@@ -16,15 +16,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from .backends.base import Lease, WriteContext
-from .clock import Clock
-from .errors import InvalidValueError, quoted
-from .leases import (
+from .core.clock import Clock
+from .core.errors import InvalidValueError, quoted
+from .core.leases import (
     default_holder,
     duration_ns,
     validate_lease_holder,
     validate_lease_name,
 )
-from .model import (
+from .core.model import (
     Keyspace,
     RunContext,
     Scope,
@@ -32,7 +32,7 @@ from .model import (
     validate_key,
     validate_prefix,
 )
-from .results import (
+from .core.results import (
     KeyspaceDeleteResult,
     KeyspacesResult,
     LeaseResult,

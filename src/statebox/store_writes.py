@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ._plan import check_guard
 from .backends.base import (
     Applied,
     Delete,
@@ -25,7 +24,7 @@ from .backends.base import (
     Put,
     WriteContext,
 )
-from .errors import (
+from .core.errors import (
     ConflictError,
     FencingError,
     InvalidReferenceError,
@@ -33,10 +32,11 @@ from .errors import (
     NotFoundError,
     quoted,
 )
-from .leases import Fencing, as_fence
-from .model import Keyspace, Scope, validate_key
-from .results import DeleteResult, SetResult, StoredValue, TransactionResult
-from .values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
+from .core.leases import Fencing, as_fence
+from .core.model import Keyspace, Scope, validate_key
+from .core.results import DeleteResult, SetResult, StoredValue, TransactionResult
+from .core.values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
+from .core.versions import check_guard
 
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from .backends import Backend

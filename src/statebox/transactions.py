@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .errors import InvalidValueError, json_kind, quoted
-from .leases import Fencing
+from .core.errors import InvalidValueError, json_kind, quoted
+from .core.leases import Fencing
 
 __all__ = ["DeleteOp", "Operation", "SetOp", "parse_operation"]
 

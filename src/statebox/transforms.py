@@ -31,8 +31,8 @@ import sys
 import time
 from typing import Any, Final, NamedTuple, NoReturn
 
-from .errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted, requoted
-from .values import (
+from .core.errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted, requoted
+from .core.values import (
     DEFAULT_JSON_LIMIT,
     MAX_DEPTH,
     _decode,

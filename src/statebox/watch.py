@@ -40,9 +40,9 @@ import time
 from typing import NamedTuple
 
 from .backends.base import Backend, Entry
-from .clock import Clock
-from .model import Keyspace
-from .results import StoredValue, WatchEvent
+from .core.clock import Clock
+from .core.model import Keyspace
+from .core.results import StoredValue, WatchEvent
 
 __all__ = ["Watcher"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..errors import ConfigurationError, quoted
+from ..core.errors import ConfigurationError, quoted
 from .base import Backend
 
 __all__ = ["Backend", "open_backend", "register_backend"]
@@ -38,7 +38,7 @@ def _scheme(url: str) -> str:
     try:
         return urlsplit(url).scheme.lower()
     except ValueError as exc:  # e.g. an unbalanced "[" in the host part
-        from ..redaction import redact_text  # an error path: no import cost otherwise
+        from ..core.redaction import redact_text  # an error path: no import cost otherwise
 
         raise ConfigurationError(f"invalid store URL {quoted(redact_text(url))}: {exc}") from exc
 
@@ -50,7 +50,7 @@ def open_backend(url: str) -> Backend:
         return _FACTORIES[scheme](url)
     if scheme not in _REGISTRY:
         known = ", ".join(f"{s}://" for s in sorted({*_REGISTRY, *_FACTORIES}))
-        from ..redaction import redact_url  # a mistyped scheme may still carry a password
+        from ..core.redaction import redact_url  # a mistyped scheme may still carry a password
 
         raise ConfigurationError(
             f"unsupported store URL {quoted(redact_url(url))}: known schemes are {known}"

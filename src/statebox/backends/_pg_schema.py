@@ -14,7 +14,7 @@ import hashlib
 import psycopg
 from psycopg import sql
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 from .sql import SCHEMA_VERSION, Dialect
 
 __all__ = ["ensure_schema", "installed_version"]

@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError, quoted
-from ..redaction import redact_url
+from ..core.errors import ConfigurationError, quoted
+from ..core.redaction import redact_url
 
 __all__ = ["PgOptions", "parse_pg_url"]
 

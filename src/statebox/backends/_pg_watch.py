@@ -24,8 +24,8 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from ..errors import BackendUnavailableError
-from ..model import Keyspace
+from ..core.errors import BackendUnavailableError
+from ..core.model import Keyspace
 
 __all__ = ["BUCKETS", "ChangeListener", "bucket_of", "channel_for"]
 

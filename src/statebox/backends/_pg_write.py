@@ -1,7 +1,7 @@
 """A PostgreSQL write in one statement: the entry, its history record, the trim, the NOTIFY.
 
 The shared layer locks and reads the row and plans the change in Python
-(:func:`statebox._plan.plan`); what it then writes takes SQLite four statements. On
+(:func:`statebox.core.versions.plan`); what it then writes takes SQLite four statements. On
 PostgreSQL each statement is a round trip, so the writes go as data-modifying ``WITH``
 clauses of one statement whose ``SELECT`` sends the notification:
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Keyspace
+from ..core.model import Keyspace
 from .base import Delete, KeyspaceInfo, WriteContext
 from .sql import _MAX_LIMIT, _WHERE_KEY, Dialect, SqlBackend, SqlConnection
 

@@ -8,7 +8,7 @@ fenced write checks it.
 
 from __future__ import annotations
 
-from .._plan import plan_acquire, plan_release, plan_renew
+from ..core.versions import plan_acquire, plan_release, plan_renew
 from .base import Lease
 from .sql import SqlBackend, SqlConnection
 

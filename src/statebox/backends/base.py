@@ -3,7 +3,7 @@
 A backend stores entries of one shape (:class:`Entry`) grouped by :class:`Keyspace`, and
 keeps their history. All policy — validation, normalization, the version rules, TTL
 arithmetic, output objects — lives in the engine (``statebox.store``) and in the pure
-planner (``statebox._plan``); a backend only has to make :meth:`Backend.apply`
+planner (``statebox.core.versions``); a backend only has to make :meth:`Backend.apply`
 atomic. The rules, method by method:
 
 ``get(keyspace, key, now)``
@@ -15,8 +15,8 @@ atomic. The rules, method by method:
 ``apply(keyspace, mutations, ctx)``
     All-or-nothing, atomic against every other writer the backend can have (threads,
     processes, and for shared backends other machines). For each mutation in order it
-    reads the live current entry, calls :func:`statebox._plan.plan` (which raises
-    :class:`~statebox.errors.ConflictError` carrying the mutation's index), writes the
+    reads the live current entry, calls :func:`statebox.core.versions.plan` (which raises
+    :class:`~statebox.core.errors.ConflictError` carrying the mutation's index), writes the
     result, and appends a history record unless ``ctx.history_limit`` is 0, keeping
     only the newest ``ctx.history_limit`` records of that key. On any error nothing of
     the batch is visible. Returns one :class:`Applied` per mutation.
@@ -28,24 +28,24 @@ atomic. The rules, method by method:
 ``close()``
     Release connections; idempotent.
 
-Errors: a backend raises only :class:`~statebox.errors.StateboxError` subclasses —
+Errors: a backend raises only :class:`~statebox.core.errors.StateboxError` subclasses —
 driver errors are translated where they happen (busy or unreachable storage is
-:class:`~statebox.errors.BackendUnavailableError`, an unreadable record is
-:class:`~statebox.errors.CorruptEntryError`).
+:class:`~statebox.core.errors.BackendUnavailableError`, an unreadable record is
+:class:`~statebox.core.errors.CorruptEntryError`).
 
 Fencing (SPEC §5): a mutation may carry a :class:`Fence`. Inside the same atomic section
-``apply`` reads the lease's latest token and calls :func:`statebox._plan.check_fence`,
-which refuses the write (:class:`~statebox.errors.FencingError`) unless the fence's
+``apply`` reads the lease's latest token and calls :func:`statebox.core.versions.check_fence`,
+which refuses the write (:class:`~statebox.core.errors.FencingError`) unless the fence's
 token is the latest one issued for that lease.
 
 ``acquire_lease(name, holder, ttl_ns, now)``
     Atomically: if a live lease (``expires_at > now``) is held by another holder, raise
-    :class:`~statebox.errors.ConflictError`; else issue the next token (the lease's
+    :class:`~statebox.core.errors.ConflictError`; else issue the next token (the lease's
     previous token + 1, starting at 1, never reused — not after release, not after
     expiry) to ``holder`` until ``now + ttl_ns``.
 ``renew_lease(name, holder, token, ttl_ns, now)``
     Extend a live lease whose latest token is ``token`` and holder ``holder``; else raise
-    :class:`~statebox.errors.FencingError`.
+    :class:`~statebox.core.errors.FencingError`.
 ``release_lease(name, holder, token, now)``
     End the lease if ``token`` is its latest token and it is held by ``holder`` (the
     token stays used). ``True`` when released, ``False`` when it was not ours.
@@ -80,9 +80,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, cast
 
-from ..errors import BackendUnavailableError, ConfigurationError
-from ..model import Keyspace, KeyspaceInfo, UpdatedBy, keyspace_sort_key
-from ..values import NormalizedValue
+from ..core.errors import BackendUnavailableError, ConfigurationError
+from ..core.model import Keyspace, KeyspaceInfo, keyspace_sort_key
+from ..core.records import (
+    Applied,
+    Delete,
+    Entry,
+    Fence,
+    HistoryRecord,
+    Lease,
+    Mutation,
+    Put,
+    WriteContext,
+)
 
 T = TypeVar("T")
 
@@ -106,87 +116,6 @@ __all__ = [
     "group_commit_of",
     "keyspace_sort_key",
 ]
-
-
-class Entry(NamedTuple):
-    """One stored entry: the current version of a key."""
-
-    key: str
-    version: int
-    hash: str
-    data: bytes
-    content_type: str
-    created_at: int  # ns since the epoch, UTC
-    updated_at: int
-    updated_by: UpdatedBy = UpdatedBy()
-    expires_at: int | None = None
-
-    def is_live(self, now: int) -> bool:
-        return self.expires_at is None or self.expires_at > now
-
-
-class HistoryRecord(NamedTuple):
-    """One past (or the current) version of a key, or the deletion of one."""
-
-    key: str
-    version: int
-    hash: str
-    data: bytes
-    content_type: str
-    created_at: int
-    updated_at: int
-    updated_by: UpdatedBy
-    deleted: bool = False
-
-
-class Fence(NamedTuple):
-    """A lease's fencing token carried by a write (SPEC §5, leases)."""
-
-    lease: str
-    token: int
-
-
-class Lease(NamedTuple):
-    """A lease on a name: who holds it, until when, and its fencing token."""
-
-    name: str
-    holder: str
-    token: int
-    expires_at: int  # ns since the epoch, UTC
-
-    def is_live(self, now: int) -> bool:
-        return self.expires_at > now
-
-
-class Put(NamedTuple):
-    key: str
-    value: NormalizedValue
-    expected_version: int | None = None
-    create_only: bool = False
-    expires_at: int | None = None
-    fence: Fence | None = None
-
-
-class Delete(NamedTuple):
-    key: str
-    expected_version: int | None = None
-    fence: Fence | None = None
-
-
-Mutation = Put | Delete
-
-
-class WriteContext(NamedTuple):
-    now: int
-    updated_by: UpdatedBy
-    history_limit: int = 10
-
-
-class Applied(NamedTuple):
-    """What one mutation did: the live entry before it and the entry after it."""
-
-    previous: Entry | None
-    current: Entry | None  # None after a delete
 
 
 class Capabilities(NamedTuple):

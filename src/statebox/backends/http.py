@@ -10,7 +10,7 @@ URL exactly as written, so write the list the same way on every worker (the orde
 not matter).
 
 Failures: a read that cannot reach its coordinator is tried once more on the same one;
-a write that cannot is reported as :class:`~statebox.errors.BackendUnavailableError` and
+a write that cannot is reported as :class:`~statebox.core.errors.BackendUnavailableError` and
 never retried, here or on another coordinator — it may or may not have been applied, and
 a second coordinator would break the one-owner-per-keyspace rule. ``STATEBOX_TOKEN`` is
 sent as the bearer token. The client's clock travels as ``X-Statebox-Now``; a server uses
@@ -32,17 +32,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
-from ..clock import parse_timestamp
-from ..errors import (
+from ..core.clock import parse_timestamp
+from ..core.errors import (
     BackendUnavailableError,
     ConfigurationError,
     NotFoundError,
     StateboxError,
     quoted,
 )
-from ..model import Keyspace, KeyspaceInfo, keyspace_sort_key
-from ..results import EmbeddedJSON, dumps_envelope
-from ..server.wire import (
+from ..core.model import Keyspace, KeyspaceInfo, keyspace_sort_key
+from ..core.results import EmbeddedJSON, dumps_envelope
+from ..core.values import check_depth
+from ..wire.codec import (
     NOW_HEADER,
     decode_entry,
     decode_lease,
@@ -53,7 +54,6 @@ from ..server.wire import (
     updated_by_headers,
     value_fields,
 )
-from ..values import check_depth
 from ._routing import choose, lease_routing_key
 from .base import (
     Applied,

@@ -11,8 +11,15 @@ from collections import deque
 from collections.abc import Sequence
 from typing import ClassVar
 
-from .._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
-from ..model import Keyspace
+from ..core.model import Keyspace
+from ..core.versions import (
+    check_fence,
+    history_record,
+    plan,
+    plan_acquire,
+    plan_release,
+    plan_renew,
+)
 from .base import (
     Applied,
     Backend,

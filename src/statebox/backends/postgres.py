@@ -11,9 +11,9 @@ connections and what can go wrong with them:
 - A transaction that provably did not commit is run again, bounded: two writers
   inserting the same new key (or the first acquisition of a lease) collide on the
   primary key and the loser re-plans — it then sees the row, so a guard that no longer
-  holds is a real :class:`~statebox.errors.ConflictError`; deadlocks and serialization
+  holds is a real :class:`~statebox.core.errors.ConflictError`; deadlocks and serialization
   failures are retried likewise.
-- A lost connection is :class:`~statebox.errors.BackendUnavailableError`. A read is run
+- A lost connection is :class:`~statebox.core.errors.BackendUnavailableError`. A read is run
   once more on a new connection. A write is run once more only when the connection was
   lost before ``COMMIT`` was sent — PostgreSQL then rolled it back, so nothing can be
   applied twice; lost *during* ``COMMIT``, the outcome is unknown and the error says so.
@@ -38,8 +38,8 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ..errors import BackendUnavailableError, PermissionDeniedError, StateboxError
-from ..model import Keyspace
+from ..core.errors import BackendUnavailableError, PermissionDeniedError, StateboxError
+from ..core.model import Keyspace
 from ._pg_schema import ensure_schema
 from ._pg_url import PgOptions, parse_pg_url
 from ._pg_watch import ChangeListener, bucket_of, channel_for

@@ -17,8 +17,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from .._plan import check_fence, history_record, plan
-from ..model import Keyspace, UpdatedBy
+from ..core.model import Keyspace, UpdatedBy
+from ..core.versions import check_fence, history_record, plan
 from .base import (
     Applied,
     Backend,
@@ -204,7 +204,7 @@ class Change(NamedTuple):
     #: A row was there (live or expired): it is updated or deleted, not inserted.
     existed: bool
     new: Entry | None
-    #: ``_plan.history_record``: the new entry's fields whenever ``new`` is not None,
+    #: ``versions.history_record``: the new entry's fields whenever ``new`` is not None,
     #: else the deletion marker (None: nothing was there to delete).
     record: HistoryRecord | None
     #: ``ctx.history_limit``: history records to keep (0: none).

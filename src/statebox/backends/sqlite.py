@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import ClassVar, TypeVar
 
-from ..errors import BackendUnavailableError, ConfigurationError, StateboxError, quoted
-from ..model import Keyspace
+from ..core.errors import BackendUnavailableError, ConfigurationError, StateboxError, quoted
+from ..core.model import Keyspace
 from .base import Capabilities
 from .sql import SCHEMA_VERSION, Dialect, SqlBackend, SqlConnection
 

@@ -4,12 +4,14 @@
 
 Standard output gets exactly the result's SPEC §4 line (``result.to_json()``), or a
 readable rendering with ``--format table``; errors are one ``Error: …`` line on standard
-error, with the exit code of the error's kind (:mod:`statebox.errors`; 2 for usage).
+error, with the exit code of the error's kind (:mod:`statebox.core.errors`; 2 for usage).
 
 Adding a command
 ----------------
 A command is one small module in this package, listed in :data:`COMMANDS` (name →
-module). The module exposes::
+module). Another face adds a command without being imported by the CLI: its module is
+named by a ``statebox.commands`` entry point (``serve`` is :mod:`statebox.server.command`)
+and its ``register`` takes ``add_command`` as a second argument. A module exposes::
 
     def register(subparsers: Subparsers) -> None:
         parser = add_command(subparsers, "name", help=..., description=...,
@@ -27,7 +29,7 @@ type alias: import it, ``argparse`` and ``StateStore`` under ``if TYPE_CHECKING:
 ``@path``). The handler returns a result (anything with ``to_json()``/``to_dict()``),
 which is printed in the chosen format, or ``None`` when it printed its own output (a
 stream of events, a server). Errors are raised as
-:class:`~statebox.errors.StateboxError` subclasses; never print them.
+:class:`~statebox.core.errors.StateboxError` subclasses; never print them.
 
 Importing a command module must stay cheap — every invocation imports the one it runs,
 and ``--help`` imports all: import heavy libraries (jq, httpx, starlette, psycopg)
@@ -44,13 +46,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import StateboxError, worded
-from ._parser import UsageError, new_parser, value_option_strings
+from ..core.errors import StateboxError, worded
+from ._parser import UsageError, add_command, new_parser, value_option_strings
 
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "PLUGIN_GROUP", "all_commands", "build_parser", "main", "plugin_commands"]
 
 #: Command name → the module that registers it (in ``--help`` order).
 COMMANDS: dict[str, str] = {
@@ -67,8 +69,27 @@ COMMANDS: dict[str, str] = {
     "keyspaces": "statebox.cli.cmd_keyspaces",
     "purge": "statebox.cli.cmd_purge",
     "watch": "statebox.cli.cmd_watch",
-    "serve": "statebox.cli.cmd_serve",
 }
+
+#: The entry point group through which other faces add commands (``serve``, from the
+#: server). Their modules provide ``register(subparsers, add_command)`` and ``run``.
+PLUGIN_GROUP = "statebox.commands"
+
+
+def plugin_commands() -> dict[str, str]:
+    """Commands other faces add: name → module, from the installed entry points.
+
+    Read only when the command is not one of :data:`COMMANDS` (or for ``--help``): the
+    entry point scan costs milliseconds that ``get`` and ``set`` do not pay.
+    """
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=PLUGIN_GROUP)}
+
+
+def all_commands() -> dict[str, str]:
+    """Every command, the CLI's own first (in ``--help`` order), then the other faces'."""
+    return {**COMMANDS, **plugin_commands()}
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -93,11 +114,18 @@ def _command_in(argv: Sequence[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command, or with only ``command`` when it is one we know."""
     parser, subparsers = new_parser()
-    names = [command] if command in COMMANDS else list(COMMANDS)
-    for name in names:
-        module = COMMANDS[name]
+    if command in COMMANDS:
+        table = {command: COMMANDS[command]}
+    else:
+        table = all_commands()
+        if command in table:
+            table = {command: table[command]}
+    for name, module in table.items():
         __import__(module)  # importlib.import_module, without importing importlib
-        sys.modules[module].register(subparsers)
+        if name in COMMANDS:
+            sys.modules[module].register(subparsers)
+        else:  # another face's command: it gets the CLI's add_command, not an import
+            sys.modules[module].register(subparsers, add_command)
     return parser
 
 
@@ -146,7 +174,7 @@ def _run(argv: list[str], collector: _StartupCollector) -> int:
         return exc.code if isinstance(exc.code, int) else 0
 
     # Imported here, after parsing: --help and usage errors never pay for the engine.
-    from ..model import RunContext
+    from ..core.model import RunContext
     from ..store import open_store
     from ._output import write_result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidValueError, quoted
+from ..core.errors import InvalidValueError, quoted
 
 if TYPE_CHECKING:
     import argparse

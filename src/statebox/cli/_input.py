@@ -1,6 +1,6 @@
 """JSON arguments: literal text, ``-`` for standard input, ``@path`` for a file.
 
-The bytes go to the engine untouched, as :class:`~statebox.values.RawJSON`, so it
+The bytes go to the engine untouched, as :class:`~statebox.core.values.RawJSON`, so it
 normalizes the exact literal the user wrote (``1.2300`` stays ``1.2300``) and applies its
 size limit and its replacement of invalid UTF-8. Their nesting is checked here, before
 any command parses them, so the error names the argument (``--patch``, ``VALUE``).
@@ -12,10 +12,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidValueError, quoted
+from ..core.errors import InvalidValueError, quoted
 
 if TYPE_CHECKING:
-    from ..values import RawJSON
+    from ..core.values import RawJSON
 
 __all__ = ["JsonArgs"]
 
@@ -29,7 +29,7 @@ class JsonArgs:
     def read(self, argument: str, what: str, *, envelope: int = 0) -> RawJSON:
         """``argument`` as JSON text; ``what`` names it in errors (``VALUE``, ``--default``);
         ``envelope``: levels it may nest around the values it carries (``OPS``)."""
-        from ..values import RawJSON, check_depth  # loaded with the engine anyway
+        from ..core.values import RawJSON, check_depth  # loaded with the engine anyway
 
         data = self._bytes(argument, what)
         check_depth(data, what, envelope=envelope)

@@ -1,7 +1,7 @@
 """What the CLI prints: the SPEC §4 line (``--format json``) or readable text (``table``).
 
 The JSON line comes from the result itself (``to_json()``), built once in
-:mod:`statebox.results` for every face. The table view is derived from the same
+:mod:`statebox.core.results` for every face. The table view is derived from the same
 envelope (``to_dict()``), so a new command's result renders without code here: scalar
 fields become ``field  value`` lines, and a list of objects (``entries``, ``versions``)
 becomes a table with a header row.
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ..results import EmbeddedJSON, dumps_envelope
+from ..core.results import EmbeddedJSON, dumps_envelope
 
 __all__ = ["Envelope", "render_table", "write_result"]
 
@@ -22,7 +22,7 @@ _SHORT_HASH = 12
 
 
 class Envelope(Protocol):
-    """What a command handler returns: a result of :mod:`statebox.results`."""
+    """What a command handler returns: a result of :mod:`statebox.core.results`."""
 
     def to_dict(self) -> dict[str, Any]: ...
 

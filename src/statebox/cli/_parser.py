@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
-from ..errors import requoted
+from ..core.errors import requoted
 
 __all__ = [
     "EXIT_CODES",

@@ -10,7 +10,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import DiffResult
+    from ..core.results import DiffResult
     from ..store import StateStore
     from ._parser import Subparsers
 

@@ -9,7 +9,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import GetResult
+    from ..core.results import GetResult
     from ..store import StateStore
     from ._parser import Subparsers
 

@@ -9,7 +9,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import HistoryResult
+    from ..core.results import HistoryResult
     from ..store import StateStore
     from ._parser import Subparsers
 

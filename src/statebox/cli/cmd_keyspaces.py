@@ -11,7 +11,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import KeyspaceDeleteResult, KeyspacesResult
+    from ..core.results import KeyspaceDeleteResult, KeyspacesResult
     from ..store import StateStore
     from ._parser import Subparsers
 

@@ -11,7 +11,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import LeaseResult
+    from ..core.results import LeaseResult
     from ..store import StateStore
     from ._parser import Subparsers
 
@@ -94,7 +94,7 @@ def _release(args: argparse.Namespace, store: StateStore) -> LeaseResult:
 def _get(args: argparse.Namespace, store: StateStore) -> LeaseResult:
     lease = store.get_lease(args.name)
     if lease is None:
-        from ..errors import NotFoundError, quoted
+        from ..core.errors import NotFoundError, quoted
 
         raise NotFoundError(f"lease {quoted(args.name)} was never acquired")
     return lease

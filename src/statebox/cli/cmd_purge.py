@@ -9,7 +9,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import PurgeResult
+    from ..core.results import PurgeResult
     from ..store import StateStore
     from ._parser import Subparsers
 
@@ -37,8 +37,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, store: StateStore) -> PurgeResult:
-    from ..errors import InvalidValueError
-    from ..results import PurgeResult
+    from ..core.errors import InvalidValueError
+    from ..core.results import PurgeResult
 
     if args.limit < 0:
         raise InvalidValueError(f"invalid --limit {args.limit}: must be 0 (all) or more")

@@ -11,7 +11,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import SetResult
+    from ..core.results import SetResult
     from ..store import StateStore
     from ._parser import Subparsers
 

@@ -13,7 +13,7 @@ from ._parser import add_command
 if TYPE_CHECKING:
     import argparse
 
-    from ..results import TransactionResult
+    from ..core.results import TransactionResult
     from ..store import StateStore
     from ._parser import Subparsers
 
@@ -50,7 +50,7 @@ def register(subparsers: Subparsers) -> None:
 
 def _plain(value: Any) -> Any:
     """Operation fields other than ``value`` as plain Python numbers."""
-    from ..results import EmbeddedJSON
+    from ..core.results import EmbeddedJSON
 
     if isinstance(value, EmbeddedJSON):
         return json.loads(value.text)
@@ -63,9 +63,9 @@ def _plain(value: Any) -> Any:
 
 def read_operations(text: str | bytes) -> list[Any]:
     """The operations, each ``value`` as exact JSON text (:class:`RawJSON`)."""
-    from ..errors import InvalidValueError
-    from ..results import EmbeddedJSON, dumps_envelope
-    from ..values import RawJSON
+    from ..core.errors import InvalidValueError
+    from ..core.results import EmbeddedJSON, dumps_envelope
+    from ..core.values import RawJSON
 
     try:
         # Every number literal kept as written, so ``1.2300`` reaches the store intact.

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterable
 
-    from ..results import WatchEvent
+    from ..core.results import WatchEvent
     from ..store import StateStore
     from ._parser import Subparsers
 

@@ -4,7 +4,7 @@
     serve("sqlite:////var/lib/statebox/state.db", port=8787, tokens="tokens.yaml")
 
 or ``statebox serve`` / ``python -m statebox.server``. The web framework is imported on
-first use, so :mod:`statebox.server.wire` (shared with the ``http://`` remote store) needs
+first use, so :mod:`statebox.wire.codec` (shared with the ``http://`` remote store) needs
 nothing beyond statebox itself.
 """
 

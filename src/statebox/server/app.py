@@ -26,10 +26,11 @@ from starlette.routing import Route
 
 from ..backends import open_backend
 from ..backends.base import Backend
-from ..clock import Clock, SystemClock
-from ..errors import InvalidRequestError, StateboxError
-from ..results import dumps_envelope
+from ..core.clock import Clock, SystemClock
+from ..core.errors import InvalidRequestError, StateboxError
+from ..core.results import dumps_envelope
 from ..store import StateStore
+from ..wire.codec import error_body
 from . import docs, routes_keyspaces, routes_kv, routes_leases, routes_raw, watch
 from .auth import ANONYMOUS
 from .browsers import CORS_HEADERS, CORS_METHODS, BrowserGuard
@@ -38,7 +39,6 @@ from .config import ServerConfig
 from .disclosure import new_request_id
 from .front import FrontMiddleware
 from .state import ServerState, json_response
-from .wire import error_body
 
 __all__ = ["create_app", "endpoint"]
 

@@ -35,8 +35,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import ConfigurationError, quoted
-from ..model import Keyspace
+from ..core.errors import ConfigurationError, quoted
+from ..core.model import Keyspace
 
 __all__ = ["ANONYMOUS", "Access", "Grant", "Principal", "TokenRegistry", "load_tokens"]
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
-from ..errors import (
+from ..core.errors import (
     MisdirectedRequestError,
     PermissionDeniedError,
     StateboxError,

@@ -11,19 +11,19 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import InvalidRequestError, PermissionDeniedError, quoted
-from ..model import Keyspace, RunContext, UpdatedBy
+from ..core.errors import InvalidRequestError, PermissionDeniedError, quoted
+from ..core.model import Keyspace, RunContext, UpdatedBy
+from ..core.values import check_depth
 from ..store import StateStore
-from ..values import check_depth
-from .auth import Access, Principal
-from .state import NO_CONTEXT, FixedClock, ServerState
-from .wire import (
+from ..wire.codec import (
     NOW_HEADER,
     check_op_count,
     loads_batch,
     loads_exact,
     updated_by_from_headers,
 )
+from .auth import Access, Principal
+from .state import NO_CONTEXT, FixedClock, ServerState
 from .writer import BIG_BATCH_BYTES, is_big_batch
 
 __all__ = [

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..backends.base import Backend
-from ..errors import StateboxError
-from ..model import Keyspace
+from ..core.errors import StateboxError
+from ..core.model import Keyspace
 
 __all__ = ["ChangeHub", "Mark"]
 

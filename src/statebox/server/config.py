@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..values import DEFAULT_BINARY_LIMIT, DEFAULT_HISTORY_LIMIT, DEFAULT_JSON_LIMIT
+from ..core.values import DEFAULT_BINARY_LIMIT, DEFAULT_HISTORY_LIMIT, DEFAULT_JSON_LIMIT
 from .options import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,

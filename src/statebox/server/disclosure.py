@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Final
 
-from ..errors import BackendUnavailableError, ConflictError, CorruptEntryError, StateboxError
-from ..redaction import redact_text, redact_url
-from ..results import dumps_envelope
-from .wire import error_body
+from ..core.errors import BackendUnavailableError, ConflictError, CorruptEntryError, StateboxError
+from ..core.redaction import redact_text, redact_url
+from ..core.results import dumps_envelope
+from ..wire.codec import error_body
 
 __all__ = ["REQUEST_ID_HEADER", "Disclosure", "new_request_id", "storage_words"]
 

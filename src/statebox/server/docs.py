@@ -13,8 +13,8 @@ from typing import Final
 
 from starlette.responses import HTMLResponse, Response
 
-from ..model import Keyspace
-from ..results import dumps_envelope
+from ..core.model import Keyspace
+from ..core.results import dumps_envelope
 from .call import Call, RouteSpec
 from .metrics import CONTENT_TYPE
 from .openapi import build_schema

@@ -15,10 +15,10 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidReferenceError, StateboxError, ValueTooLargeError
+from ..core.errors import InvalidReferenceError, StateboxError, ValueTooLargeError
+from ..wire.codec import error_body
 from .browsers import BrowserGuard
 from .metrics import Metrics
-from .wire import error_body
 
 __all__ = ["FrontMiddleware"]
 

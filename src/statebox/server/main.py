@@ -17,11 +17,11 @@ from collections.abc import Sequence
 
 from ..backends.base import Backend
 from ..config import resolve_store_url
-from ..errors import ConfigurationError, StateboxError
-from ..redaction import redact_text
-from ..redaction import redact_url as _redact_url
+from ..core.errors import ConfigurationError, StateboxError
+from ..core.redaction import redact_text
+from ..core.redaction import redact_url as _redact_url
+from ..core.values import DEFAULT_HISTORY_LIMIT
 from ..store import StateStore
-from ..values import DEFAULT_HISTORY_LIMIT
 from .auth import load_tokens
 from .config import ServerConfig
 from .options import (
@@ -51,7 +51,7 @@ def is_loopback(host: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The store URL without its passwords (every form: see :mod:`statebox.redaction`)."""
+    """The store URL without its passwords (every form: see :mod:`statebox.core.redaction`)."""
     return _redact_url(url)
 
 

@@ -87,7 +87,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--history-limit",
         type=int,
         metavar="N",
-        # No default here: the library's (statebox.values) is not imported for --help.
+        # No default here: the library's (statebox.core.values) is not imported for --help.
         help="past versions kept per key, whoever writes (0: none; the library's 10)",
     )
     parser.add_argument(

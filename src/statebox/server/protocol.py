@@ -19,19 +19,19 @@ from typing import Any, ClassVar, Final, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from ..errors import (
+from ..core.errors import (
     BackendUnavailableError,
     HeadersTooLargeError,
     RequestTimeoutError,
     StateboxError,
 )
+from ..wire.codec import error_body
 from .options import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES,
 )
-from .wire import error_body
 
 __all__ = [
     "CoalescingHttpToolsProtocol",

@@ -15,8 +15,8 @@ from functools import partial
 
 from starlette.responses import Response
 
-from ..model import Keyspace, KeyspaceInfo, Scope, parse_keyspace_cursor
-from ..results import KeyspacesResult
+from ..core.model import Keyspace, KeyspaceInfo, Scope, parse_keyspace_cursor
+from ..core.results import KeyspacesResult
 from .auth import Access
 from .call import Call, RouteSpec
 from .state import json_response

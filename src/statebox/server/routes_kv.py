@@ -13,11 +13,18 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..errors import ConflictError, FencingError, InvalidRequestError, InvalidValueError, quoted
-from ..leases import Fencing
-from ..results import SetResult
+from ..core.errors import (
+    ConflictError,
+    FencingError,
+    InvalidRequestError,
+    InvalidValueError,
+    quoted,
+)
+from ..core.leases import Fencing
+from ..core.results import SetResult
+from ..core.values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth
 from ..store import MISSING
-from ..values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth
+from ..wire.codec import float_seconds, parse_seconds, value_from_wire
 from .auth import Access
 from .call import (
     Call,
@@ -30,7 +37,6 @@ from .call import (
 )
 from .routes_leases import authorize_fence
 from .state import json_response
-from .wire import float_seconds, parse_seconds, value_from_wire
 
 __all__ = ["ROUTES"]
 

@@ -13,14 +13,14 @@ from functools import partial
 
 from starlette.responses import Response
 
-from ..errors import InvalidRequestError, NotFoundError, PermissionDeniedError, quoted
-from ..leases import validate_lease_name
-from ..model import Keyspace
-from ..results import dumps_envelope
+from ..core.errors import InvalidRequestError, NotFoundError, PermissionDeniedError, quoted
+from ..core.leases import validate_lease_name
+from ..core.model import Keyspace
+from ..core.results import dumps_envelope
+from ..wire.codec import float_seconds, parse_seconds
 from .auth import LEASE_SCOPE, Access
 from .call import Call, RouteSpec, check_fields, field_int, field_str
 from .state import json_response
-from .wire import float_seconds, parse_seconds
 
 __all__ = ["ROUTES", "authorize_fence"]
 

@@ -16,19 +16,19 @@ from typing import Any
 from starlette.responses import Response
 
 from ..backends.base import Applied, Delete, Entry, Mutation, Put, WriteContext
-from ..errors import InvalidRequestError, NotFoundError, quoted
-from ..leases import as_fence
-from ..model import validate_key, validate_prefix
-from ..results import dumps_envelope
+from ..core.errors import InvalidRequestError, NotFoundError, quoted
+from ..core.leases import as_fence
+from ..core.model import validate_key, validate_prefix
+from ..core.results import dumps_envelope
 from ..store import StateStore
 from ..transactions import DeleteOp, SetOp, parse_operation
+from ..wire.codec import entry_json, parse_seconds, record_json, value_from_wire
 from .auth import Access
 from .call import Call, RouteSpec, check_fields
 from .routes_kv import KEY_PATH
 from .routes_leases import authorize_fence
 from .state import json_response
 from .watch import until_disconnected
-from .wire import entry_json, parse_seconds, record_json, value_from_wire
 
 __all__ = ["ROUTES", "reset"]
 

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..backends.base import Backend, group_commit_of
-from ..clock import Clock
-from ..errors import (
+from ..core.clock import Clock
+from ..core.errors import (
     BackendUnavailableError,
     ConflictError,
     CorruptEntryError,
@@ -25,7 +25,7 @@ from ..errors import (
     UnauthenticatedError,
     quoted,
 )
-from ..model import Keyspace, RunContext, resolve_keyspace
+from ..core.model import Keyspace, RunContext, resolve_keyspace
 from ..store import StateStore
 from .auth import ANONYMOUS, Principal
 from .changes_hub import ChangeHub

@@ -27,13 +27,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..errors import InvalidRequestError
-from ..results import WatchEvent, WatchResult, dumps_envelope
+from ..core.errors import InvalidRequestError
+from ..core.results import WatchEvent, WatchResult, dumps_envelope
 from ..watch import Watcher
+from ..wire.codec import parse_seconds
 from .auth import Access
 from .call import Call, RouteSpec
 from .state import json_response
-from .wire import parse_seconds
 
 __all__ = ["ROUTES"]
 

@@ -29,7 +29,7 @@ from contextlib import suppress
 from typing import Any, Final, NamedTuple, TypeVar
 
 from ..backends.base import GroupCommit
-from ..errors import BackendUnavailableError
+from ..core.errors import BackendUnavailableError
 
 __all__ = ["BIG_BATCH_BYTES", "BIG_BATCH_OPS", "GroupCommitWriter", "is_big_batch"]
 

@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ...clock import format_timestamp, parse_timestamp
-from ...errors import CorruptEntryError, quoted
-from ...model import Keyspace, UpdatedBy
-from ...values import (
+from ...core.clock import format_timestamp, parse_timestamp
+from ...core.errors import CorruptEntryError, quoted
+from ...core.model import Keyspace, UpdatedBy
+from ...core.values import (
     DEFAULT_BINARY_LIMIT,
     DEFAULT_JSON_LIMIT,
     JSON_CONTENT_TYPE,

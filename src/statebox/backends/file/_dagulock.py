@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from ...errors import BackendUnavailableError
+from ...core.errors import BackendUnavailableError
 from ._dirs import opened_dir, prune_empty_dirs
 
 __all__ = [

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ...errors import CorruptEntryError
+from ...core.errors import CorruptEntryError
 
 __all__ = [
     "DIR_MODE",

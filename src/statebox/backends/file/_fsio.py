@@ -19,7 +19,7 @@ import os
 import secrets
 import stat
 
-from ...errors import CorruptEntryError
+from ...core.errors import CorruptEntryError
 from ._dirs import fsync_at, fsync_path, open_dir, open_no_symlinks, opened_dir, refused
 
 __all__ = [

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from ...errors import CorruptEntryError, quoted
+from ...core.errors import CorruptEntryError, quoted
 from ._dirs import list_dir
 from ._fsio import Syncs, read_file, remove_file, replace_file
 from ._history import append_lines

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from ...errors import CorruptEntryError, InvalidReferenceError
-from ...model import Keyspace, Scope, validate_namespace
+from ...core.errors import CorruptEntryError, InvalidReferenceError
+from ...core.model import Keyspace, Scope, validate_namespace
 from ..base import keyspace_sort_key
 from ._dirs import open_no_symlinks
 from ._reads import key_from_name

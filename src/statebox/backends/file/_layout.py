@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ...errors import ConfigurationError, InvalidReferenceError, quoted
-from ...model import Keyspace
+from ...core.errors import ConfigurationError, InvalidReferenceError, quoted
+from ...core.model import Keyspace
 
 __all__ = ["BUCKETS", "FileOptions", "KeyPaths", "Layout", "parse_file_url"]
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from ...errors import BackendUnavailableError
+from ...core.errors import BackendUnavailableError
 from ._dirs import opened_dir
 from ._fsio import open_regular
 

@@ -12,8 +12,8 @@ import heapq
 import os
 from collections.abc import Iterable, Iterator
 
-from ...errors import CorruptEntryError, quoted
-from ...model import Keyspace
+from ...core.errors import CorruptEntryError, quoted
+from ...core.model import Keyspace
 from ..base import Entry, HistoryRecord
 from ._codec import MAX_BLOB_BYTES, MAX_RECORD_BYTES, Stored, decode_record
 from ._dirs import list_dir, open_no_symlinks

@@ -7,9 +7,9 @@ import base64
 import json
 from dataclasses import dataclass
 
-from ...errors import CorruptEntryError
-from ...model import UpdatedBy
-from ...values import JSON_CONTENT_TYPE, check_depth
+from ...core.errors import CorruptEntryError
+from ...core.model import UpdatedBy
+from ...core.values import JSON_CONTENT_TYPE, check_depth
 from ..base import HistoryRecord, Lease
 from ._codec import Stored
 

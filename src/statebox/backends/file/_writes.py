@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import ValueTooLargeError, quoted
-from ...model import Keyspace
-from ...values import JSON_CONTENT_TYPE
+from ...core.errors import ValueTooLargeError, quoted
+from ...core.model import Keyspace
+from ...core.values import JSON_CONTENT_TYPE
 from ..base import Entry, HistoryRecord
 from ._codec import MAX_BLOB_BYTES, MAX_RECORD_BYTES, encode_blob, encode_record
 from ._history import tail_lines

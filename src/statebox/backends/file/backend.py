@@ -4,7 +4,7 @@ A JSON entry is exactly a Dagu record (``_codec``); everything else statebox kee
 under ``<dir>/statebox/`` (``_layout``). How a write stays safe:
 
 * it holds the ``flock`` buckets of every key (and lease) it touches, in ascending order;
-* it reads the current entries and plans the whole batch with :mod:`statebox._plan`
+* it reads the current entries and plans the whole batch with :mod:`statebox.core.versions`
   before changing any file, so a conflict leaves everything untouched;
 * a batch that changes one record file commits by that file's atomic rename; one that
   changes several writes a journal first, rolled forward by whoever next touches those
@@ -22,15 +22,22 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar, cast
 
-from ..._plan import check_fence, history_record, plan, plan_acquire, plan_release, plan_renew
-from ...errors import (
+from ...core.errors import (
     BackendUnavailableError,
     CorruptEntryError,
     InvalidReferenceError,
     StateboxError,
 )
-from ...model import Keyspace
-from ...values import JSON_CONTENT_TYPE
+from ...core.model import Keyspace
+from ...core.values import JSON_CONTENT_TYPE
+from ...core.versions import (
+    check_fence,
+    history_record,
+    plan,
+    plan_acquire,
+    plan_release,
+    plan_renew,
+)
 from ..base import (
     Applied,
     Backend,

@@ -6,7 +6,7 @@ and the runner print. Envelope strings are raw UTF-8 (no ``\\u`` escaping, no HT
 escaping); a stored JSON value is embedded as its normalized bytes, unchanged.
 
 The results of the operations beyond Dagu's (history, keyspaces, purge, transaction,
-lease, watch) live in :mod:`statebox.results_beyond`; their names are re-exported here,
+lease, watch) live in :mod:`statebox.core.results_beyond`; their names are re-exported here,
 loaded on first use.
 """
 
@@ -358,7 +358,7 @@ _BEYOND = frozenset(
 
 
 def __getattr__(name: str) -> object:
-    """A name of :mod:`statebox.results_beyond`, imported on first use: that module
+    """A name of :mod:`statebox.core.results_beyond`, imported on first use: that module
     imports this one, so importing it here at load time would be circular."""
     if name not in _BEYOND:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

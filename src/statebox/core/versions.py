@@ -6,7 +6,8 @@ to write, and writes exactly that. Nothing here does I/O.
 
 from __future__ import annotations
 
-from .backends.base import (
+from .errors import ConflictError, FencingError, quoted
+from .records import (
     Delete,
     Entry,
     Fence,
@@ -16,7 +17,6 @@ from .backends.base import (
     Put,
     WriteContext,
 )
-from .errors import ConflictError, FencingError, quoted
 
 __all__ = [
     "check_fence",

@@ -2,10 +2,10 @@
 
 A lease names a piece of work ("the nightly import"); whoever acquires it gets a fencing
 token one greater than any token issued for that name before. A write that carries the
-token (``fencing=``) is refused with :class:`~statebox.errors.FencingError` once anyone
+token (``fencing=``) is refused with :class:`~statebox.core.errors.FencingError` once anyone
 has acquired the lease after it, so a stale retry of a step cannot clobber the work of
 the run that took over. The atomic parts live in the backends (``acquire_lease`` …,
-checked inside ``apply``) and in :mod:`statebox._plan`.
+checked inside ``apply``) and in :mod:`statebox.core.versions`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .backends.base import Fence, Lease
 from .clock import NS_PER_SECOND
 from .errors import InvalidValueError, quoted
 from .model import RunContext
+from .records import Fence, Lease
 from .results import LeaseResult
 
 __all__ = [

@@ -174,7 +174,7 @@ class ValueTooLargeError(InvalidValueError):
 
 
 class NestingTooDeepError(InvalidValueError, ValueError):
-    """JSON nested deeper than the limit (``statebox.values.MAX_DEPTH``), refused before
+    """JSON nested deeper than the limit (``statebox.core.values.MAX_DEPTH``), refused before
     it is parsed. Also a ``ValueError``, as a parser's own errors are, so code that turns
     bad JSON into an error of its own (a corrupt record file, a malformed response from a
     server) does so for this one too."""

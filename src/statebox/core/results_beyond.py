@@ -1,10 +1,10 @@
 """The results of the operations beyond Dagu's (SPEC §4-§5): history, keyspaces and
 maintenance, transactions, leases and watch, with their JSON envelopes.
 
-They are apart from :mod:`statebox.results` (which keeps the envelope encoder and the
+They are apart from :mod:`statebox.core.results` (which keeps the envelope encoder and the
 results of Dagu's own operations: get, set, diff, delete, list) only to keep each module
-short; :mod:`statebox.results` re-exports every name here, so
-``from statebox.results import X`` keeps working.
+short; :mod:`statebox.core.results` re-exports every name here, so
+``from statebox.core.results import X`` keeps working.
 """
 
 from __future__ import annotations

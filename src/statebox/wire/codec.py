@@ -22,9 +22,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
-from ..backends.base import Entry, HistoryRecord, Lease
-from ..clock import NS_PER_SECOND, format_timestamp, parse_timestamp
-from ..errors import (
+from ..core.clock import NS_PER_SECOND, format_timestamp, parse_timestamp
+from ..core.errors import (
     BackendUnavailableError,
     ConflictError,
     CorruptEntryError,
@@ -35,10 +34,11 @@ from ..errors import (
     quoted,
     worded,
 )
-from ..leases import MAX_DURATION_SECONDS
-from ..model import UpdatedBy
-from ..results import EmbeddedJSON, dumps_envelope
-from ..values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth, normalize, sha256_hex
+from ..core.leases import MAX_DURATION_SECONDS
+from ..core.model import UpdatedBy
+from ..core.records import Entry, HistoryRecord, Lease
+from ..core.results import EmbeddedJSON, dumps_envelope
+from ..core.values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth, normalize, sha256_hex
 
 __all__ = [
     "CONTEXT_HEADERS",
@@ -89,7 +89,7 @@ ENVELOPE: Final = 4
 class JsonNumber(Decimal):
     """A JSON number literal kept exactly as written (``1.2300``, ``1E5``, ``-0``).
 
-    A :class:`~decimal.Decimal`, so :func:`statebox.values.normalize` accepts it and
+    A :class:`~decimal.Decimal`, so :func:`statebox.core.values.normalize` accepts it and
     writes ``str()`` of it — the literal itself — back unchanged.
     """
 
@@ -124,7 +124,7 @@ _EXACT: Final = json.JSONDecoder(
 
 def loads_exact(data: bytes | str) -> Any:
     """Parse one JSON document, keeping number literals; raises ``ValueError`` (also
-    :class:`~statebox.errors.NestingTooDeepError`, nested past ``MAX_DEPTH``)."""
+    :class:`~statebox.core.errors.NestingTooDeepError`, nested past ``MAX_DEPTH``)."""
     check_depth(data, "JSON document", envelope=ENVELOPE)
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     return _EXACT.decode(text)
