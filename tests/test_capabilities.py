@@ -208,7 +208,8 @@ def test_a_backend_without_capabilities_is_served_the_careful_way() -> None:
         assert http.put("/v1/kv/custom/n/k", content=b"2").json()["version"] == 2
         assert http.get("/v1/kv/custom/n/k").json()["value"] == 2
         stale = http.put("/v1/kv/custom/n/k", content=b"3", headers={"if-match": '"1"'})
-        assert stale.status_code == 412 and stale.json()["error"]["kind"] == "conflict"
+        assert stale.status_code == 412
+        assert stale.json()["error"]["kind"] == "precondition_failed"
         # a watch through the per-keyspace change tokens (no store-wide waiter), woken
         # by a write well before its 10 s timeout
         woke: list[list[int]] = []
@@ -323,9 +324,11 @@ def test_401_and_412_are_kinds_of_the_tree() -> None:
     conflict = errors.ConflictError("stale", index=2, current_version=7)
     failed = conflict.as_precondition_failed()
     assert (type(failed), failed.kind, failed.http_status) == (
-        errors.ConflictError,
-        "conflict",
+        errors.PreconditionFailedError,
+        "precondition_failed",
         412,
     )
+    assert isinstance(failed, errors.ConflictError)  # handled wherever a conflict is
+    assert errors.error_class("precondition_failed") is errors.PreconditionFailedError
     assert (failed.index, failed.current_version, failed.message) == (2, 7, "stale")
     assert conflict.http_status == errors.ConflictError.http_status == 409  # unchanged

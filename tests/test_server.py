@@ -96,7 +96,7 @@ def test_if_match_is_412_and_expected_version_is_409(http: httpx.Client, ns: str
     stale = http.put(url, content=b"3", headers={"if-match": '"1"'})
     assert stale.status_code == 412
     assert error(stale) | {"message": ""} == {
-        "kind": "conflict",
+        "kind": "precondition_failed",
         "message": "",
         "index": 0,
         "currentVersion": 2,

@@ -15,7 +15,7 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     │   └── RequestTimeoutError        exit 2  HTTP 408   a request head or body not sent in time
     ├── NotFoundError                  exit 3  HTTP 404
     ├── ConflictError                  exit 4  HTTP 409   expected_version / create_only
-    │   │                                      (412 when the guard was an If-Match / If-None-Match)
+    │   ├── PreconditionFailedError    exit 4  HTTP 412   the same, guarded by If-Match / If-None-Match
     │   └── FencingError               exit 4  HTTP 409   a stale or never-issued lease token
     ├── BackendUnavailableError        exit 1  HTTP 503   database busy or unreachable
     ├── TooManyRequestsError           exit 1  HTTP 429   a per-client limit reached (watches)
@@ -50,6 +50,7 @@ __all__ = [
     "MisdirectedRequestError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PreconditionFailedError",
     "RequestTimeoutError",
     "StateboxError",
     "TooManyRequestsError",
@@ -244,15 +245,22 @@ class ConflictError(StateboxError):
         self.index = index
         self.current_version = current_version
 
-    def as_precondition_failed(self) -> ConflictError:
-        """This conflict as HTTP answers a guard sent as ``If-Match`` / ``If-None-Match``:
-        status 412 (RFC 9110), the same kind. It is the same failure, so a client that
-        maps the kind back (:func:`error_class`) gets a :class:`ConflictError` either way;
-        only the status says where the guard came from."""
-        failed = ConflictError(self.message, index=self.index, current_version=self.current_version)
+    def as_precondition_failed(self) -> PreconditionFailedError:
+        """This conflict as HTTP answers a guard sent as ``If-Match`` / ``If-None-Match``
+        (RFC 9110: 412), a kind of its own, so that each kind has one status."""
+        failed = PreconditionFailedError(
+            self.message, index=self.index, current_version=self.current_version
+        )
         failed.params = self.params
-        failed.http_status = 412
         return failed
+
+
+class PreconditionFailedError(ConflictError):
+    """A conflict on a guard the client sent as ``If-Match`` / ``If-None-Match``: HTTP
+    412. It is a :class:`ConflictError`, so code that handles conflicts handles it too."""
+
+    http_status = 412
+    kind = "precondition_failed"
 
 
 class FencingError(ConflictError):
