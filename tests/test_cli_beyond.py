@@ -189,6 +189,25 @@ def test_txn_keeps_number_literals_and_reads_files(
     assert store.get("p", scope="global").stored.text == '{"e":1E5,"n":-0,"price":1.2300}'  # type: ignore[union-attr]
 
 
+def test_txn_reads_operations_as_the_server_does(env: dict[str, str], store: StateStore) -> None:
+    """One reader for both faces (wire.codec.transaction_operation): a base64 value
+    is stored as bytes with its type, a ttl is exact seconds, 1_000 is no number."""
+    ops = [
+        {"op": "set", "key": "b", "value": "aGk=", "encoding": "base64", "contentType": "x/y"},
+        {"op": "set", "key": "t", "value": 1, "ttl": 2.5},
+    ]
+    ok(env, "txn", stdin=json.dumps(ops))
+    blob = store.get("b")
+    assert blob.stored is not None and (blob.stored.data, blob.stored.content_type) == (
+        b"hi",
+        "x/y",
+    )
+    ttl = store.get("t")
+    assert ttl.expires_at is not None
+    assert ttl.expires_at - ttl.updated_at == 2_500_000_000
+    assert "not JSON" in fails(env, 2, "txn", stdin='[{"op": "set", "key": "x", "ttl": 1_000}]')
+
+
 def test_a_failing_txn_names_the_operation_and_writes_nothing(
     env: dict[str, str], store: StateStore
 ) -> None:
@@ -253,7 +272,7 @@ def test_set_and_update_with_ttl(env: dict[str, str], store: StateStore) -> None
     assert store.get("session").expires_at == expires
     ok(env, "set", "session", '"plain"')  # a set without --ttl clears it
     assert store.get("session").expires_at is None
-    assert "invalid ttl" in fails(env, 2, "set", "session", "1", "--ttl", "0")
+    assert "invalid --ttl" in fails(env, 2, "set", "session", "1", "--ttl", "0")
 
 
 # --- watch ----------------------------------------------------------------------------

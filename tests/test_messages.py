@@ -179,17 +179,19 @@ def test_the_cli_names_its_options(tmp_path: Path) -> None:
     assert custom == 'scope "custom" requires a namespace (--namespace)'
     assert cli_error(tmp_path, 2, "get", "k").endswith("(--namespace or --dag)")
     listed = cli_error(tmp_path, 2, "list", "--namespace", "n", "--limit", "-1")
-    assert listed == "invalid limit -1: must be 0 (no limit) or more (--limit)"
+    assert listed == "invalid --limit -1: must be 0 (no limit) or more"  # core/params.py
     watch = cli_error(tmp_path, 2, "watch", "k", "--dag", "d", "--after-version", "-1")
-    assert watch.endswith("(--after-version)")
+    assert watch == "invalid --after-version -1: must be 0 or more"
     ops = json.dumps([{"op": "set", "key": "a", "value": 1, "fencing": {"enabled": False}}])
     txn = cli_error(tmp_path, 2, "txn", "--dag", "d", stdin=ops)
     assert '{"enabled": false}' in txn
 
 
 def test_the_cli_quotes_what_argparse_refuses_as_json(tmp_path: Path) -> None:
-    limit = cli_error(tmp_path, 2, "list", "--limit", "ten")
-    assert limit.startswith('statebox list: argument --limit: invalid int value: "ten"')
+    limit = cli_error(tmp_path, 2, "list", "--limit", "ten")  # refused by core/params.py
+    assert limit.startswith('invalid --limit "ten": must be an integer')
+    missing = cli_error(tmp_path, 2, "list", "--limit")
+    assert missing.startswith("statebox list: argument --limit: expected one argument")
     choice = cli_error(tmp_path, 2, "--format", "xml", "get", "k")
     assert 'invalid choice: "xml" (choose from "json", "table")' in choice
 
@@ -224,19 +226,27 @@ def test_http_names_its_fields_and_query_parameters(server: ServerProcess) -> No
     assert http_error(update, 422).endswith(
         '(the "jq" field, the "merge" field or the "patch" field)'
     )
+    # query and body parameters follow core/params.py's rules: a request error (400)
     ttl = client.put("/v1/kv/custom/ns/k", params={"ttl": "0"}, content=b"1")
-    assert http_error(ttl, 422) == 'invalid ?ttl= "0": must be a positive number of seconds'
+    assert http_error(ttl, 400).startswith('invalid ?ttl= "0": must be a positive number')
     body_ttl = client.post("/v1/update/custom/ns/k", json={"jq": ".", "ttl": -1})
-    assert http_error(body_ttl, 422).endswith('(the "ttl" field)')
+    assert http_error(body_ttl, 400).startswith('invalid "ttl" -1: must be a positive number')
     listed = client.get("/v1/kv/custom/ns", params={"limit": "ten"})
-    assert http_error(listed, 400) == 'invalid ?limit= "ten": must be an integer'
+    assert http_error(listed, 400).startswith('invalid ?limit= "ten": must be an integer')
     fenced = client.put("/v1/kv/custom/ns/k", params={"lease": "job"}, content=b"1")
-    assert http_error(fenced, 400) == "a fenced write needs both ?lease= and ?token="
+    assert http_error(fenced, 400).endswith("a fenced write needs both ?lease= and ?token=")
+    version = client.post("/v1/rollback/custom/ns/k", json={"version": "3"})
+    assert http_error(version, 400) == 'invalid "version" "3": must be an integer'
+    missing = client.post("/v1/rollback/custom/ns/k", json={})
+    assert http_error(missing, 400) == 'rollback needs "version": the version to write back'
     ops = [{"op": {"enabled": False}, "key": "a"}]
     txn = client.post("/v1/txn/custom/ns", json={"ops": ops})
     assert http_error(txn, 422).endswith('"op" must be "set" or "delete", not {"enabled": false}')
     unknown = client.post("/v1/update/custom/ns/k", json={"jq": ".", "history_limit": 0})
-    assert 'unknown field(s) "history_limit"' in http_error(unknown, 400)
+    assert http_error(unknown, 400) == (
+        'update: unknown field(s) "history_limit"; known: "default", "expected_version", '
+        '"fencing", "jq", "merge", "patch", "ttl"'
+    )
 
 
 def test_http_says_a_token_was_never_issued(server: ServerProcess) -> None:

@@ -178,9 +178,10 @@ def test_make_transform_wants_exactly_one() -> None:
 
 
 def test_restore_literals_only_where_the_number_is_unchanged() -> None:
-    from statebox.core.values import _decode, _encode
+    from statebox.core.exactjson import parse_literals
+    from statebox.core.values import _encode
 
-    old = _decode('{"a":1.50,"b":[1E2,7],"c":2.0}')
+    old = parse_literals('{"a":1.50,"b":[1E2,7],"c":2.0}')
     new = json.loads('{"a":1.5,"b":[100,8],"c":3,"d":1.5}')
     assert _encode(restore_literals(new, old), True) == '{"a":1.50,"b":[1E2,8],"c":3,"d":1.5}'
 

@@ -19,7 +19,6 @@ from typing import Any, Final
 from .backends import Backend, open_backend
 from .backends.base import (
     Applied,
-    Delete,
     Entry,
     HistoryRecord,
     Mutation,
@@ -34,11 +33,7 @@ from .core.errors import (
     PermissionDeniedError,
     quoted,
 )
-from .core.leases import (
-    Fencing,
-    as_fence,
-    duration_ns,
-)
+from .core.leases import Fencing
 from .core.model import (
     Keyspace,
     RunContext,
@@ -70,7 +65,10 @@ from .core.versions import check_guard
 from .store_beyond import (
     _PURGE_BATCH,
     BeyondMixin,
+    _check_expected,
     _check_limit,
+    _check_version,
+    _duration_ns,
 )
 from .store_beyond import _check_timeout as _check_timeout  # statebox.aio imports these
 from .store_beyond import _follow_batches as _follow_batches  # ... from here
@@ -177,7 +175,7 @@ class StateStore(WritesMixin, BeyondMixin):
     def _expires_at(self, ttl: float | None, now: int) -> int | None:
         if ttl is None:
             return None
-        return now + duration_ns(ttl, "ttl")
+        return now + _duration_ns(ttl, "ttl")
 
     def _apply(self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext) -> list[Applied]:
         """``backend.apply``, purging expired entries every ``purge_every`` writes."""
@@ -212,6 +210,8 @@ class StateStore(WritesMixin, BeyondMixin):
         """Read one entry (or one past ``version`` of it, SPEC §5 history)."""
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
+        if version is not None:
+            _check_version(version)
         entry: Entry | HistoryRecord | None = self.backend.get(ks, key, self.clock.now_ns())
         if version is not None and (entry is None or entry.version != version):
             entry = self.backend.get_version(ks, key, version)
@@ -258,13 +258,12 @@ class StateStore(WritesMixin, BeyondMixin):
         it had is dropped, as Redis ``SET`` does). ``fencing`` (a lease or
         ``(lease_name, token)``) refuses the write once a newer lease holder exists.
         """
+        from .transactions import SetOp
+
         ks = self.keyspace(scope, namespace)
-        key = validate_key(key)
-        normalized = self.normalize(value)
         ctx = self._write_context()
-        expires_at = self._expires_at(ttl, ctx.now)
-        put = Put(key, normalized, expected_version, create_only, expires_at, as_fence(fencing))
-        new = self._apply(ks, [put], ctx)[0].current
+        op = SetOp(key, value, expected_version, create_only, ttl, fencing)
+        new = self._apply(ks, [self._to_mutation(op, ctx.now)], ctx)[0].current
         assert new is not None
         return _written(ks, new)
 
@@ -281,6 +280,7 @@ class StateStore(WritesMixin, BeyondMixin):
         """Compare ``value`` with the stored one by hash; write it when changed and ``update``."""
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
+        _check_expected(expected_version)
         normalized = self.normalize(value)
         current = self.backend.get(ks, key, self.clock.now_ns())
         check_guard(key, current, expected_version)
@@ -315,11 +315,13 @@ class StateStore(WritesMixin, BeyondMixin):
         fencing: Fencing | None = None,
     ) -> DeleteResult:
         """Delete one entry; deleting a missing key is not an error (``deleted: false``)."""
+        from .transactions import DeleteOp
+
         ks = self.keyspace(scope, namespace)
-        key = validate_key(key)
-        delete = Delete(key, expected_version, as_fence(fencing))
-        applied = self._apply(ks, [delete], self._write_context())
-        return DeleteResult(ks, key, applied[0].previous is not None)
+        ctx = self._write_context()
+        delete = self._to_mutation(DeleteOp(key, expected_version, fencing), ctx.now)
+        applied = self._apply(ks, [delete], ctx)
+        return DeleteResult(ks, delete.key, applied[0].previous is not None)
 
     def list(
         self,

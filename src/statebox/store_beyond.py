@@ -4,23 +4,23 @@ These operations work beside the entries rather than on one of them — a lease,
 for changes, the list or deletion of whole keyspaces, the purge of expired entries — so
 they are kept apart from the reads and writes in :mod:`statebox.store`, which inherits
 them from :class:`BeyondMixin`. The argument checks they share with the store
-(``_check_limit``, ``_check_timeout``) and the watch loop the async face reuses
-(``_follow_batches``) live here too; :mod:`statebox.store` still exports them. Nothing
+(``_check_limit``, ``_check_version``, ``_duration_ns`` …) and the watch loop the async
+face reuses (``_follow_batches``) live here too; :mod:`statebox.store` still exports them. Nothing
 here imports more than :mod:`statebox.store` already did (the CLI's ``get`` loads it).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from .backends.base import Lease, WriteContext
-from .core.clock import Clock
-from .core.errors import InvalidValueError, quoted
+from .core import params
+from .core.clock import NS_PER_SECOND, Clock
+from .core.errors import InvalidRequestError, InvalidValueError, quoted
 from .core.leases import (
     default_holder,
-    duration_ns,
     validate_lease_holder,
     validate_lease_name,
 )
@@ -69,7 +69,7 @@ class BeyondMixin:
         """Take the lease ``name`` for ``ttl`` seconds; its token outgrows every earlier
         one. Raises :class:`ConflictError` while another holder's lease is live."""
         name = validate_lease_name(name)
-        ttl_ns = duration_ns(ttl, "lease ttl")
+        ttl_ns = _duration_ns(ttl, "lease ttl")
         holder = default_holder(self.context) if holder is None else validate_lease_holder(holder)
         lease = self.backend.acquire_lease(name, holder, ttl_ns, self.clock.now_ns())
         return _lease_result("acquire", lease, ttl)
@@ -89,7 +89,7 @@ class BeyondMixin:
             ttl = lease.ttl if isinstance(lease, LeaseResult) and lease.ttl else None
         if ttl is None:
             raise InvalidValueError("renewing a lease needs a ttl (seconds)", param="ttl")
-        ttl_ns = duration_ns(ttl, "lease ttl")
+        ttl_ns = _duration_ns(ttl, "lease ttl")
         renewed = self.backend.renew_lease(name, holder, token, ttl_ns, self.clock.now_ns())
         return _lease_result("renew", renewed, ttl)
 
@@ -125,15 +125,8 @@ class BeyondMixin:
         ks = self.keyspace(scope, namespace)
         if (key is None) == (prefix is None):
             raise InvalidValueError("watch needs exactly one of a key or a prefix")
-        if after_version is not None and (
-            not isinstance(after_version, int)
-            or isinstance(after_version, bool)
-            or after_version < 0
-        ):
-            raise InvalidValueError(
-                f"invalid version to watch after {quoted(after_version)}: must be 0 or more",
-                param="after_version",
-            )
+        if after_version is not None:
+            _library_int(_at_least_0, after_version, "version to watch after", "after_version")
         from .watch import Watcher
 
         return Watcher(
@@ -233,10 +226,7 @@ class BeyondMixin:
         Expired entries are invisible anyway; the store also purges a batch every
         ``purge_every`` writes. Call this from a maintenance job to purge more eagerly.
         """
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise InvalidValueError(
-                f"invalid limit {quoted(limit)}: must be an integer of 1 or more", param="limit"
-            )
+        _library_int(_at_least_1, limit, "limit", "limit")
         return self.backend.purge_expired(self.clock.now_ns(), limit)
 
 
@@ -258,10 +248,7 @@ def _lease_identity(
             "and holder",
             param=("token", "holder"),
         )
-    if not isinstance(token, int) or isinstance(token, bool):
-        raise InvalidValueError(
-            f"invalid lease token {quoted(token)}: must be an integer", param="token"
-        )
+    _library_int(params.token, token, "lease token", "token")
     return name, token, validate_lease_holder(holder)
 
 
@@ -274,11 +261,64 @@ def _check_timeout(timeout: Any) -> None:
 
 
 def _check_limit(limit: object) -> None:
-    """A ``limit`` of list or history: 0 (no limit) or more."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+    """A ``limit`` of list, history or keyspaces: 0 (no limit) or more, in 64 bits."""
+    _library_int(params.limit, limit, "limit", "limit")
+
+
+def _check_version(version: object, what: str = "version", param: str = "version") -> None:
+    """A version of a key: 1 or more, in 64 bits (``get(version=)``, ``to_version``)."""
+    _library_int(params.version, version, what, param)
+
+
+def _check_expected(expected_version: object) -> None:
+    """An ``expected_version`` (None: no guard) of a library call: an integer. The faces
+    refuse one below 0 (:func:`params.expected_version`); the library keeps its meaning
+    of one: a version no key is at, so a conflict (``core.versions.check_guard``), as
+    the conformance tests pin for every backend."""
+    if expected_version is not None:
+        _library_int(_any_integer, expected_version, "expected version", "expected_version")
+
+
+def _library_int(rule: Callable[[object, str], int], raw: object, what: str, param: str) -> int:
+    """A library argument checked by the rule every face shares (:mod:`statebox.core.params`):
+    the engine's backstop behind each face's own check. An ``int`` only (a face reads text;
+    the library takes Python values), refused as the library's kind of error,
+    :class:`InvalidValueError` about ``param``, in the engine's words (``what``)."""
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise InvalidValueError(f"invalid {what} {quoted(raw)}: must be an integer", param=param)
+    try:
+        return rule(raw, what)
+    except InvalidRequestError as exc:
+        raise params.as_value_error(exc, param) from None
+
+
+def _any_integer(raw: object, name: str) -> int:
+    assert isinstance(raw, int)  # _library_int lets only an int through
+    return raw  # no bound: an expected version no key is at is a conflict
+
+
+def _at_least_0(raw: object, name: str) -> int:
+    return params.integer(raw, name, minimum=0)
+
+
+def _at_least_1(raw: object, name: str) -> int:
+    return params.integer(raw, name, minimum=1)
+
+
+def _duration_ns(seconds: Any, what: str) -> int:
+    """A library ``ttl`` (float seconds) as ns, by the faces' rule (:func:`params.ttl`:
+    more than 0, finite, up to 100 years) and the engine's arithmetic (``int(t * 1e9)``,
+    which the faces' :func:`params.float_seconds` is chosen to give back exactly)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise InvalidValueError(
-            f"invalid limit {quoted(limit)}: must be 0 (no limit) or more", param="limit"
+            f"invalid {what} {quoted(seconds)}: must be a positive number of seconds",
+            param="ttl",
         )
+    try:
+        params.ttl(seconds, what)
+    except InvalidRequestError as exc:
+        raise params.as_value_error(exc, "ttl") from None
+    return int(seconds * NS_PER_SECOND)
 
 
 def _follow_batches(watcher: Watcher, timeout: float | None) -> Iterator[list[WatchEvent]]:

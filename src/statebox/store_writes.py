@@ -37,6 +37,7 @@ from .core.model import Keyspace, Scope, validate_key
 from .core.results import DeleteResult, SetResult, StoredValue, TransactionResult
 from .core.values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
 from .core.versions import check_guard
+from .store_beyond import _check_expected, _check_version
 
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from .backends import Backend
@@ -133,6 +134,7 @@ class WritesMixin:
 
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
+        _check_expected(expected_version)
         transform = make_transform(
             jq=jq,
             merge_text=None if merge is MISSING else self._json_text(merge, "merge patch"),
@@ -203,11 +205,8 @@ class WritesMixin:
         """
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
-        if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1:
-            raise InvalidValueError(
-                f"invalid version {quoted(to_version)}: must be an integer of 1 or more",
-                param="to_version",
-            )
+        _check_version(to_version, "version", "to_version")
+        _check_expected(expected_version)
         ctx = self._write_context()
         current = self.backend.get(ks, key, ctx.now)
         old: Entry | HistoryRecord | None = self.backend.get_version(ks, key, to_version)
@@ -277,18 +276,33 @@ class WritesMixin:
     def _mutation(
         self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
     ) -> Mutation:
-        from .transactions import DeleteOp, SetOp
+        """:meth:`_to_mutation` of a transaction's operation, its refusal naming it."""
+        from .transactions import SetOp
 
-        kind = "set" if isinstance(op, SetOp) else "delete"
         try:
-            key = validate_key(op.key)
-            fence = as_fence(op.fencing if op.fencing is not None else fencing)
-            if isinstance(op, DeleteOp):
-                return Delete(key, op.expected_version, fence)
-            value = self.normalize(op.value)
-            expires_at = self._expires_at(op.ttl, now)
-            return Put(key, value, op.expected_version, op.create_only, expires_at, fence)
+            return self._to_mutation(op, now, fencing)
         except (InvalidReferenceError, InvalidValueError) as exc:
+            kind = "set" if isinstance(op, SetOp) else "delete"
             raise type(exc)(
                 f"transaction operation {index} ({kind}): {exc.message}", param=exc.params
             ) from exc
+
+    def _to_mutation(
+        self, op: SetOp | DeleteOp, now: int, fencing: Fencing | None = None
+    ) -> Mutation:
+        """The mutation a backend applies for one operation — the one mapping of the
+        engine's writes (``set``, ``delete``, ``transaction``) to mutations: the key and
+        the guard checked, the value normalized with this store's limits, the ttl made an
+        expiry from ``now``, the fencing checked (the operation's own, else
+        ``fencing``). The ``http://`` backend's mutations, already made here on the
+        client, travel by :mod:`statebox.wire.mutations`."""
+        from .transactions import DeleteOp
+
+        key = validate_key(op.key)
+        _check_expected(op.expected_version)
+        own = op.fencing if op.fencing is not None else fencing
+        if isinstance(op, DeleteOp):
+            return Delete(key, op.expected_version, as_fence(own))
+        value = self.normalize(op.value)
+        expires_at = self._expires_at(op.ttl, now)
+        return Put(key, value, op.expected_version, op.create_only, expires_at, as_fence(own))

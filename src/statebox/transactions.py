@@ -14,9 +14,9 @@ receive::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from .core.errors import InvalidValueError, json_kind, quoted
+from .core.errors import InvalidRequestError, InvalidValueError, json_kind, quoted
 from .core.leases import Fencing
 
 __all__ = ["DeleteOp", "Operation", "SetOp", "parse_operation"]
@@ -47,15 +47,18 @@ _FIELDS = {
 
 
 def _fencing(raw: Any, where: str) -> Fencing | None:
-    if raw is None or isinstance(raw, tuple):
-        return raw
-    if isinstance(raw, Mapping) and set(raw) == {"lease", "token"}:
-        return (raw["lease"], raw["token"])
-    if isinstance(raw, list) and len(raw) == 2:
-        return (raw[0], raw[1])
-    raise InvalidValueError(
-        f'{where}: invalid fencing {quoted(raw)}: use {{"lease": NAME, "token": N}}'
-    )
+    """An operation's own fencing: a JSON object is read by the faces' one reader
+    (:func:`statebox.core.params.fencing`); the Python forms (a lease, a pair) pass as
+    they are. Either way :func:`statebox.core.leases.as_fence` checks it before it is
+    written."""
+    if not isinstance(raw, Mapping):
+        return cast("Fencing | None", raw)
+    from .core.params import fencing
+
+    try:
+        return fencing(dict(raw), '"fencing"')
+    except InvalidRequestError as exc:
+        raise InvalidValueError(f"{where}: {exc.message}") from None
 
 
 def _version(raw: Any, where: str) -> int | None:

@@ -32,15 +32,8 @@ import time
 from typing import Any, Final, NamedTuple, NoReturn
 
 from .core.errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted, requoted
-from .core.values import (
-    DEFAULT_JSON_LIMIT,
-    MAX_DEPTH,
-    _decode,
-    _encode,
-    _Float,
-    _IntLiteral,
-    nesting_depth,
-)
+from .core.exactjson import MAX_DEPTH, NumberLiteral, nesting_depth, parse_literals
+from .core.values import DEFAULT_JSON_LIMIT, _encode
 
 # jsonpatch and the jq runner (subprocess, selectors) are imported when first used: the
 # CLI imports the engine at every start and most commands never transform anything.
@@ -65,20 +58,20 @@ __all__ = [
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (_Float, _IntLiteral, float)) or (
+    return isinstance(value, (NumberLiteral, float)) or (
         isinstance(value, int) and not isinstance(value, bool)
     )
 
 
 def _as_double(value: Any) -> float:
-    if isinstance(value, (_Float, _IntLiteral)):
+    if isinstance(value, NumberLiteral):
         return float(value.literal)
     # str() first: float() of a huge int raises, float() of its text is inf.
     return float(str(value)) if isinstance(value, int) else float(value)
 
 
 def _significant_digits(value: Any) -> int:
-    literal = value.literal if isinstance(value, (_Float, _IntLiteral)) else str(value)
+    literal = value.literal if isinstance(value, NumberLiteral) else str(value)
     mantissa = literal.lstrip("-").split("e")[0].split("E")[0].replace(".", "")
     return len(mantissa.strip("0"))
 
@@ -175,13 +168,13 @@ class JqTransform(NamedTuple):
 
         output = run_jq(self.expr, text, self.timeout, self.limit)
         try:
-            value = _decode(output)
+            value = parse_literals(output)
         except InvalidValueError as exc:  # NaN and friends jq prints as bare words
             raise InvalidValueError(
                 f"jq expression {quoted(self.expr)} yielded a value that is not JSON: "
                 f"{output[:200]}"
             ) from exc
-        return _encode(restore_literals(value, _decode(text)), True)
+        return _encode(restore_literals(value, parse_literals(text)), True)
 
 
 class MergePatch(NamedTuple):
@@ -191,13 +184,13 @@ class MergePatch(NamedTuple):
 
     @classmethod
     def from_text(cls, text: str, *, timeout: float = DEFAULT_JQ_TIMEOUT) -> MergePatch:
-        patch = _decode(text)
+        patch = parse_literals(text)
         _Budget("merge patch", 0, timeout).check_count(_members(patch), "members")
         return cls(patch, timeout)
 
     def apply(self, text: str) -> str:
         budget = _Budget("merge patch", 0, self.timeout)
-        return _encode(apply_merge_patch(_decode(text), self.patch, budget), True)
+        return _encode(apply_merge_patch(parse_literals(text), self.patch, budget), True)
 
 
 class JsonPatch(NamedTuple):
@@ -223,7 +216,7 @@ class JsonPatch(NamedTuple):
         import jsonpatch
         import jsonpointer
 
-        original = _decode(text)
+        original = parse_literals(text)
         document = json.loads(text)
         budget = _Budget("JSON patch", self.limit, self.timeout)
         # An upper bound of the document's size, kept without measuring the whole

@@ -15,45 +15,34 @@ never retried, here or on another coordinator — it may or may not have been ap
 a second coordinator would break the one-owner-per-keyspace rule. ``STATEBOX_TOKEN`` is
 sent as the bearer token. The client's clock travels as ``X-Statebox-Now``; a server uses
 it only in test mode, else its own.
+
+Connections, requests and the retry rule are :mod:`statebox.backends._http_transport`'s;
+what goes over the wire is :mod:`statebox.wire`'s (entries, errors, and the mutations
+of ``/v1/apply`` in :mod:`statebox.wire.mutations`, beside the server's reader of them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.client
-import json
 import os
-import select
-import ssl
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from ..core.clock import parse_timestamp
-from ..core.errors import (
-    BackendUnavailableError,
-    ConfigurationError,
-    NotFoundError,
-    StateboxError,
-    quoted,
-)
+from ..core.envelope import EmbeddedJSON, dumps_envelope
+from ..core.errors import BackendUnavailableError, ConfigurationError, NotFoundError, quoted
 from ..core.model import Keyspace, KeyspaceInfo, keyspace_sort_key
-from ..core.results import EmbeddedJSON, dumps_envelope
-from ..core.values import check_depth
 from ..wire.codec import (
     NOW_HEADER,
     decode_entry,
     decode_lease,
     decode_record,
-    error_from_body,
     format_seconds,
-    loads_exact,
     updated_by_headers,
-    value_fields,
 )
+from ..wire.mutations import mutation_to_wire
+from ._http_transport import READ_TIMEOUT, Transport
 from ._routing import choose, lease_routing_key
 from .base import (
     Applied,
@@ -69,10 +58,6 @@ from .base import (
 
 __all__ = ["HttpBackend", "parse_coordinators"]
 
-#: Seconds to wait for an answer (a write may wait on a busy database server-side).
-READ_TIMEOUT = 60.0
-#: An idle connection older than this is not reused (the server keeps them 75 s).
-IDLE_LIMIT = 20.0
 #: The longest one long poll of ``wait_for_change`` asks the server to block.
 WAIT_SLICE = 30.0
 
@@ -106,93 +91,6 @@ def _key_path(key: str) -> str:
     return quote(key, safe="/")
 
 
-def _operation(mutation: Mutation, now: int) -> dict[str, Any]:
-    op: dict[str, Any] = {"op": "set" if isinstance(mutation, Put) else "delete"}
-    op["key"] = mutation.key
-    if isinstance(mutation, Put):
-        op.update(value_fields(mutation.value.data, mutation.value.content_type))
-        if mutation.create_only:
-            op["create_only"] = True
-        if mutation.expires_at is not None:
-            # Relative, exact to the ns: the server adds it to the time it writes at.
-            op["ttl"] = EmbeddedJSON(format_seconds(mutation.expires_at - now))
-    if mutation.expected_version is not None:
-        op["expected_version"] = mutation.expected_version
-    if mutation.fence is not None:
-        op["fencing"] = {"lease": mutation.fence.lease, "token": mutation.fence.token}
-    return op
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The system's trust store, loaded once per process (it takes milliseconds)."""
-    return ssl.create_default_context()
-
-
-class _Connections:
-    """Keep-alive connections, one per thread and coordinator (``http.client``: a few
-    times cheaper per request than a full-featured client, which matters when every
-    store operation is a request).
-
-    An idle connection the server may have closed is never reused: one idle for longer
-    than ``IDLE_LIMIT`` (well below the server's keep-alive of 75 s) or whose socket has
-    become readable (the server's FIN) is replaced before sending — so a write is never
-    lost to a connection that was already dead.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-
-    def _mine(self) -> dict[str, tuple[http.client.HTTPConnection, float]]:
-        if os.getpid() != self._pid:  # forked: the parent's connections are not ours
-            self._local, self._all, self._pid = threading.local(), [], os.getpid()
-        mine: dict[str, tuple[http.client.HTTPConnection, float]] | None = getattr(
-            self._local, "connections", None
-        )
-        if mine is None:
-            mine = self._local.connections = {}
-        return mine
-
-    def take(self, coordinator: str) -> tuple[http.client.HTTPConnection, bool]:
-        """A connection to ``coordinator``, and whether it is already connected."""
-        conn, idle_since = self._mine().pop(coordinator, (None, 0.0))
-        if conn is not None:
-            if conn.sock is not None and time.monotonic() - idle_since < IDLE_LIMIT:
-                readable, _, _ = select.select([conn.sock], [], [], 0)
-                if not readable:
-                    return conn, True
-            self.discard(conn)
-        parts = urlsplit(coordinator)
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                parts.netloc, timeout=self.timeout, context=_tls_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
-        with self._lock:
-            self._all.append(conn)
-        return conn, False
-
-    def give_back(self, coordinator: str, conn: http.client.HTTPConnection) -> None:
-        self._mine()[coordinator] = (conn, time.monotonic())
-
-    def discard(self, conn: http.client.HTTPConnection) -> None:
-        conn.close()
-        with self._lock, contextlib.suppress(ValueError):
-            self._all.remove(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
-
-
 class HttpBackend(Backend):
     capabilities: ClassVar[Capabilities] = Capabilities(
         cross_process=True,
@@ -204,10 +102,8 @@ class HttpBackend(Backend):
     def __init__(self, url: str, *, token: str | None = None) -> None:
         self.url = url
         self.coordinators = parse_coordinators(url)
-        self._prefixes = {c: urlsplit(c).path.rstrip("/") for c in self.coordinators}
         secret = token if token is not None else os.environ.get("STATEBOX_TOKEN", "")
-        self._auth = {"Authorization": f"Bearer {secret.strip()}"} if secret.strip() else {}
-        self._connections = _Connections(READ_TIMEOUT)
+        self._transport = Transport(self.coordinators, secret.strip())
         self._owners: dict[str, str] = {}
 
     # -- plumbing ----------------------------------------------------------------------
@@ -220,82 +116,6 @@ class HttpBackend(Backend):
                 self._owners[routing_key] = owner
         return owner
 
-    def _send(
-        self,
-        coordinator: str,
-        method: str,
-        path: str,
-        *,
-        write: bool,
-        params: Mapping[str, str | int] | None = None,
-        body: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> tuple[int, bytes]:
-        target = self._prefixes[coordinator] + path
-        if params:
-            target += "?" + urlencode(params)
-        sent_headers = {**self._auth, **(headers or {})}
-        if body is not None:
-            sent_headers["Content-Type"] = "application/json"
-        payload = body.encode() if body is not None else None
-        attempts = 1 if write else 2
-        for attempt in range(attempts):
-            conn, connected = self._connections.take(coordinator)
-            sent = False
-            try:
-                conn.timeout = timeout if timeout is not None else READ_TIMEOUT
-                if not connected:
-                    conn.connect()
-                elif conn.sock is not None:
-                    conn.sock.settimeout(conn.timeout)
-                sent = True
-                conn.request(method, target, body=payload, headers=sent_headers)
-                response = conn.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                self._connections.discard(conn)
-                if attempt + 1 < attempts:
-                    continue
-                raise self._unreachable(coordinator, exc, write, sent) from exc
-            if response.will_close:
-                self._connections.discard(conn)
-            else:
-                self._connections.give_back(coordinator, conn)
-            return response.status, data
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _unreachable(coordinator: str, exc: Exception, write: bool, sent: bool) -> StateboxError:
-        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if not write:
-            return BackendUnavailableError(
-                f"statebox server {coordinator} is unreachable ({what}); tried twice; "
-                "check that it runs and that the store URL is right"
-            )
-        if not sent:
-            outcome = "the write was not sent"
-        else:
-            outcome = "the write may or may not have been applied: read before retrying"
-        return BackendUnavailableError(
-            f"statebox server {coordinator} failed during a write ({what}); {outcome}. "
-            "It is not retried on another coordinator, which would break the one-owner rule"
-        )
-
-    @staticmethod
-    def _json(status: int, data: bytes, coordinator: str, *, exact: bool = False) -> Any:
-        if status >= 400:
-            raise error_from_body(status, data, coordinator)
-        try:
-            if exact:
-                return loads_exact(data)  # checks the depth itself
-            check_depth(data, "response", envelope=4)  # a NestingTooDeepError is a ValueError
-            return json.loads(data)
-        except ValueError as exc:
-            raise BackendUnavailableError(
-                f"statebox server {coordinator} sent a response that is not JSON: {exc}"
-            ) from exc
-
     def _call(
         self,
         routing_key: str,
@@ -307,8 +127,8 @@ class HttpBackend(Backend):
         **options: Any,
     ) -> Any:
         coordinator = self._owner(routing_key)
-        status, data = self._send(coordinator, method, path, write=write, **options)
-        return self._json(status, data, coordinator, exact=exact)
+        status, data = self._transport.send(coordinator, method, path, write=write, **options)
+        return self._transport.answer(status, data, coordinator, exact=exact)
 
     @staticmethod
     def _space(prefix: str, keyspace: Keyspace) -> str:
@@ -361,7 +181,7 @@ class HttpBackend(Backend):
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
         # No history_limit: how much history is kept is the server's policy.
-        body = dumps_envelope({"ops": [_operation(m, ctx.now) for m in mutations]})
+        body = dumps_envelope({"ops": [mutation_to_wire(m, ctx.now) for m in mutations]})
         headers = {NOW_HEADER: str(ctx.now), **updated_by_headers(ctx.updated_by)}
         data = self._call(
             keyspace.routing_key,
@@ -412,7 +232,7 @@ class HttpBackend(Backend):
         return decode_record(records[0]) if records else None
 
     def close(self) -> None:
-        self._connections.close()
+        self._transport.close()
 
     # -- leases ------------------------------------------------------------------------
 
@@ -480,7 +300,7 @@ class HttpBackend(Backend):
         body = dumps_envelope({"limit": max(1, limit)})
         purged = 0
         for coordinator in self.coordinators:  # expiry is everywhere: ask every one
-            status, data = self._send(
+            status, data = self._transport.send(
                 coordinator,
                 "POST",
                 "/v1/purge",
@@ -488,7 +308,7 @@ class HttpBackend(Backend):
                 body=body,
                 headers={NOW_HEADER: str(now)},
             )
-            purged += int(self._json(status, data, coordinator)["purged"])
+            purged += int(self._transport.answer(status, data, coordinator)["purged"])
         return purged
 
     # -- keyspaces ---------------------------------------------------------------------
@@ -514,7 +334,7 @@ class HttpBackend(Backend):
                 params["scope"] = scope
             if cursor is not None:
                 params["after"] = cursor
-            status, data = self._send(
+            status, data = self._transport.send(
                 coordinator,
                 "GET",
                 "/v1/keyspaces",
@@ -522,7 +342,7 @@ class HttpBackend(Backend):
                 params=params,
                 headers={NOW_HEADER: str(now)},
             )
-            page = self._json(status, data, coordinator)
+            page = self._transport.answer(status, data, coordinator)
             found += [
                 KeyspaceInfo(
                     k["scope"], k["namespace"], int(k["entries"]), parse_timestamp(k["updatedAt"])

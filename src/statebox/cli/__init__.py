@@ -26,7 +26,7 @@ and its ``register`` takes ``add_command`` as a second argument. A module expose
 the command too; read them as ``args.scope``, ``args.namespace``. ``Subparsers`` is a
 type alias: import it, ``argparse`` and ``StateStore`` under ``if TYPE_CHECKING:`` as
 ``cmd_get.py`` does. JSON arguments go through :class:`._input.JsonArgs` (``-`` and
-``@path``). The handler returns a result (anything with ``to_json()``/``to_dict()``),
+``@path``). The handler returns a result (one :mod:`statebox.core.envelope` renders),
 which is printed in the chosen format, or ``None`` when it printed its own output (a
 stream of events, a server). Errors are raised as
 :class:`~statebox.core.errors.StateboxError` subclasses; never print them.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.errors import InvalidValueError, quoted
+from ..core import params
+from ._parser import checked
 
 if TYPE_CHECKING:
     import argparse
+
+    from ..core.leases import Fencing
 
 __all__ = ["add_fencing_option", "add_ttl_option", "fencing_from"]
 
@@ -16,7 +19,9 @@ def add_fencing_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fencing",
         metavar="LEASE:TOKEN",
-        help="refuse the write (exit code 4) if lease LEASE has a holder newer than TOKEN",
+        type=checked(_fencing, "--fencing"),
+        help="refuse the write (exit code 4) if lease LEASE has a holder newer than TOKEN "
+        "(TOKEN: 1 or more)",
     )
 
 
@@ -24,21 +29,30 @@ def add_ttl_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--ttl",
         metavar="SECONDS",
-        type=float,
-        help=f"{what} expires after SECONDS (then it is missing for every command)",
+        type=checked(params.ttl, "--ttl"),
+        help=f"{what} expires after SECONDS (then it is missing for every command); "
+        "a number more than 0, up to 100 years",
     )
 
 
-def fencing_from(args: argparse.Namespace) -> tuple[str, int] | None:
-    """``--fencing import:3`` → ``("import", 3)`` (the lease name may contain ':')."""
-    raw: str | None = args.fencing
-    if raw is None:
-        return None
-    name, sep, token = raw.rpartition(":")
-    # isdecimal, not isdigit: "²" is a digit that int() refuses.
-    if not sep or not name or not token.strip().isdecimal():
-        raise InvalidValueError(
-            f"invalid --fencing {quoted(raw)}: use LEASE:TOKEN, e.g. --fencing "
+def _fencing(raw: object, option: str) -> Fencing:
+    """``LEASE:TOKEN`` (the lease name may contain ':') as the fence a write carries,
+    each part checked by the faces' rules (:func:`params.fencing_parts`)."""
+    text = str(raw)
+    lease, sep, token = text.rpartition(":")
+    if not sep or not lease:
+        from ..core.errors import InvalidRequestError, quoted
+
+        raise InvalidRequestError(
+            f"invalid {option} {quoted(text)}: use LEASE:TOKEN, e.g. {option} "
             'nightly-import:3 (the token printed by "statebox lease acquire")'
         )
-    return name, int(token)
+    fence = params.fencing_parts(lease, token, f"{option} LEASE", f"{option} TOKEN")
+    assert fence is not None  # both parts were given
+    return fence
+
+
+def fencing_from(args: argparse.Namespace) -> Fencing | None:
+    """``--fencing import:3`` as the fence the write carries (checked while parsing)."""
+    fence: Fencing | None = args.fencing
+    return fence

@@ -1,8 +1,8 @@
 """What the CLI prints: the SPEC §4 line (``--format json``) or readable text (``table``).
 
-The JSON line comes from the result itself (``to_json()``), built once in
-:mod:`statebox.core.results` for every face. The table view is derived from the same
-envelope (``to_dict()``), so a new command's result renders without code here: scalar
+The JSON line is the result's Dagu envelope, rendered by :mod:`statebox.core.envelope`
+(the renderer every face shares; results are plain data). The table view is derived from
+the same envelope, so a new command's result renders without code here: scalar
 fields become ``field  value`` lines, and a list of objects (``entries``, ``versions``)
 becomes a table with a header row.
 """
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ..core.results import EmbeddedJSON, dumps_envelope
+from ..core.envelope import EmbeddedJSON, dumps_envelope, envelope, envelope_json
+
+if TYPE_CHECKING:
+    from ..core.envelope import Result
 
 __all__ = ["Envelope", "render_table", "write_result"]
 
@@ -21,12 +24,8 @@ _CELL_WIDTH = 60  # longer table cells are cut with "…"; the field view shows 
 _SHORT_HASH = 12
 
 
-class Envelope(Protocol):
-    """What a command handler returns: a result of :mod:`statebox.core.results`."""
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-    def to_json(self) -> str: ...
+#: What a command handler returns: a result, which :mod:`statebox.core.envelope` renders.
+Envelope: TypeAlias = "Result"
 
 
 def _text(value: Any) -> str:
@@ -92,7 +91,7 @@ def render_table(data: Mapping[str, Any]) -> str:
 
 def write_result(result: Envelope, fmt: str) -> None:
     """Print one result to standard output as UTF-8 bytes, whatever the locale says."""
-    text = result.to_json() if fmt == "json" else render_table(result.to_dict())
+    text = envelope_json(result) if fmt == "json" else render_table(envelope(result))
     out = sys.stdout.buffer
     out.write(text.encode("utf-8") + b"\n")
     out.flush()

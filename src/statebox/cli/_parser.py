@@ -13,8 +13,8 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, TypeVar
 
 from ..core.errors import requoted
 
@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_CODES",
     "UsageError",
     "add_command",
+    "checked",
     "new_parser",
     "value_option_strings",
 ]
@@ -221,6 +222,24 @@ def new_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
             title="commands", dest="command", metavar="COMMAND", required=True
         )
     return parser, subparsers
+
+
+_T = TypeVar("_T")
+
+
+def checked(rule: Callable[[object, str], _T], option: str) -> Callable[[str], _T]:
+    """An option's ``type=``: ``rule`` (one of :mod:`statebox.core.params`, the rules
+    every face shares) with the option's name, so ``--version 0`` is refused while the
+    command line is parsed, before the store is opened, as HTTP refuses ``?version=0``.
+    The refusal (an :class:`~statebox.core.errors.InvalidRequestError`) is no
+    ``ValueError``: argparse lets it through to :func:`statebox.cli.main`, which prints
+    ``Error: invalid --version 0: must be 1 or more`` and exits with its code, 2."""
+
+    def check(raw: str) -> _T:
+        return rule(raw, option)
+
+    check.__name__ = option  # what argparse would call it in a message of its own
+    return check
 
 
 def add_command(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core import params
 from ._beyond import add_fencing_option, fencing_from
-from ._parser import add_command
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -32,7 +33,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--expected-version",
         metavar="N",
-        type=int,
+        type=checked(params.expected_version, "--expected-version"),
         help="delete only if the stored version is N, else fail with exit code 4",
     )
     add_fencing_option(parser)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core import params
 from ._input import JsonArgs
-from ._parser import add_command
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -44,7 +45,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--expected-version",
         metavar="N",
-        type=int,
+        type=checked(params.expected_version, "--expected-version"),
         help="fail with exit code 4 unless the stored version is N (0: key must not exist)",
     )
     parser.set_defaults(handler=run)

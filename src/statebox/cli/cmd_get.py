@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -44,7 +45,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--version",
         metavar="N",
-        type=int,
+        type=checked(params.version, "--version"),
         help="read kept past version N (see 'statebox history') instead of the current one",
     )
     parser.set_defaults(handler=run)

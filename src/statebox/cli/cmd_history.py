@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -32,7 +33,11 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("key", metavar="KEY", help="the key, e.g. cursors/feed")
     parser.add_argument(
-        "--limit", metavar="N", type=int, default=0, help="at most N versions (0: all kept)"
+        "--limit",
+        metavar="N",
+        type=checked(params.limit, "--limit"),
+        default=0,
+        help="at most N versions (0: all kept)",
     )
     parser.add_argument("--include-values", action="store_true", help="include each value")
     parser.set_defaults(handler=run)

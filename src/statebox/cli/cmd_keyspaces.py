@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -14,6 +15,12 @@ if TYPE_CHECKING:
     from ..core.results import KeyspaceDeleteResult, KeyspacesResult
     from ..store import StateStore
     from ._parser import Subparsers
+
+
+def _after_keyspace(raw: object, option: str) -> str:
+    """``SCOPE/NS`` checked by the faces' rule, kept as the text the engine takes."""
+    keyspace = params.after_keyspace(raw, option)
+    return f"{keyspace.scope}/{keyspace.namespace}"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -36,10 +43,17 @@ def register(subparsers: Subparsers) -> None:
         ],
     )
     parser.add_argument(
-        "--limit", metavar="N", type=int, default=0, help="at most N keyspaces (0: no limit)"
+        "--limit",
+        metavar="N",
+        type=checked(params.limit, "--limit"),
+        default=0,
+        help="at most N keyspaces (0: no limit)",
     )
     parser.add_argument(
-        "--after", metavar="SCOPE/NS", help="only keyspaces after SCOPE/NS (for paging)"
+        "--after",
+        metavar="SCOPE/NS",
+        type=checked(_after_keyspace, "--after"),
+        help="only keyspaces after SCOPE/NS (for paging)",
     )
     parser.set_defaults(handler=run)
     actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION")

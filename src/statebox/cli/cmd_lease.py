@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -45,7 +46,9 @@ def register(subparsers: Subparsers) -> None:
         examples=["statebox lease acquire nightly-import --ttl 300"],
     )
     acquire.add_argument("name", metavar="NAME", help="the lease's name")
-    acquire.add_argument("--ttl", metavar="SECONDS", type=float, required=True)
+    acquire.add_argument(
+        "--ttl", metavar="SECONDS", type=checked(params.ttl, "--ttl"), required=True
+    )
     acquire.add_argument(
         "--holder", metavar="HOLDER", help="who holds it (default: the run context + random)"
     )
@@ -60,10 +63,14 @@ def register(subparsers: Subparsers) -> None:
             examples=[f"statebox lease {action} nightly-import --token 7 --holder HOLDER"],
         )
         sub.add_argument("name", metavar="NAME", help="the lease's name")
-        sub.add_argument("--token", metavar="N", type=int, required=True)
+        sub.add_argument(
+            "--token", metavar="N", type=checked(params.token, "--token"), required=True
+        )
         sub.add_argument("--holder", metavar="HOLDER", required=True)
         if action == "renew":
-            sub.add_argument("--ttl", metavar="SECONDS", type=float, required=True)
+            sub.add_argument(
+                "--ttl", metavar="SECONDS", type=checked(params.ttl, "--ttl"), required=True
+            )
         sub.set_defaults(handler=_renew if action == "renew" else _release)
     get = add_command(
         actions,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -35,10 +36,19 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("prefix", metavar="PREFIX", nargs="?", help="key prefix (default: all)")
     parser.add_argument(
-        "--limit", metavar="N", type=int, default=0, help="at most N entries (0: no limit)"
+        "--limit",
+        metavar="N",
+        type=checked(params.limit, "--limit"),
+        default=0,
+        help="at most N entries (0: no limit)",
     )
     parser.add_argument("--include-values", action="store_true", help="include each entry's value")
-    parser.add_argument("--after", metavar="KEY", help="only keys after KEY (for paging)")
+    parser.add_argument(
+        "--after",
+        metavar="KEY",
+        type=checked(params.after_key, "--after"),
+        help="only keys after KEY (for paging)",
+    )
     parser.set_defaults(handler=run)
 
 

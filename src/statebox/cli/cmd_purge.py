@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -31,18 +32,19 @@ def register(subparsers: Subparsers) -> None:
         examples=["statebox purge", "statebox purge --limit 10000"],
     )
     parser.add_argument(
-        "--limit", metavar="N", type=int, default=0, help="remove at most N (0: all)"
+        "--limit",
+        metavar="N",
+        type=checked(params.limit, "--limit"),
+        default=0,
+        help="remove at most N (0: all)",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, store: StateStore) -> PurgeResult:
-    from ..core.errors import InvalidValueError
     from ..core.results import PurgeResult
 
-    if args.limit < 0:
-        raise InvalidValueError(f"invalid --limit {args.limit}: must be 0 (all) or more")
-    purged = 0
+    purged = 0  # --limit is 0 (all) or more: checked while parsing
     while not args.limit or purged < args.limit:
         batch = _BATCH if not args.limit else min(_BATCH, args.limit - purged)
         done = store.purge_expired(batch)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core import params
 from ._beyond import add_fencing_option, fencing_from
-from ._parser import add_command
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -33,12 +34,16 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("key", metavar="KEY", help="the key, e.g. config/feed")
     parser.add_argument(
-        "--to-version", metavar="N", type=int, required=True, help="the version to restore"
+        "--to-version",
+        metavar="N",
+        type=checked(params.version, "--to-version"),
+        required=True,
+        help="the version to restore",
     )
     parser.add_argument(
         "--expected-version",
         metavar="N",
-        type=int,
+        type=checked(params.expected_version, "--expected-version"),
         help="roll back only if the current version is N, else exit code 4",
     )
     add_fencing_option(parser)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core import params
 from ._beyond import add_fencing_option, add_ttl_option, fencing_from
 from ._input import JsonArgs
-from ._parser import add_command
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -41,7 +42,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--expected-version",
         metavar="N",
-        type=int,
+        type=checked(params.expected_version, "--expected-version"),
         help="write only if the stored version is N (0: only if the key does not exist)",
     )
     parser.add_argument(

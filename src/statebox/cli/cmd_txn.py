@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ._beyond import add_fencing_option, fencing_from
@@ -48,42 +47,27 @@ def register(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def _plain(value: Any) -> Any:
-    """Operation fields other than ``value`` as plain Python numbers."""
-    from ..core.results import EmbeddedJSON
-
-    if isinstance(value, EmbeddedJSON):
-        return json.loads(value.text)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def read_operations(text: str | bytes) -> list[Any]:
-    """The operations, each ``value`` as exact JSON text (:class:`RawJSON`)."""
+    """The operations, read as the server reads a transaction's
+    (:func:`~statebox.wire.codec.transaction_operation`): each ``value`` kept as exact
+    JSON text, a base64 one as bytes, ``ttl`` exact."""
+    import msgspec
+
     from ..core.errors import InvalidValueError
-    from ..core.results import EmbeddedJSON, dumps_envelope
-    from ..core.values import RawJSON
+    from ..wire.codec import transaction_operation
 
     try:
-        # Every number literal kept as written, so ``1.2300`` reaches the store intact.
-        parsed = json.loads(text, parse_float=EmbeddedJSON, parse_int=EmbeddedJSON)
+        items = msgspec.json.decode(text, type=list[msgspec.Raw])
+    except msgspec.ValidationError:
+        raise InvalidValueError(
+            'invalid OPS: must be a JSON list like [{"op": "set", ...}]'
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidValueError(f"invalid OPS: not JSON: {exc}") from None
+    try:
+        return [transaction_operation(bytes(item)) for item in items]
     except ValueError as exc:
-        raise InvalidValueError(f"invalid OPS: not JSON: {exc}") from exc
-    if not isinstance(parsed, list):
-        raise InvalidValueError('invalid OPS: must be a JSON list like [{"op": "set", ...}]')
-    operations: list[Any] = []
-    for raw in parsed:
-        if isinstance(raw, dict):
-            op = {k: _plain(v) for k, v in raw.items() if k != "value"}
-            if "value" in raw:
-                op["value"] = RawJSON(dumps_envelope(raw["value"]))
-            operations.append(op)
-        else:
-            operations.append(_plain(raw))  # the engine names what is wrong with it
-    return operations
+        raise InvalidValueError(f"invalid OPS: {exc}") from None
 
 
 def run(args: argparse.Namespace, store: StateStore) -> TransactionResult:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core import params
 from ._beyond import add_fencing_option, add_ttl_option, fencing_from
 from ._input import JsonArgs
-from ._parser import add_command
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -53,7 +54,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--expected-version",
         metavar="N",
-        type=int,
+        type=checked(params.expected_version, "--expected-version"),
         help="update only if the stored version is N (no internal retry), else exit code 4",
     )
     add_fencing_option(parser)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._parser import add_command
+from ..core import params
+from ._parser import add_command, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -14,6 +15,21 @@ if TYPE_CHECKING:
     from ..core.results import WatchEvent
     from ..store import StateStore
     from ._parser import Subparsers
+
+
+def _after_version(raw: object, option: str) -> int:
+    """A version to watch after: 0 (every version) or more."""
+    return params.integer(raw, option, minimum=0)
+
+
+def _timeout(raw: object, option: str) -> float:
+    """A wait: a number of seconds (as every face reads one), 0 or more."""
+    ns = params.seconds_ns(raw, option)
+    if ns < 0:
+        from ..core.errors import InvalidRequestError, quoted
+
+        raise InvalidRequestError(f"invalid {option} {quoted(raw)}: must be 0 or more seconds")
+    return params.float_seconds(ns)
 
 
 def register(subparsers: Subparsers) -> None:
@@ -38,10 +54,16 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("key", metavar="KEY", nargs="?", help="the key to watch")
     parser.add_argument("--prefix", metavar="P", help="watch every key starting with P instead")
     parser.add_argument(
-        "--after-version", metavar="N", type=int, help="report changes past version N"
+        "--after-version",
+        metavar="N",
+        type=checked(_after_version, "--after-version"),
+        help="report changes past version N",
     )
     parser.add_argument(
-        "--timeout", metavar="SECONDS", type=float, help="stop after SECONDS (default: never)"
+        "--timeout",
+        metavar="SECONDS",
+        type=checked(_timeout, "--timeout"),
+        help="stop after SECONDS (default: never)",
     )
     parser.add_argument("--include-values", action="store_true", help="add each new value")
     parser.add_argument("--once", action="store_true", help="exit after the first change")

@@ -15,7 +15,7 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     │   └── RequestTimeoutError        exit 2  HTTP 408   a request head or body not sent in time
     ├── NotFoundError                  exit 3  HTTP 404
     ├── ConflictError                  exit 4  HTTP 409   expected_version / create_only
-    │   ├── PreconditionFailedError    exit 4  HTTP 412   the same, guarded by If-Match / If-None-Match
+    │   ├── PreconditionFailedError    exit 4  HTTP 412   the same, guarded by If-Match
     │   └── FencingError               exit 4  HTTP 409   a stale or never-issued lease token
     ├── BackendUnavailableError        exit 1  HTTP 503   database busy or unreachable
     ├── TooManyRequestsError           exit 1  HTTP 429   a per-client limit reached (watches)

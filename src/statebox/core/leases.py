@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .clock import NS_PER_SECOND
-from .errors import InvalidValueError, quoted
+from .errors import InvalidRequestError, InvalidValueError, quoted
 from .model import RunContext
 from .records import Fence, Lease
 from .results import LeaseResult
@@ -23,7 +22,6 @@ __all__ = [
     "Fencing",
     "as_fence",
     "default_holder",
-    "duration_ns",
     "validate_lease_holder",
     "validate_lease_name",
 ]
@@ -65,31 +63,39 @@ def validate_lease_holder(holder: Any) -> str:
     return holder
 
 
-def _token(token: Any, lease: str) -> int:
-    if not isinstance(token, int) or isinstance(token, bool) or token < 1:
-        raise InvalidValueError(
-            f"invalid fencing token {quoted(token)} for lease {quoted(lease)}: must be an integer "
-            "of 1 or more"
-        )
-    return token
-
-
 def as_fence(fencing: Fencing | None) -> Fence | None:
-    """The :class:`Fence` a write carries, from any accepted form."""
+    """The :class:`Fence` a write carries, from any accepted form: the one place every
+    fencing passes on its way to a backend (the faces read theirs with
+    :func:`statebox.core.params.fencing`, which gives a :class:`Fence`), so every one is
+    checked alike: a valid lease name, and a token that is an integer (never a bool)
+    from 1 to the 64-bit limit the backends store."""
     if fencing is None:
         return None
-    if isinstance(fencing, Fence):
-        return Fence(validate_lease_name(fencing.lease), _token(fencing.token, fencing.lease))
     if isinstance(fencing, (LeaseResult, Lease)):
-        return Fence(fencing.name, _token(fencing.token, fencing.name))
-    if isinstance(fencing, (tuple, list)) and len(fencing) == 2:
-        name = validate_lease_name(fencing[0])
-        return Fence(name, _token(fencing[1], name))
-    raise InvalidValueError(
-        f"invalid fencing {quoted(fencing)}: give a lease that acquiring one returned, or a "
-        "lease name and a token",
-        param="fencing",
-    )
+        lease, token = fencing.name, fencing.token
+    elif isinstance(fencing, (tuple, list)) and len(fencing) == 2:
+        lease, token = fencing
+    else:
+        raise InvalidValueError(
+            f"invalid fencing {quoted(fencing)}: give a lease that acquiring one returned, or "
+            "a lease name and a token",
+            param="fencing",
+        )
+    if not isinstance(token, int) or isinstance(token, bool):
+        # Python data: "3" is no token here (reading text is the faces' part, in params).
+        raise InvalidValueError(
+            f"invalid fencing token {quoted(token)} for lease {quoted(lease)}: must be an "
+            "integer of 1 or more",
+            param="fencing",
+        )
+    from .params import as_value_error, fencing_parts
+
+    try:
+        fence = fencing_parts(lease, token, "fencing lease", "fencing token")
+    except InvalidRequestError as exc:
+        raise as_value_error(exc, "fencing") from None
+    assert isinstance(fence, Fence)  # both parts given: never None
+    return fence
 
 
 def default_holder(context: RunContext) -> str:
@@ -105,23 +111,3 @@ def default_holder(context: RunContext) -> str:
 
 
 MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600
-
-
-def duration_ns(seconds: Any, what: str) -> int:
-    """A positive duration in seconds, as nanoseconds; refuses anything else by name."""
-    if (
-        not isinstance(seconds, (int, float))
-        or isinstance(seconds, bool)
-        or not seconds > 0
-        or seconds == float("inf")
-    ):
-        raise InvalidValueError(
-            f"invalid {what} {quoted(seconds)}: must be a positive number of seconds", param="ttl"
-        )
-    if seconds > MAX_DURATION_SECONDS:
-        # Timestamps are int64 nanoseconds (SQLite, PostgreSQL): they end in 2262.
-        raise InvalidValueError(
-            f"invalid {what} {quoted(seconds)}: at most {MAX_DURATION_SECONDS} seconds (100 years)",
-            param="ttl",
-        )
-    return int(seconds * NS_PER_SECOND)

@@ -1,9 +1,10 @@
 """The output objects of the operations (SPEC §4), built here once for every face.
 
-Each result knows its envelope: :meth:`to_dict` gives the fields in the SPEC's order
-(omitting what the SPEC says to omit) and :meth:`to_json` the exact compact line the CLI
-and the runner print. Envelope strings are raw UTF-8 (no ``\\u`` escaping, no HTML
-escaping); a stored JSON value is embedded as its normalized bytes, unchanged.
+Results are plain data: their fields, and properties that are facts about the data
+(``found``, ``value``, ``expires_at``). How a face shows them is the face's business; the
+Dagu envelope (the exact JSON objects of SPEC §4-§5, which the CLI prints and the HTTP
+server answers) is rendered by :mod:`statebox.core.envelope`. ``to_dict()``,
+``to_json()`` and ``as_data()`` stay as conveniences that delegate to it.
 
 The results of the operations beyond Dagu's (history, keyspaces, purge, transaction,
 lease, watch) live in :mod:`statebox.core.results_beyond`; their names are re-exported here,
@@ -13,16 +14,14 @@ loaded on first use.
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .clock import format_timestamp
 from .model import Keyspace, UpdatedBy
 from .values import JSON_CONTENT_TYPE
 
 if TYPE_CHECKING:
+    from .envelope import Result
     from .results_beyond import (
         HistoryItem,
         HistoryResult,
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DeleteResult",
     "DiffResult",
-    "EmbeddedJSON",
     "GetResult",
     "HistoryItem",
     "HistoryResult",
@@ -56,55 +54,7 @@ __all__ = [
     "TransactionResult",
     "WatchEvent",
     "WatchResult",
-    "dumps_envelope",
 ]
-
-
-class EmbeddedJSON:
-    """Already-normalized JSON text to embed verbatim in an envelope."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EmbeddedJSON) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# Embedded parts travel through the (C) encoder as marker strings, then are put back in
-# one pass. The nonce makes a marker impossible to forge from stored data.
-_MARKER = "\x00" + os.urandom(8).hex() + ":"
-_MARKER_PATTERN = re.compile(re.escape(_ENCODE(_MARKER)[:-1]) + r"(\d+)\\u0000\"")
-
-
-_PLAIN = (str, int, float, type(None))
-
-
-def _swap_embedded(obj: Any, found: list[str]) -> Any:
-    if isinstance(obj, _PLAIN):
-        return obj
-    if isinstance(obj, EmbeddedJSON):
-        found.append(obj.text)
-        return f"{_MARKER}{len(found) - 1}\x00"
-    if isinstance(obj, (dict, Mapping)):
-        return {k: _swap_embedded(v, found) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_swap_embedded(v, found) for v in obj]
-    return obj
-
-
-def dumps_envelope(obj: Any) -> str:
-    """One compact JSON line; :class:`EmbeddedJSON` parts are inserted verbatim."""
-    found: list[str] = []
-    text: str = _ENCODE(_swap_embedded(obj, found))
-    if not found:
-        return text
-    return _MARKER_PATTERN.sub(lambda m: found[int(m.group(1))], text)
 
 
 class StoredValue(NamedTuple):
@@ -126,47 +76,29 @@ class StoredValue(NamedTuple):
         """The value as Python data (JSON entries), or the raw bytes (binary entries)."""
         return json.loads(self.data) if self.is_json else self.data
 
-    def envelope_fields(self) -> dict[str, Any]:
-        """``value`` for the envelope: embedded JSON, or base64 for a binary entry."""
-        if self.is_json:
-            return {"value": EmbeddedJSON(self.text)}
-        import base64  # binary entries are rare: not paid at every CLI start-up
 
-        return {
-            "value": base64.b64encode(self.data).decode("ascii"),
-            "contentType": self.content_type,
-            "encoding": "base64",
-        }
+# The envelope conveniences of every result. Results are NamedTuples (cheap to define: the
+# CLI imports them on every start), so they cannot share a base class; each method calls
+# one of these. The renderer imports this module, so each imports it when called (a
+# look-up in sys.modules once it is loaded).
 
 
-class _HasEnvelope(Protocol):
-    def to_dict(self) -> dict[str, Any]: ...
+def _to_dict(result: Result) -> dict[str, Any]:
+    from .envelope import envelope
+
+    return envelope(result)
 
 
-def _to_json(self: _HasEnvelope) -> str:
-    """The exact compact JSON line of the envelope."""
-    return dumps_envelope(self.to_dict())
+def _to_json(result: Result) -> str:
+    from .envelope import envelope_json
+
+    return envelope_json(result)
 
 
-def _as_data(self: _HasEnvelope) -> dict[str, Any]:
-    """The envelope as plain Python data (values parsed)."""
-    parsed: dict[str, Any] = json.loads(dumps_envelope(self.to_dict()))
-    return parsed
+def _as_data(result: Result) -> dict[str, Any]:
+    from .envelope import envelope_data
 
-
-# Results are NamedTuples (cheap to define: the CLI imports them on every start), so
-# they cannot share a base class; each one's to_json/as_data delegates to these.
-
-
-def _address(operation: str, keyspace: Keyspace, key: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "operation": operation,
-        "scope": keyspace.scope,
-        "namespace": keyspace.namespace,
-    }
-    if key is not None:
-        out["key"] = key
-    return out
+    return envelope_data(result)
 
 
 class GetResult(NamedTuple):
@@ -188,21 +120,15 @@ class GetResult(NamedTuple):
         return self.stored.parse() if self.stored is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("get", self.keyspace, self.key)
-        out["found"] = self.found
-        if self.found:
-            out["version"] = self.version
-            out["hash"] = self.hash
-            if self.expires_at is not None:  # only with a TTL: Dagu's fields stay as they are
-                out["expiresAt"] = format_timestamp(self.expires_at)
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -224,18 +150,15 @@ class SetResult(NamedTuple):
         return self.stored.parse() if self.stored is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address(self.operation, self.keyspace, self.key)
-        out["version"] = self.version
-        out["hash"] = self.hash
-        out["created"] = self.created
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -251,24 +174,15 @@ class DiffResult(NamedTuple):
     current: StoredValue
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("diff", self.keyspace, self.key)
-        out["changed"] = self.changed
-        out["foundPrevious"] = self.found_previous
-        if self.previous_version:
-            out["previousVersion"] = self.previous_version
-        if self.version:
-            out["version"] = self.version
-        if self.hash:
-            out["hash"] = self.hash
-        if self.previous is not None:
-            out["previous"] = self.previous.envelope_fields()["value"]
-        out["current"] = self.current.envelope_fields()["value"]
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -278,14 +192,15 @@ class DeleteResult(NamedTuple):
     deleted: bool
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("delete", self.keyspace, self.key)
-        out["deleted"] = self.deleted
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -304,20 +219,8 @@ class ListEntry(NamedTuple):
         return self.stored.parse() if self.stored is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "scope": self.keyspace.scope,
-            "namespace": self.keyspace.namespace,
-            "key": self.key,
-            "version": self.version,
-            "hash": self.hash,
-            "createdAt": format_timestamp(self.created_at),
-            "updatedAt": format_timestamp(self.updated_at),
-        }
-        if self.expires_at is not None:
-            out["expiresAt"] = format_timestamp(self.expires_at)
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
 
 class ListResult(NamedTuple):
@@ -326,48 +229,50 @@ class ListResult(NamedTuple):
     entries: Sequence[ListEntry]
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("list", self.keyspace)
-        if self.prefix:
-            out["prefix"] = self.prefix
-        out["entries"] = [entry.to_dict() for entry in self.entries]
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
-# -- the results beyond Dagu's, re-exported -----------------------------------------------
+# -- names re-exported from the modules that import this one --------------------------------
 
-_BEYOND = frozenset(
-    {
-        "HistoryItem",
-        "HistoryResult",
-        "KeyspaceDeleteResult",
-        "KeyspacesResult",
-        "LeaseResult",
-        "PurgeResult",
-        "TransactionResult",
-        "WatchEvent",
-        "WatchResult",
-        "keyspace_cursor",
-    }
-)
+#: Name → the module (of this package) that defines it.
+_REEXPORTED = {
+    **dict.fromkeys(
+        (
+            "HistoryItem",
+            "HistoryResult",
+            "KeyspaceDeleteResult",
+            "KeyspacesResult",
+            "LeaseResult",
+            "PurgeResult",
+            "TransactionResult",
+            "WatchEvent",
+            "WatchResult",
+            "keyspace_cursor",
+        ),
+        "results_beyond",
+    ),
+}
 
 
 def __getattr__(name: str) -> object:
-    """A name of :mod:`statebox.core.results_beyond`, imported on first use: that module
-    imports this one, so importing it here at load time would be circular."""
-    if name not in _BEYOND:
+    """A name of :mod:`statebox.core.results_beyond`, imported on first use: it imports
+    this module, so importing it here at load time would be circular."""
+    module = _REEXPORTED.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import results_beyond
-
-    value = getattr(results_beyond, name)
+    value = getattr(__import__(f"{__package__}.{module}", fromlist=[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_BEYOND})
+    return sorted({*globals(), *_REEXPORTED})

@@ -1,9 +1,10 @@
 """The results of the operations beyond Dagu's (SPEC §4-§5): history, keyspaces and
-maintenance, transactions, leases and watch, with their JSON envelopes.
+maintenance, transactions, leases and watch. Plain data, like those of
+:mod:`statebox.core.results`; :mod:`statebox.core.envelope` renders their envelopes.
 
-They are apart from :mod:`statebox.core.results` (which keeps the envelope encoder and the
-results of Dagu's own operations: get, set, diff, delete, list) only to keep each module
-short; :mod:`statebox.core.results` re-exports every name here, so
+They are apart from :mod:`statebox.core.results` (the results of Dagu's own operations:
+get, set, diff, delete, list) only to keep each module short;
+:mod:`statebox.core.results` re-exports every name here, so
 ``from statebox.core.results import X`` keeps working.
 """
 
@@ -12,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .clock import format_timestamp
 from .model import Keyspace, KeyspaceInfo, UpdatedBy
-from .results import _address, _as_data, _to_json
+from .results import _as_data, _to_dict, _to_json
 
 if TYPE_CHECKING:
     from .results import DeleteResult, SetResult, StoredValue
@@ -45,17 +45,8 @@ class HistoryItem(NamedTuple):
     expires_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": self.version, "hash": self.hash}
-        if self.deleted:
-            out["deleted"] = True
-        out["createdAt"] = format_timestamp(self.created_at)
-        out["updatedAt"] = format_timestamp(self.updated_at)
-        if self.expires_at is not None:
-            out["expiresAt"] = format_timestamp(self.expires_at)
-        out["updatedBy"] = self.updated_by.to_dict()
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
 
 class HistoryResult(NamedTuple):
@@ -64,14 +55,15 @@ class HistoryResult(NamedTuple):
     versions: Sequence[HistoryItem]
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("history", self.keyspace, self.key)
-        out["versions"] = [item.to_dict() for item in self.versions]
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -91,26 +83,15 @@ class KeyspacesResult(NamedTuple):
     next: Keyspace | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"operation": "keyspaces"}
-        if self.scope is not None:
-            out["scope"] = self.scope
-        out["keyspaces"] = [
-            {
-                "scope": k.scope,
-                "namespace": k.namespace,
-                "entries": k.entries,
-                "updatedAt": format_timestamp(k.updated_at),
-            }
-            for k in self.keyspaces
-        ]
-        if self.next is not None:
-            out["next"] = keyspace_cursor(self.next)
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -121,14 +102,15 @@ class KeyspaceDeleteResult(NamedTuple):
     deleted: int
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("deleteKeyspace", self.keyspace)
-        out["deleted"] = self.deleted
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -138,20 +120,19 @@ class PurgeResult(NamedTuple):
     purged: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"operation": "purge", "purged": self.purged}
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
 # -- SPEC §5 ------------------------------------------------------------------------------
-
-
-def _without_address(envelope: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in envelope.items() if k not in ("scope", "namespace")}
 
 
 class TransactionResult(NamedTuple):
@@ -161,16 +142,15 @@ class TransactionResult(NamedTuple):
     results: Sequence[SetResult | DeleteResult]
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("transaction", self.keyspace)
-        out["results"] = [
-            {"index": i, **_without_address(r.to_dict())} for i, r in enumerate(self.results)
-        ]
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -188,22 +168,15 @@ class LeaseResult(NamedTuple):
     released: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "operation": "lease",
-            "action": self.action,
-            "name": self.name,
-            "holder": self.holder,
-            "token": self.token,
-            "expiresAt": format_timestamp(self.expires_at),
-        }
-        if self.released is not None:
-            out["released"] = self.released
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -228,21 +201,15 @@ class WatchEvent(NamedTuple):
         return self.stored.parse() if self.stored is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("watch", self.keyspace, self.key)
-        out["event"] = self.event
-        out["previousVersion"] = self.previous_version
-        out["version"] = self.version
-        if self.hash:
-            out["hash"] = self.hash
-        out["deleted"] = self.deleted
-        if self.stored is not None:
-            out.update(self.stored.envelope_fields())
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)
 
 
@@ -259,18 +226,13 @@ class WatchResult(NamedTuple):
         return not self.events
 
     def to_dict(self) -> dict[str, Any]:
-        out = _address("watch", self.keyspace, self.key)
-        if self.prefix is not None:
-            out["prefix"] = self.prefix
-        out["events"] = [
-            {k: v for k, v in e.to_dict().items() if k not in ("operation", "scope", "namespace")}
-            for e in self.events
-        ]
-        out["timedOut"] = self.timed_out
-        return out
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
 
     def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
         return _to_json(self)
 
     def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
         return _as_data(self)

@@ -5,9 +5,11 @@ A JSON value is stored as its *normalized* bytes, byte-compatible with Dagu (Go'
 point, last duplicate key wins, Go's string escaping, invalid UTF-8 and lone surrogates
 replaced by U+FFFD. The hash is the lower-case hex SHA-256 of those bytes.
 
-Speed: the C scanner only calls back into Python for float literals, so values without
-floats (and without ``-0``) are encoded by the C encoder; only values that contain a
-float take the slower exact-literal encoder.
+JSON text is parsed by :mod:`statebox.core.exactjson`, the one exact-number parser
+(which also holds :data:`MAX_DEPTH`, :func:`check_depth` and :func:`nesting_depth`,
+re-exported here for their many readers). Speed: values without floats (and without
+``-0``) are encoded by the C encoder; only values that contain a float take the slower
+exact-literal encoder.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from array import array
-from itertools import accumulate
 from typing import Any, Final, NamedTuple
 
-from .errors import InvalidValueError, NestingTooDeepError, ValueTooLargeError, quoted
+from .errors import InvalidValueError, ValueTooLargeError, quoted
+from .exactjson import (
+    MAX_DEPTH,
+    NumberLiteral,
+    check_depth,
+    nesting_depth,
+    parse_literals,
+    too_deep,
+)
 
 __all__ = [
     "DEFAULT_BINARY_LIMIT",
@@ -43,12 +51,6 @@ DEFAULT_BINARY_LIMIT: Final = 32 * 1_048_576
 #: Versions of each key a store keeps (StateStore's and the server's default); here, beside
 #: the other limits, so the server's settings need not import the engine for it.
 DEFAULT_HISTORY_LIMIT: Final = 10
-#: The deepest nesting of arrays and objects a JSON text may have, wherever statebox
-#: parses one (values, request bodies, CLI arguments, responses, record files). Go's
-#: encoding/json allows 10,000; Python's parser and every recursive step after it (jq's
-#: result matching, patches, the exact-literal encoder) recurse, and 256 levels keep all
-#: of them far from the interpreter's recursion limit, far above any real state.
-MAX_DEPTH: Final = 256
 
 
 class RawJSON:
@@ -115,59 +117,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --- nesting depth ---------------------------------------------------------------------
-
-# A JSON string: brackets inside one do not nest anything.
-_STRING_STR: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_STRING_BYTES: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET_STR: Final = re.compile(r"[^\[\]{}]+")
-_NOT_BRACKET_BYTES: Final = re.compile(rb"[^\[\]{}]+")
-# Openers to +1, closers to -1 (as signed bytes).
-_STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-
-
-def nesting_depth(text: str | bytes) -> int:
-    """How deeply arrays and objects nest in the JSON text ``text`` (``1`` is 0, ``[]``
-    1, ``[{}]`` 2), without parsing it: the most brackets open at once outside strings.
-    (On text that is not JSON the answer means little; the parser refuses it anyway.)"""
-    if isinstance(text, str):
-        brackets = _NOT_BRACKET_STR.sub("", _STRING_STR.sub("", text)).encode("ascii")
-    else:
-        brackets = _NOT_BRACKET_BYTES.sub(b"", _STRING_BYTES.sub(b"", text))
-    # A running sum in C (itertools), not a Python loop over every bracket.
-    return max(accumulate(array("b", brackets.translate(_STEPS))), default=0)
-
-
-def check_depth(text: str | bytes, what: str = "JSON value", *, envelope: int = 0) -> None:
-    """Refuse ``text`` if it nests deeper than :data:`MAX_DEPTH`, before anything parses
-    it (a parser recursing 100,000 levels fails with ``RecursionError``).
-
-    Cheap on the common case: text with fewer brackets than the limit cannot nest past
-    it, and counting them is one pass in C. ``what`` names the input in the error;
-    ``envelope`` levels more are allowed for a document that carries values (a request
-    body's ``{"ops": [{"value": ...}]}``): each value is held to the limit on its own.
-    """
-    limit = MAX_DEPTH + envelope
-    if isinstance(text, str):
-        opened = text.count("[") + text.count("{")
-    else:
-        opened = text.count(b"[") + text.count(b"{")
-    if opened > limit:
-        depth = nesting_depth(text)
-        if depth > limit:
-            raise _too_deep(what, depth, envelope)
-
-
-def _too_deep(what: str, depth: int | None = None, envelope: int = 0) -> NestingTooDeepError:
-    levels = "too many" if depth is None else str(depth)
-    around = f" (and {envelope} around the values it carries)" if envelope else ""
-    return NestingTooDeepError(
-        f"{what} is nested {levels} levels deep: the limit is {MAX_DEPTH} levels of arrays "
-        f"and objects{around}"
-    )
-
-
-# --- decoding -------------------------------------------------------------------------
+# --- invalid UTF-8 --------------------------------------------------------------------
 
 
 def _go_replace(exc: UnicodeError) -> tuple[str, int]:
@@ -178,71 +128,6 @@ def _go_replace(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error("statebox-go-replace", _go_replace)
-
-
-class _Float:
-    """A float literal kept exactly as written (``1.2300``, ``1E5``)."""
-
-    __slots__ = ("literal",)
-
-    def __init__(self, literal: str) -> None:
-        self.literal = literal
-
-
-class _IntLiteral:
-    """``-0``: the one integer literal that ``int()`` cannot give back."""
-
-    __slots__ = ("literal",)
-
-    def __init__(self, literal: str) -> None:
-        self.literal = literal
-
-
-def _parse_int_exact(literal: str) -> int | _IntLiteral:
-    if literal == "-0" or len(literal) > 4000:  # int() refuses > 4300 digits
-        return _IntLiteral(literal)
-    return int(literal)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# Two decoders: the common one leaves integers to the C scanner; the exact one is used
-# only when the text could hold a ``-0`` or a huge integer.
-_FAST_DECODER = json.JSONDecoder(parse_float=_Float, parse_constant=_reject_constant)
-_EXACT_DECODER = json.JSONDecoder(
-    parse_float=_Float, parse_int=_parse_int_exact, parse_constant=_reject_constant
-)
-_WS = " \t\n\r"
-
-
-def _decode(text: str) -> Any:
-    check_depth(text)
-    decoder = _EXACT_DECODER if "-0" in text else _FAST_DECODER
-    try:
-        value, end = decoder.raw_decode(text, len(text) - len(text.lstrip(_WS)))
-    except json.JSONDecodeError as exc:
-        raise InvalidValueError(f"invalid JSON value: {exc}") from exc
-    except ValueError as exc:  # huge integers, NaN / Infinity
-        if "-0" not in text and "digits" in str(exc):
-            return _decode_exact(text)
-        raise InvalidValueError(f"invalid JSON value: {exc}") from exc
-    if text[end:].strip(_WS):
-        raise InvalidValueError(
-            f"invalid JSON value: more than one JSON value (extra data at character {end})"
-        )
-    return value
-
-
-def _decode_exact(text: str) -> Any:
-    try:
-        value, end = _EXACT_DECODER.raw_decode(text, len(text) - len(text.lstrip(_WS)))
-    except ValueError as exc:
-        raise InvalidValueError(f"invalid JSON value: {exc}") from exc
-    if text[end:].strip(_WS):
-        raise InvalidValueError("invalid JSON value: more than one JSON value")
-    return value
 
 
 # --- encoding -------------------------------------------------------------------------
@@ -268,7 +153,7 @@ _MAY_HOLD_FLOAT: Final = re.compile("[0-9][.eE]")
 
 
 def _has_literal(value: Any) -> bool:
-    if isinstance(value, (_Float, _IntLiteral)):
+    if isinstance(value, NumberLiteral):
         return True
     if isinstance(value, dict):
         return any(_has_literal(v) for v in value.values())
@@ -280,7 +165,7 @@ def _has_literal(value: Any) -> bool:
 def _encode_exact(value: Any, out: list[str]) -> None:
     if isinstance(value, str):
         out.append(_encode_string(value))
-    elif isinstance(value, (_Float, _IntLiteral)):
+    elif isinstance(value, NumberLiteral):
         out.append(value.literal)
     elif value is None:
         out.append("null")
@@ -359,7 +244,7 @@ def _with_literals(value: Any) -> Any:
     from decimal import Decimal
 
     if isinstance(value, Decimal):
-        return _Float(str(value))
+        return NumberLiteral(str(value))
     if isinstance(value, dict):
         return {str(k): _with_literals(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -403,14 +288,14 @@ def normalize(
                 return _finish(direct, limit)
             text = _python_to_text(value)
         except RecursionError:  # Python data nested far past the limit
-            raise _too_deep("JSON value") from None
+            raise too_deep("JSON value") from None
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limit:
             raise _too_large(size, limit)
     may_hold_literals = "-0" in text or _MAY_HOLD_FLOAT.search(text) is not None
     if len(text) > 4000 and not may_hold_literals:
-        may_hold_literals = True  # a huge integer literal may have come back as _IntLiteral
-    return _finish(_encode(_decode(text), may_hold_literals), limit)
+        may_hold_literals = True  # a huge integer may have come back as a NumberLiteral
+    return _finish(_encode(parse_literals(text), may_hold_literals), limit)
 
 
 def _finish(text: str, limit: int) -> NormalizedValue:

@@ -1,11 +1,16 @@
-"""The application factory: every route, one shape.
+"""The application factory: the routers it mounts, every route one shape.
 
-Every endpoint is the same: authenticate, authorize the keyspace, call one engine (or
-backend) method, answer with its JSON. :func:`endpoint` wraps each handler with
-authentication and the error mapping (``StateboxError.http_status``, the
-``{"error": {...}}`` body, metrics); :class:`~statebox.server.call.Call` gives the
-handler what it needs from the request; :class:`~statebox.server.state.ServerState` is
-what all requests share.
+Every endpoint is the same: authenticate, read the route's declared query and body,
+authorize the keyspace, call one engine (or backend) method, answer with its JSON.
+:func:`endpoint` wraps each declared route (:class:`statebox.web.Route`) with
+authentication, the decoding of its input and the error mapping
+(``StateboxError.http_status``, the ``{"error": {...}}`` body, metrics);
+:class:`~statebox.server.call.Call` gives the handler what it needs from the request;
+:class:`~statebox.server.state.ServerState` is what all requests share.
+
+The server's own areas are routers (:func:`server_routers`); another face adds its own
+through the ``statebox.routers`` entry points (:func:`statebox.web.plugin_routers`),
+without a change here. ``/openapi.json`` is generated from the routes of them all.
 """
 
 from __future__ import annotations
@@ -22,36 +27,47 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..backends import open_backend
 from ..backends.base import Backend
 from ..core.clock import Clock, SystemClock
+from ..core.envelope import dumps_envelope
 from ..core.errors import InvalidRequestError, StateboxError
-from ..core.results import dumps_envelope
 from ..store import StateStore
+from ..web import Route, Router, plugin_routers, starlette_routes
 from ..wire.codec import error_body
-from . import docs, routes_keyspaces, routes_kv, routes_leases, routes_raw, watch
+from . import (
+    docs,
+    routes_keyspaces,
+    routes_kv,
+    routes_leases,
+    routes_raw,
+    routes_update,
+    watch,
+)
 from .auth import ANONYMOUS
 from .browsers import CORS_HEADERS, CORS_METHODS, BrowserGuard
-from .call import Call, Handler, RouteSpec
+from .call import Call
 from .config import ServerConfig
 from .disclosure import new_request_id
 from .front import FrontMiddleware
 from .state import ServerState, json_response
 
-__all__ = ["create_app", "endpoint"]
+__all__ = ["create_app", "endpoint", "server_routers"]
 
 log = logging.getLogger("statebox.server")
 
 
-def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> Any:
-    """A Starlette endpoint: authenticate, run ``handler``, map errors to responses."""
+def endpoint(state: ServerState, route: Route) -> Any:
+    """A Starlette endpoint: authenticate, decode the route's input, run its handler,
+    map errors to responses."""
+    handler = route.handler
 
     async def run(request: Request) -> Response:
         try:
-            principal = ANONYMOUS if public else state.authenticate(request)
-            return await handler(Call(request, state, principal))
+            principal = ANONYMOUS if route.public else state.authenticate(request)
+            call = Call(request, state, principal)
+            return await handler(call, *await call.arguments(route))
         except StateboxError as exc:
             return state.error_response(exc)
         except OverflowError:  # a number too large for the storage's 64-bit integers
@@ -73,22 +89,6 @@ def endpoint(state: ServerState, handler: Handler, *, public: bool = False) -> A
 
     run.__name__ = handler.__name__
     return run
-
-
-def _route(path: str, endpoints: dict[str, Any]) -> Route:
-    """One route for ``path``, choosing the handler by method: Starlette matches each
-    route's pattern in turn, so a PUT listed after the GET of its path matched twice."""
-    if len(endpoints) == 1:
-        method, only = next(iter(endpoints.items()))
-        return Route(path, only, methods=[method])  # Starlette answers HEAD for a GET
-    if "GET" in endpoints and "HEAD" not in endpoints:
-        endpoints = {**endpoints, "HEAD": endpoints["GET"]}  # as Starlette does for a GET
-
-    async def dispatch(request: Request) -> Response:
-        response: Response = await endpoints[request.method](request)
-        return response
-
-    return Route(path, dispatch, methods=list(endpoints))
 
 
 async def _purge_periodically(state: ServerState, interval: float) -> None:
@@ -134,6 +134,22 @@ def _middleware(state: ServerState, config: ServerConfig) -> list[Middleware]:
     return layers
 
 
+def server_routers(config: ServerConfig) -> list[Router]:
+    """The server's own areas, each a router (the test reset only in test mode)."""
+    routers = [
+        routes_kv.router,
+        routes_update.router,
+        routes_keyspaces.router,
+        routes_raw.router,
+        routes_leases.router,
+        watch.router,
+        docs.router,
+    ]
+    if config.test_mode:
+        routers.append(routes_raw.test_router)
+    return routers
+
+
 def create_app(
     store: str | Backend | StateStore,
     config: ServerConfig | None = None,
@@ -150,20 +166,9 @@ def create_app(
     url = store if isinstance(store, str) else backend.url
     state = ServerState(url, backend, config, clock if clock is not None else SystemClock())
 
-    specs: list[RouteSpec] = [
-        *routes_kv.ROUTES,
-        *routes_raw.ROUTES,
-        *routes_leases.ROUTES,
-        *routes_keyspaces.ROUTES,
-        *watch.ROUTES,
-        *docs.ROUTES,
-    ]
-    if config.test_mode:
-        specs.append(("POST", "/v1/_test/reset", routes_raw.reset, False))
-    by_path: dict[str, dict[str, Any]] = {}
-    for method, path, handler, public in specs:
-        by_path.setdefault(path, {})[method] = endpoint(state, handler, public=public)
-    routes = [_route(path, endpoints) for path, endpoints in by_path.items()]
+    routers = [*server_routers(config), *plugin_routers()]
+    routes = starlette_routes(routers, lambda route: endpoint(state, route))
+    state.routers = routers  # /openapi.json describes them
 
     async def not_routed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -1,43 +1,30 @@
-"""One request as a handler sees it (:class:`Call`), and the checks of its input."""
+"""One request as a handler sees it (:class:`Call`, a :class:`statebox.web.RequestView`),
+and how its declared query and body are read before the handler runs."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio.to_thread
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
 
 from ..core.errors import InvalidRequestError, PermissionDeniedError, quoted
 from ..core.model import Keyspace, RunContext, UpdatedBy
 from ..core.values import check_depth
 from ..store import StateStore
-from ..wire.codec import (
-    NOW_HEADER,
-    check_op_count,
-    loads_batch,
-    loads_exact,
-    updated_by_from_headers,
-)
+from ..web import Body, Query, RequestView, Route
+from ..web.decoding import decode_body, decode_query
+from ..wire.codec import NOW_HEADER, check_op_count, updated_by_from_headers
 from .auth import Access, Principal
 from .state import NO_CONTEXT, FixedClock, ServerState
 from .writer import BIG_BATCH_BYTES, is_big_batch
 
-__all__ = [
-    "Call",
-    "Handler",
-    "RouteSpec",
-    "bounded_int",
-    "check_fields",
-    "field_bool",
-    "field_int",
-    "field_str",
-]
+__all__ = ["Call"]
 
-INT64: Final = 2**63
+T = TypeVar("T")
+B = TypeVar("B", bound=Body)
 #: Levels a JSON body adds around the values it carries (``{"ops": [{"value": ...}]}``,
 #: ``{"patch": [{"value": ...}]}``): the values themselves are held to MAX_DEPTH.
 BODY_ENVELOPE: Final = 3
@@ -53,7 +40,7 @@ class Call:
         self.state = state
         self.principal = principal
         self._headers: dict[str, str] | None = None
-        #: Bytes of the body :meth:`body_object` read.
+        #: Bytes of the body :meth:`body` read.
         self.body_size = 0
 
     @property
@@ -69,17 +56,17 @@ class Call:
 
     # -- addressing and authorization --------------------------------------------------
 
-    def keyspace(self, access: Access) -> Keyspace:
+    def keyspace(self, access: str) -> Keyspace:
         """The path's scope and namespace, validated, and checked against the grants."""
         params = self.request.path_params
         keyspace = self.state.keyspace(params["scope"], params["namespace"])
         self.authorize(access, keyspace)
         return keyspace
 
-    def authorize(self, access: Access, keyspace: Keyspace) -> None:
-        if not self.principal.can(access, keyspace):
+    def authorize(self, access: str, keyspace: Keyspace) -> None:
+        if not self.principal.can(Access(access), keyspace):
             raise PermissionDeniedError(
-                f"token {quoted(self.principal.name)} has no {access.value} grant on scope "
+                f"token {quoted(self.principal.name)} has no {access} grant on scope "
                 f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
             )
 
@@ -128,108 +115,56 @@ class Call:
 
     # -- input --------------------------------------------------------------------------
 
+    async def read(self, work: Callable[[], T]) -> T:
+        return await self.state.read(work)
+
+    async def write(self, work: Callable[[], T], *, alone: bool = False) -> T:
+        return await self.state.write(work, alone=alone)
+
+    # -- input --------------------------------------------------------------------------
+
     @property
     def query(self) -> QueryParams:
         return self.request.query_params  # parsed once: the request caches it
 
-    async def body_object(self, *, batch: bool = False) -> dict[str, Any]:
-        """The request body: one JSON object (numbers kept exactly as written). A
-        ``batch`` (a transaction) keeps its operations' values as text: see loads_batch."""
+    @property
+    def path_params(self) -> dict[str, str]:
+        params: dict[str, str] = self.request.path_params
+        return params
+
+    def decoded_query(self, model: type[Query]) -> Query:
+        """The route's query model; no parsing at all when there is no query string."""
+        empty = not self.request.scope["query_string"]
+        return decode_query(model, {} if empty else self.query)
+
+    async def body(self, model: type[B], where: str) -> B:
+        """The request body as ``model``: one JSON object, closed, numbers kept exactly as
+        written. A large one is decoded on a worker thread: the event loop keeps
+        answering."""
         raw = await self.request.body()
-        limit = self.state.config.max_txn_ops
-        parse = partial(loads_batch, max_ops=limit) if batch else loads_exact
         self.body_size = len(raw)
         check_depth(raw, "request body", envelope=BODY_ENVELOPE)
-        try:
-            # A large body is parsed on a worker thread: the event loop keeps answering.
-            if len(raw) > BIG_BATCH_BYTES:
-                data = await anyio.to_thread.run_sync(parse, raw)
-            else:
-                data = parse(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidRequestError("request body must be a JSON object")
-        return data
+        if len(raw) > BIG_BATCH_BYTES:
+            return await anyio.to_thread.run_sync(decode_body, model, raw, where)
+        return decode_body(model, raw, where)
 
-    def batch(self, ops: list[Any]) -> bool:
+    async def arguments(self, route: Route) -> list[object]:
+        """What ``route``'s handler takes after the call: its query, then its body."""
+        found: list[object] = []
+        if route.query is not None:
+            found.append(self.decoded_query(route.query))
+        if route.body is not None:
+            found.append(await self.body(route.body, route.name))
+        return found
+
+    def batch(self, ops: Sequence[object]) -> bool:
         """Check a transaction's size against ``max_txn_ops``; whether it is big enough
         to be committed off the event loop, on the writer thread."""
         check_op_count(len(ops), self.state.config.max_txn_ops)
         return is_big_batch(len(ops), self.body_size)
 
-    def q_str(self, name: str) -> str | None:
-        if not self.request.scope["query_string"]:
-            return None  # the common case, without parsing anything
-        return self.query.get(name)
 
-    def q_int(self, name: str, *, minimum: int | None = None) -> int | None:
-        raw = self.q_str(name)
-        if raw is None:
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidRequestError(
-                f"invalid ?{name}= {quoted(raw)}: must be an integer"
-            ) from None
-        return bounded_int(f"?{name}=", value, minimum)
+if TYPE_CHECKING:
 
-    def q_bool(self, name: str) -> bool:
-        raw = self.q_str(name)
-        if raw is None:
-            return False
-        lowered = raw.lower()
-        if lowered in ("", "1", "true", "yes"):
-            return True
-        if lowered in ("0", "false", "no"):
-            return False
-        raise InvalidRequestError(f"invalid ?{name}= {quoted(raw)}: must be true or false")
-
-
-def check_fields(body: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidRequestError(
-            f"{where}: unknown field(s) {_listed(unknown)}; known: {_listed(sorted(allowed))}"
-        )
-
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(quoted(name) for name in names)
-
-
-def bounded_int(name: str, value: int, minimum: int | None) -> int:
-    """``value`` of ``name`` (as the request spells it: ``?limit=``, ``"version"``)."""
-    if minimum is not None and value < minimum:
-        raise InvalidRequestError(f"invalid {name} {value}: must be {minimum} or more")
-    if not -INT64 <= value < INT64:  # every backend stores versions and limits in 64 bits
-        raise InvalidRequestError(f"invalid {name} {value}: out of range")
-    return value
-
-
-def field_int(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequestError(f"invalid {quoted(name)} {quoted(value)}: must be an integer")
-    return bounded_int(quoted(name), value, minimum)
-
-
-def field_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidRequestError(f"invalid {quoted(name)} {quoted(value)}: must be true or false")
-    return value
-
-
-def field_str(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise InvalidRequestError(f"invalid {quoted(name)} {quoted(value)}: must be a string")
-    return value
-
-
-Handler = Callable[[Call], Awaitable[Response]]
-RouteSpec = tuple[str, str, Handler, bool]  # method, path template, handler, public
+    def _a_call_is_a_request_view(call: Call) -> RequestView:
+        return call  # mypy: the server's Call is what other faces' handlers code against

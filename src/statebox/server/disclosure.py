@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Final
 
+from ..core.envelope import dumps_envelope
 from ..core.errors import BackendUnavailableError, ConflictError, CorruptEntryError, StateboxError
 from ..core.redaction import redact_text, redact_url
-from ..core.results import dumps_envelope
 from ..wire.codec import error_body
 
 __all__ = ["REQUEST_ID_HEADER", "Disclosure", "new_request_id", "storage_words"]

@@ -40,7 +40,7 @@ DEFAULT_BODY_TIMEOUT: Final = 60.0
 #: The largest request head (request line and headers together), in bytes.
 DEFAULT_MAX_HEADER_BYTES: Final = 64 * 1024
 #: Seconds an idle keep-alive connection stays open. Longer than the remote store's own
-#: idle limit (20 s, IDLE_LIMIT in backends/http.py): the client always gives up an idle
+#: idle limit (20 s, IDLE_LIMIT in backends/_http_transport.py): the client gives up an idle
 #: connection first, so a request never meets a connection just closed.
 DEFAULT_IDLE_TIMEOUT: Final = 75.0
 #: Open connections at once; more are refused (and the refusal logged).

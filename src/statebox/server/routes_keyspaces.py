@@ -12,16 +12,25 @@ on it), each key's history recording the deletion.
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
+from msgspec import Meta
 from starlette.responses import Response
 
-from ..core.model import Keyspace, KeyspaceInfo, Scope, parse_keyspace_cursor
+from ..core import params
+from ..core.envelope import envelope_json
+from ..core.model import Keyspace, KeyspaceInfo, Scope
 from ..core.results import KeyspacesResult
+from ..web import Answer, Limit, Query, Router
 from .auth import Access
-from .call import Call, RouteSpec
+from .call import Call
+from .models import SCOPES, KeyspaceDeleteResult, SpacePath
+from .models import KeyspacesResult as KeyspacesAnswer
 from .state import json_response
 
-__all__ = ["ROUTES"]
+__all__ = ["router"]
+
+router = Router("keyspaces")
 
 #: Keyspaces read from the store per round while filtering by grants.
 _ROUND = 1000
@@ -46,16 +55,45 @@ def _readable(
         after = batch[-1].keyspace
 
 
-async def list_keyspaces(call: Call) -> Response:
-    raw_scope, raw_after = call.q_str("scope"), call.q_str("after")
-    scope = Scope.parse(raw_scope).value if raw_scope is not None else None
-    after = parse_keyspace_cursor(raw_after) if raw_after is not None else None
-    limit = call.q_int("limit", minimum=0) or 0
+_CURSOR = "^(" + "|".join(SCOPES) + ")/[^/\\\\]+$"
+
+
+class KeyspacesQuery(Query):
+    scope: Annotated[str, Meta(extra_json_schema={"enum": list(SCOPES)})] | None = None
+    limit: Annotated[Limit, Meta(description="At most this many (0: all).")] = 0
+    after: (
+        Annotated[
+            str,
+            Meta(
+                extra_json_schema={"pattern": _CURSOR},
+                description="Continue after this SCOPE/NAMESPACE (the previous page's next).",
+            ),
+        ]
+        | None
+    ) = None
+
+
+@router.get(
+    "/v1/keyspaces",
+    summary="keyspaces: those with live entries that the token may read, paged",
+    query=KeyspacesQuery,
+    responses={200: Answer(KeyspacesAnswer)},
+)
+async def list_keyspaces(call: Call, query: KeyspacesQuery) -> Response:
+    scope = Scope.parse(query.scope).value if query.scope is not None else None
+    after = params.after_keyspace(query.after, "?after=") if query.after is not None else None
+    limit = query.limit
     page, more = await call.state.read(partial(_readable, call, scope, after, limit, call.now()))
     result = KeyspacesResult(scope, page, page[-1].keyspace if more and page else None)
-    return json_response(result.to_json())
+    return json_response(envelope_json(result))
 
 
+@router.delete(
+    "/v1/kv/{scope}/{namespace}",
+    summary="delete a keyspace: every entry of it at once (a write grant on it)",
+    path_params=SpacePath,
+    responses={200: Answer(KeyspaceDeleteResult)},
+)
 async def delete_keyspace(call: Call) -> Response:
     ks = call.keyspace(Access.WRITE)
     store = call.store()
@@ -63,10 +101,4 @@ async def delete_keyspace(call: Call) -> Response:
     result = await call.state.write(
         partial(store.delete_keyspace, ks.scope, ks.namespace), alone=True
     )
-    return json_response(result.to_json())
-
-
-ROUTES: list[RouteSpec] = [
-    ("GET", "/v1/keyspaces", list_keyspaces, False),
-    ("DELETE", "/v1/kv/{scope}/{namespace}", delete_keyspace, False),
-]
+    return json_response(envelope_json(result))

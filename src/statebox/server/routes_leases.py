@@ -10,19 +10,25 @@ to the nanosecond.
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated, Final
 
+from msgspec import Meta
 from starlette.responses import Response
 
-from ..core.errors import InvalidRequestError, NotFoundError, PermissionDeniedError, quoted
+from ..core.envelope import dumps_envelope, envelope_json
+from ..core.errors import NotFoundError, PermissionDeniedError, quoted
 from ..core.leases import validate_lease_name
 from ..core.model import Keyspace
-from ..core.results import dumps_envelope
-from ..wire.codec import float_seconds, parse_seconds
+from ..web import Answer, Body, Router, Seconds, Token
+from ..web.fields import Positive
 from .auth import LEASE_SCOPE, Access
-from .call import Call, RouteSpec, check_fields, field_int, field_str
+from .call import Call
+from .models import LeasePath, LeaseResult, PurgeResult
 from .state import json_response
 
-__all__ = ["ROUTES", "authorize_fence"]
+__all__ = ["authorize_fence", "router"]
+
+router = Router("leases")
 
 
 def _lease_name(call: Call, raw: object, access: Access) -> str:
@@ -44,83 +50,109 @@ def authorize_fence(call: Call, lease: object) -> None:
         )
 
 
-def _ttl(body: dict[str, object], required: bool) -> float | None:
-    raw = body.get("ttl")
-    if raw is None:
-        if required:
-            raise InvalidRequestError('missing "ttl": the lease duration in seconds')
-        return None
-    return float_seconds(parse_seconds(raw, "ttl"))
+_NAME: Final = Meta(extra_json_schema={"minLength": 1}, description="The lease's name.")
+_HOLDER: Final = Meta(extra_json_schema={"minLength": 1}, description="as acquire returned it")
+_TTL: Final = Meta(description="the lease duration in seconds")
+_TOKEN: Final = Meta(description="the fencing token acquire returned")
 
 
-def _holder_and_token(body: dict[str, object]) -> tuple[str, int]:
-    holder, token = field_str(body, "holder"), field_int(body, "token", minimum=1)
-    if holder is None or token is None:
-        raise InvalidRequestError('"holder" and "token" are required (as acquire returned them)')
-    return holder, token
+class AcquireBody(Body):
+    name: Annotated[str, _NAME]
+    ttl: Annotated[Seconds, _TTL]
+    holder: Annotated[str, _HOLDER] | None = None
 
 
-async def acquire(call: Call) -> Response:
-    body = await call.body_object()
-    check_fields(body, {"name", "ttl", "holder"}, "acquire")
-    name = _lease_name(call, body.get("name"), Access.WRITE)
+@router.post(
+    "/v1/leases/acquire",
+    summary="acquire a lease (409 while another holder's lease is live)",
+    body=AcquireBody,
+    responses={200: Answer(LeaseResult)},
+    errors=(409,),
+)
+async def acquire(call: Call, body: AcquireBody) -> Response:
+    name = _lease_name(call, body.name, Access.WRITE)
     store = call.store()
     result = await call.state.write(
-        partial(
-            store.acquire_lease,
-            name,
-            _ttl(body, required=True),  # type: ignore[arg-type]
-            holder=field_str(body, "holder"),
-        )
+        partial(store.acquire_lease, name, body.ttl, holder=body.holder)
     )
-    return json_response(result.to_json())
+    return json_response(envelope_json(result))
 
 
-async def renew(call: Call) -> Response:
-    body = await call.body_object()
-    check_fields(body, {"name", "ttl", "holder", "token"}, "renew")
-    name = _lease_name(call, body.get("name"), Access.WRITE)
-    holder, token = _holder_and_token(body)
+class RenewBody(Body):
+    name: Annotated[str, _NAME]
+    ttl: Annotated[Seconds, _TTL]
+    holder: Annotated[str, _HOLDER]
+    token: Annotated[Token, _TOKEN]
+
+
+@router.post(
+    "/v1/leases/renew",
+    summary="renew a live lease",
+    body=RenewBody,
+    responses={200: Answer(LeaseResult)},
+    errors=(409,),
+)
+async def renew(call: Call, body: RenewBody) -> Response:
+    name = _lease_name(call, body.name, Access.WRITE)
     store = call.store()
     result = await call.state.write(
-        partial(store.renew_lease, name, _ttl(body, required=True), token=token, holder=holder)
+        partial(store.renew_lease, name, body.ttl, token=body.token, holder=body.holder)
     )
-    return json_response(result.to_json())
+    return json_response(envelope_json(result))
 
 
-async def release(call: Call) -> Response:
-    body = await call.body_object()
-    check_fields(body, {"name", "holder", "token"}, "release")
-    name = _lease_name(call, body.get("name"), Access.WRITE)
-    holder, token = _holder_and_token(body)
+class ReleaseBody(Body):
+    name: Annotated[str, _NAME]
+    holder: Annotated[str, _HOLDER]
+    token: Annotated[Token, _TOKEN]
+
+
+@router.post(
+    "/v1/leases/release",
+    summary="release a lease early",
+    body=ReleaseBody,
+    responses={200: Answer(LeaseResult)},
+    errors=(409,),
+)
+async def release(call: Call, body: ReleaseBody) -> Response:
+    name = _lease_name(call, body.name, Access.WRITE)
     store = call.store()
-    result = await call.state.write(partial(store.release_lease, name, token=token, holder=holder))
-    return json_response(result.to_json())
+    result = await call.state.write(
+        partial(store.release_lease, name, token=body.token, holder=body.holder)
+    )
+    return json_response(envelope_json(result))
 
 
+@router.get(
+    "/v1/leases/{name:path}",
+    summary="the latest lease on a name (404: never acquired)",
+    path_params=LeasePath,
+    responses={200: Answer(LeaseResult)},
+)
 async def get_lease(call: Call) -> Response:
     name = _lease_name(call, call.request.path_params["name"], Access.READ)
     store = call.reader()
     result = await call.state.read(partial(store.get_lease, name))
     if result is None:
         raise NotFoundError(f"lease {quoted(name)} was never acquired")
-    return json_response(result.to_json())
+    return json_response(envelope_json(result))
 
 
-async def purge(call: Call) -> Response:
+class PurgeBody(Body):
+    limit: Annotated[Positive, Meta(description="At most this many (1000 by default).")] | None = (
+        None
+    )
+
+
+@router.post(
+    "/v1/purge",
+    summary="purge expired entries now (needs a write grant on every namespace)",
+    body=PurgeBody,
+    responses={200: Answer(PurgeResult)},
+)
+async def purge(call: Call, body: PurgeBody) -> Response:
     call.authorize_everything(Access.WRITE)
-    body = await call.body_object()
-    check_fields(body, {"limit"}, "purge")
-    limit = field_int(body, "limit", minimum=1) or 1000
+    limit = body.limit or 1000
     store = call.store()
     purged = await call.state.write(partial(store.purge_expired, limit), alone=True)
     return json_response(dumps_envelope({"operation": "purge", "purged": purged}))
-
-
-ROUTES: list[RouteSpec] = [
-    ("POST", "/v1/leases/acquire", acquire, False),
-    ("POST", "/v1/leases/renew", renew, False),
-    ("POST", "/v1/leases/release", release, False),
-    ("GET", "/v1/leases/{name:path}", get_lease, False),
-    ("POST", "/v1/purge", purge, False),
-]

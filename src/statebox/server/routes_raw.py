@@ -11,32 +11,57 @@ client may use them too.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 
-from ..backends.base import Applied, Delete, Entry, Mutation, Put, WriteContext
+from ..backends.base import Applied, Entry, Mutation, WriteContext
+from ..core.envelope import dumps_envelope
 from ..core.errors import InvalidRequestError, NotFoundError, quoted
-from ..core.leases import as_fence
 from ..core.model import validate_key, validate_prefix
-from ..core.results import dumps_envelope
 from ..store import StateStore
-from ..transactions import DeleteOp, SetOp, parse_operation
-from ..wire.codec import entry_json, parse_seconds, record_json, value_from_wire
+from ..web import Answer, Body, Flag, Int64, Limit, Query, Router, Version
+from ..web.fields import AfterKey, WaitSeconds
+from ..wire.codec import batch_operation, entry_json, record_json
+from ..wire.mutations import mutation_from_wire
 from .auth import Access
-from .call import Call, RouteSpec, check_fields
-from .routes_kv import KEY_PATH
+from .call import Call
+from .guards import KEY_PATH
+from .models import (
+    OPERATIONS_SCHEMA,
+    AppliedResult,
+    ChangeToken,
+    DeleteOperation,
+    Entries,
+    KeyPath,
+    OneEntry,
+    Records,
+    SetOperation,
+    SpacePath,
+)
 from .routes_leases import authorize_fence
 from .state import json_response
-from .watch import until_disconnected
+from .watch import WAIT_TIMEOUT, until_disconnected
 
-__all__ = ["ROUTES", "reset"]
+__all__ = ["reset", "router", "test_router"]
+
+router = Router("entries")
+#: Mounted in test mode only.
+test_router = Router("test")
 
 
 def _entry_or_null(entry: Entry | None) -> str:
     return "null" if entry is None else entry_json(entry)
 
 
+@router.get(
+    "/v1/entries" + KEY_PATH,
+    summary="entries API: one whole entry (404 when missing)",
+    path_params=KeyPath,
+    responses={200: Answer(OneEntry)},
+)
 async def get_entry(call: Call) -> Response:
     ks = call.keyspace(Access.READ)
     key = validate_key(call.request.path_params["key"])
@@ -49,18 +74,31 @@ async def get_entry(call: Call) -> Response:
     return json_response(f'{{"entry":{entry_json(entry)}}}')
 
 
-async def scan_entries(call: Call) -> Response:
+class ScanQuery(Query):
+    prefix: Annotated[str, Meta(description="Key prefix.")] | None = None
+    after: Annotated[AfterKey, Meta(description="Continue after this key.")] | None = None
+    limit: Annotated[Limit, Meta(description="At most this many (0: all).")] = 0
+    include_values: Annotated[Flag, Meta(description="Include the values.")] = False
+
+
+@router.get(
+    "/v1/entries/{scope}/{namespace}",
+    summary="entries API: whole entries by prefix",
+    path_params=SpacePath,
+    query=ScanQuery,
+    responses={200: Answer(Entries)},
+)
+async def scan_entries(call: Call, query: ScanQuery) -> Response:
     ks = call.keyspace(Access.READ)
-    prefix = validate_prefix(call.q_str("prefix"))
-    after = call.q_str("after")
-    include_values = call.q_bool("include_values")
+    prefix = validate_prefix(query.prefix)
+    include_values = query.include_values
     entries = await call.state.read(
         partial(
             call.state.backend.scan,
             ks,
             prefix,
-            after=None if after is None else validate_key(after),
-            limit=call.q_int("limit", minimum=0) or 0,
+            after=query.after,
+            limit=query.limit,
             include_values=include_values,
             now=call.now(),
         )
@@ -69,65 +107,84 @@ async def scan_entries(call: Call) -> Response:
     return json_response(f'{{"entries":[{items}]}}')
 
 
-async def records(call: Call) -> Response:
+class RecordsQuery(Query):
+    limit: Annotated[Limit, Meta(description="At most this many (0: all).")] = 0
+    version: (
+        Annotated[Version, Meta(description="Only the newest record of this version.")] | None
+    ) = None
+
+
+@router.get(
+    "/v1/records" + KEY_PATH,
+    summary="entries API: history records (or the one of a version)",
+    path_params=KeyPath,
+    query=RecordsQuery,
+    responses={200: Answer(Records)},
+)
+async def records(call: Call, query: RecordsQuery) -> Response:
     ks = call.keyspace(Access.READ)
     key = validate_key(call.request.path_params["key"])
-    version = call.q_int("version", minimum=1)
     backend = call.state.backend
-    if version is not None:
-        record = await call.state.read(partial(backend.get_version, ks, key, version))
+    if query.version is not None:
+        record = await call.state.read(partial(backend.get_version, ks, key, query.version))
         found = [] if record is None else [record]
     else:
-        limit = call.q_int("limit", minimum=0) or 0
-        found = await call.state.read(partial(backend.history, ks, key, limit))
+        found = await call.state.read(partial(backend.history, ks, key, query.limit))
     return json_response(f'{{"records":[{",".join(record_json(r) for r in found)}]}}')
 
 
 def _mutation(call: Call, store: StateStore, raw: Any, index: int, now: int) -> Mutation:
-    if isinstance(raw, dict) and "encoding" in raw:
-        value = value_from_wire(raw)
-        raw = {k: v for k, v in raw.items() if k not in ("encoding", "contentType")}
-        raw["value"] = value
-    if isinstance(raw, dict) and isinstance(raw.get("fencing"), dict):
-        fencing = raw["fencing"]
-        raw = {**raw, "fencing": (fencing.get("lease"), fencing.get("token"))}
-    op = parse_operation(raw, index)
-    key = validate_key(op.key)
-    fence = as_fence(op.fencing)
-    if fence is not None:
-        authorize_fence(call, fence.lease)
-    if isinstance(op, DeleteOp):
-        return Delete(key, op.expected_version, fence)
-    assert isinstance(op, SetOp)
-    # The contract's apply takes any expiry, even a past one: ttl is exact and may be <= 0.
-    expires_at = None if op.ttl is None else now + parse_seconds(op.ttl, "ttl")
-    return Put(
-        key, store.normalize(op.value), op.expected_version, op.create_only, expires_at, fence
+    """One operation of ``/v1/apply``, read by the wire's decoder (the http:// backend's
+    encoder sits beside it); a fence must be one this caller may use."""
+    return mutation_from_wire(
+        raw, index, now, store.normalize, lambda fence: authorize_fence(call, fence.lease)
     )
 
 
-async def apply(call: Call) -> Response:
-    ks = call.keyspace(Access.WRITE)
-    body = await call.body_object(batch=True)
+class ApplyBody(Body):
     # No history_limit field: how many versions a key keeps is the store's policy (the
     # server's --history-limit), never a writer's, who could otherwise erase a history.
-    check_fields(body, {"ops"}, "apply")
-    ops = body.get("ops")
-    if not isinstance(ops, list) or not ops:
+    schema_models = (SetOperation, DeleteOperation)
+
+    ops: Annotated[
+        list[Annotated[msgspec.Raw, Meta(extra_json_schema=OPERATIONS_SCHEMA)]],
+        Meta(
+            extra_json_schema={"minItems": 1},
+            description="a non-empty list of set/delete operations",
+        ),
+    ]
+
+
+@router.post(
+    "/v1/apply/{scope}/{namespace}",
+    summary="entries API: apply mutations all or nothing; answers the entries before and "
+    "after each",
+    path_params=SpacePath,
+    body=ApplyBody,
+    responses={200: Answer(AppliedResult)},
+    errors=(409,),
+)
+async def apply(call: Call, body: ApplyBody) -> Response:
+    ks = call.keyspace(Access.WRITE)
+    if not body.ops:
         raise InvalidRequestError('apply needs "ops": a non-empty list of set/delete operations')
-    big = call.batch(ops)
+    big = call.batch(body.ops)
     store = call.store()
     ctx = WriteContext(
         now=call.now(), updated_by=call.updated_by(), history_limit=store.history_limit
     )
+
+    def mutations() -> list[Mutation]:
+        ops = [batch_operation(raw) for raw in body.ops]
+        return [_mutation(call, store, raw, i, ctx.now) for i, raw in enumerate(ops)]
+
     if not big:
-        mutations = [_mutation(call, store, raw, i, ctx.now) for i, raw in enumerate(ops)]
-        applied = await call.state.write(partial(call.state.backend.apply, ks, mutations, ctx))
+        batch = mutations()
+        applied = await call.state.write(partial(call.state.backend.apply, ks, batch, ctx))
         return json_response(_applied_json(applied))
 
-    def commit() -> str:  # on the writer thread: its values normalize there too
-        mutations = [_mutation(call, store, raw, i, ctx.now) for i, raw in enumerate(ops)]
-        return _applied_json(call.state.backend.apply(ks, mutations, ctx))
+    def commit() -> str:  # on the writer thread: big values are read and normalized there
+        return _applied_json(call.state.backend.apply(ks, mutations(), ctx))
 
     return json_response(await call.state.write(commit, alone=True))
 
@@ -140,17 +197,27 @@ def _applied_json(applied: list[Applied]) -> str:
     return f'{{"results":[{results}]}}'
 
 
-async def changes(call: Call) -> Response:
+class ChangesQuery(Query):
+    after: Annotated[Int64, Meta(description="Wait until the token differs.")] | None = None
+    timeout: Annotated[WaitSeconds, WAIT_TIMEOUT] | None = None
+
+
+@router.get(
+    "/v1/changes/{scope}/{namespace}",
+    summary="entries API: the change token; with after=, wait until it moves",
+    path_params=SpacePath,
+    query=ChangesQuery,
+    responses={200: Answer(ChangeToken)},
+    errors=(429,),
+)
+async def changes(call: Call, query: ChangesQuery) -> Response:
     ks = call.keyspace(Access.READ)
-    after = call.q_int("after")
+    after = query.after
     backend = call.state.backend
     if after is None:
         token = await call.state.read(partial(backend.change_token, ks))
     else:
-        raw_timeout = call.q_str("timeout")
-        seconds = 30.0 if raw_timeout is None else parse_seconds(raw_timeout, "timeout") / 1e9
-        if seconds < 0:
-            raise InvalidRequestError("invalid timeout: must be 0 or more seconds")
+        seconds = 30.0 if query.timeout is None else query.timeout
         timeout = min(seconds, call.state.config.max_wait)
         # Waits on the event loop, not in a thread (ServerState.watch); a watch like
         # the others: counted per token, ended when the client leaves.
@@ -169,17 +236,9 @@ async def changes(call: Call) -> Response:
     return json_response(dumps_envelope({"token": token}))
 
 
+@test_router.post("/v1/_test/reset", summary="test mode only: empty the store")
 async def reset(call: Call) -> Response:
     """Test mode only: empty the store (each conformance test starts from nothing)."""
     call.authorize_everything(Access.WRITE)
     call.state.reset()
     return json_response(dumps_envelope({"reset": True}))
-
-
-ROUTES: list[RouteSpec] = [
-    ("GET", "/v1/entries" + KEY_PATH, get_entry, False),
-    ("GET", "/v1/entries/{scope}/{namespace}", scan_entries, False),
-    ("GET", "/v1/records" + KEY_PATH, records, False),
-    ("POST", "/v1/apply/{scope}/{namespace}", apply, False),
-    ("GET", "/v1/changes/{scope}/{namespace}", changes, False),
-]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -33,6 +33,9 @@ from .config import ServerConfig
 from .disclosure import REQUEST_ID_HEADER, Disclosure, storage_words
 from .metrics import Metrics
 from .writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from ..web import Router
 
 __all__ = ["JSON", "NO_CONTEXT", "FixedClock", "ServerState", "json_response"]
 
@@ -68,6 +71,10 @@ class ServerState:
         self._watches: dict[str, int] = {}  # open watches per principal name
         self.changes: ChangeHub | None = None
         self._keyspaces: dict[tuple[str, str], Keyspace] = {}
+        #: The routers the app mounts (``create_app``), and their OpenAPI document once
+        #: served.
+        self.routers: list[Router] = []
+        self.openapi_json: str | None = None
         self._attach(backend)
 
     def _attach(self, backend: Backend) -> None:

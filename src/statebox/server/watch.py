@@ -20,22 +20,26 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack
 from functools import partial
-from typing import Final, TypeVar
+from typing import Annotated, Final, TypeVar
 
 import anyio
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..core.errors import InvalidRequestError
-from ..core.results import WatchEvent, WatchResult, dumps_envelope
+from ..core.envelope import dumps_envelope, envelope_json
+from ..core.results import WatchEvent, WatchResult
 from ..watch import Watcher
-from ..wire.codec import parse_seconds
+from ..web import Answer, Flag, Query, Router
+from ..web.fields import After, WaitSeconds
 from .auth import Access
-from .call import Call, RouteSpec
+from .call import Call
+from .models import SpacePath
+from .models import WatchResult as WatchAnswer
 from .state import json_response
 
-__all__ = ["ROUTES"]
+__all__ = ["WAIT_TIMEOUT", "router", "until_disconnected"]
 
 T = TypeVar("T")
 
@@ -43,26 +47,30 @@ T = TypeVar("T")
 SLICE: Final = 15.0
 
 
-def _timeout(call: Call, default: float | None) -> float | None:
-    raw = call.q_str("timeout")
-    if raw is None:
-        return default
-    seconds = parse_seconds(raw, "timeout") / 1e9
-    if seconds < 0:
-        raise InvalidRequestError("invalid timeout: must be 0 or more seconds")
-    return seconds
+router = Router("watch")
+
+# No maximum here: a longer wait is cut to the server's --max-wait (60 s by default).
+WAIT_TIMEOUT: Final = Meta(description="Seconds (at most the server's --max-wait).")
 
 
-async def _watcher(call: Call) -> Watcher:
+class WatchQuery(Query):
+    key: Annotated[str, Meta(description="Watch this key (or give prefix).")] | None = None
+    prefix: Annotated[str, Meta(description="Watch every key under this prefix.")] | None = None
+    after_version: Annotated[After, Meta(description="The version already known.")] | None = None
+    include_values: Annotated[Flag, Meta(description="Include the new values.")] = False
+    timeout: Annotated[WaitSeconds, WAIT_TIMEOUT] | None = None
+
+
+async def _watcher(call: Call, query: WatchQuery) -> Watcher:
     ks = call.keyspace(Access.READ)
     store = call.reader()
     return await call.state.read(
         partial(
             store.watcher,
-            call.q_str("key"),
-            prefix=call.q_str("prefix"),
-            after_version=call.q_int("after_version", minimum=0),
-            include_values=call.q_bool("include_values"),
+            query.key,
+            prefix=query.prefix,
+            after_version=query.after_version,
+            include_values=query.include_values,
             scope=ks.scope,
             namespace=ks.namespace,
         )
@@ -91,17 +99,26 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[T]])
     return result
 
 
-async def long_poll(call: Call) -> Response:
-    timeout = min(_timeout(call, 30.0) or 0.0, call.state.config.max_wait)
+@router.get(
+    "/v1/watch/{scope}/{namespace}",
+    summary="watch (long poll): wait until a key or a prefix changes",
+    path_params=SpacePath,
+    query=WatchQuery,
+    responses={200: Answer(WatchAnswer)},
+    errors=(429,),
+)
+async def long_poll(call: Call, query: WatchQuery) -> Response:
+    wait = 30.0 if query.timeout is None else query.timeout
+    timeout = min(wait, call.state.config.max_wait)
     with call.state.watch_slot(call.principal):
-        watcher = await _watcher(call)
+        watcher = await _watcher(call, query)
         events = await until_disconnected(
             call.request, partial(_next_events, call, watcher, timeout)
         )
     if events is None:  # the client left: nobody reads this
         return Response(status_code=204)
     result = WatchResult(watcher.keyspace, watcher.key, watcher.prefix, events)
-    return json_response(result.to_json())
+    return json_response(envelope_json(result))
 
 
 class _WatchStream(StreamingResponse):
@@ -122,12 +139,27 @@ class _WatchStream(StreamingResponse):
             self._release()
 
 
-async def event_stream(call: Call) -> Response:
-    timeout = _timeout(call, None)
+@router.get(
+    "/v1/events/{scope}/{namespace}",
+    summary="watch (server-sent events): every change as it happens",
+    path_params=SpacePath,
+    query=WatchQuery,
+    responses={
+        200: Answer(
+            media_type="text/event-stream",
+            description="An event stream: event created|updated|deleted, data: the event's "
+            "envelope",
+            schema={"type": "string"},
+        )
+    },
+    errors=(429,),
+)
+async def event_stream(call: Call, query: WatchQuery) -> Response:
+    timeout = query.timeout
     slot = ExitStack()  # given back by the response when the stream ends
     slot.enter_context(call.state.watch_slot(call.principal))
     try:
-        watcher = await _watcher(call)
+        watcher = await _watcher(call, query)
     except BaseException:
         slot.close()
         raise
@@ -142,14 +174,8 @@ async def event_stream(call: Call) -> Response:
                 return
             events = await _next_events(call, watcher, min(remaining, SLICE))
             for event in events:
-                yield f"event: {event.event}\ndata: {event.to_json()}\n\n".encode()
+                yield f"event: {event.event}\ndata: {envelope_json(event)}\n\n".encode()
             if not events:
                 yield b": keep-alive\n\n"
 
     return _WatchStream(stream(), slot.close)
-
-
-ROUTES: list[RouteSpec] = [
-    ("GET", "/v1/watch/{scope}/{namespace}", long_poll, False),
-    ("GET", "/v1/events/{scope}/{namespace}", event_stream, False),
-]

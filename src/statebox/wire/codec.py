@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
-from ..core.clock import NS_PER_SECOND, format_timestamp, parse_timestamp
+from ..core.clock import format_timestamp, parse_timestamp
+from ..core.envelope import dumps_envelope
+from ..core.envelope import value_fields as envelope_value_fields
 from ..core.errors import (
     BackendUnavailableError,
     ConflictError,
@@ -34,16 +34,18 @@ from ..core.errors import (
     quoted,
     worded,
 )
-from ..core.leases import MAX_DURATION_SECONDS
+from ..core.exactjson import ENVELOPE, loads_exact
 from ..core.model import UpdatedBy
+from ..core.params import MAX_SECONDS, float_seconds, format_seconds, seconds_ns
 from ..core.records import Entry, HistoryRecord, Lease
-from ..core.results import EmbeddedJSON, dumps_envelope
+from ..core.results import StoredValue
 from ..core.values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth, normalize, sha256_hex
 
 __all__ = [
     "CONTEXT_HEADERS",
     "NOW_HEADER",
-    "JsonNumber",
+    "MAX_SECONDS",
+    "ENVELOPE",
     "decode_entry",
     "decode_lease",
     "decode_record",
@@ -54,7 +56,8 @@ __all__ = [
     "float_seconds",
     "format_seconds",
     "check_op_count",
-    "loads_batch",
+    "batch_operation",
+    "transaction_operation",
     "loads_exact",
     "parse_seconds",
     "record_json",
@@ -64,10 +67,6 @@ __all__ = [
     "value_from_wire",
 ]
 
-#: The longest duration (ttl, lease ttl, timeout) the wire accepts: the engine's own
-#: bound, so the API and the remote store refuse no duration the engine takes; an expiry
-#: in ns stays inside a 64-bit integer for every backend.
-MAX_SECONDS: Final = MAX_DURATION_SECONDS
 #: The client's clock, in ns since the epoch; honoured only by a server in test mode.
 NOW_HEADER: Final = "x-statebox-now"
 #: The run context a write records in ``updatedBy`` (values percent-encoded UTF-8).
@@ -81,53 +80,8 @@ CONTEXT_HEADERS: Final = {
 
 # --- exact JSON -----------------------------------------------------------------------
 
-#: Levels a document on the wire may nest around the values it carries (a response's
-#: ``{"results": [{"current": {"value": ...}}]}``, a body's ``{"ops": [{"value": ...}]}``).
-ENVELOPE: Final = 4
-
-
-class JsonNumber(Decimal):
-    """A JSON number literal kept exactly as written (``1.2300``, ``1E5``, ``-0``).
-
-    A :class:`~decimal.Decimal`, so :func:`statebox.core.values.normalize` accepts it and
-    writes ``str()`` of it — the literal itself — back unchanged.
-    """
-
-    __slots__ = ("literal",)
-    literal: str
-
-    def __new__(cls, literal: str) -> JsonNumber:
-        self = super().__new__(cls, literal)
-        self.literal = literal
-        return self
-
-    def __str__(self) -> str:
-        return self.literal
-
-    def __repr__(self) -> str:
-        return f"JsonNumber({self.literal!r})"
-
-
-def _parse_int(literal: str) -> int | JsonNumber:
-    # int() would lose "-0" and refuses more than 4300 digits.
-    return JsonNumber(literal) if literal == "-0" or len(literal) > 4000 else int(literal)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_EXACT: Final = json.JSONDecoder(
-    parse_float=JsonNumber, parse_int=_parse_int, parse_constant=_reject_constant
-)
-
-
-def loads_exact(data: bytes | str) -> Any:
-    """Parse one JSON document, keeping number literals; raises ``ValueError`` (also
-    :class:`~statebox.core.errors.NestingTooDeepError`, nested past ``MAX_DEPTH``)."""
-    check_depth(data, "JSON document", envelope=ENVELOPE)
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return _EXACT.decode(text)
+# The one exact-number parser lives in the core (statebox.core.exactjson); the wire's
+# callers import it from here with the rest of the protocol.
 
 
 def check_op_count(count: int, limit: int) -> None:
@@ -139,54 +93,59 @@ def check_op_count(count: int, limit: int) -> None:
         )
 
 
-def loads_batch(data: bytes, max_ops: int | None = None) -> Any:
-    """A transaction body (``{"ops": [...], ...}``) like :func:`loads_exact`, except that
-    each operation's JSON ``value`` stays text (:class:`RawJSON`), normalized later one
-    at a time: 128 values of 1 MiB never become millions of Python objects at once
-    (gigabytes, and seconds of garbage collection holding the interpreter's lock).
-    Raises ``ValueError`` as :func:`loads_exact` does. The caller has checked the
-    body's nesting depth (``check_depth``); ``max_ops`` refuses a batch of more
-    operations (:func:`check_op_count`) as soon as they are counted, before any of them
-    is decoded: 100,000 tiny operations cost milliseconds to refuse, not seconds.
+def batch_operation(raw: bytes) -> Any:
+    """One operation of a transaction body (``{"ops": [...]}``) as :func:`loads_exact`
+    parses it, except that its JSON ``value`` stays text (:class:`RawJSON`), normalized
+    when it is applied, one at a time: 128 values of 1 MiB never become millions of
+    Python objects at once (gigabytes, and seconds of garbage collection holding the
+    interpreter's lock). Raises ``ValueError`` as :func:`loads_exact` does.
 
-    ``msgspec`` finds the values' spans without building them; it comes with the
-    server (the remote store, which never reads a request body, does without it).
+    ``msgspec`` finds the value's span without building it; it comes with the server
+    (the remote store, which never reads a request body, does without it).
     """
     import msgspec
 
     try:
-        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
-    except msgspec.ValidationError:  # valid JSON, not an object: the caller says so
-        return loads_exact(data)
-    body = {name: loads_exact(bytes(raw)) for name, raw in top.items() if name != "ops"}
-    if "ops" in top:
-        try:
-            items = msgspec.json.decode(top["ops"], type=list[msgspec.Raw])
-        except msgspec.ValidationError:
-            body["ops"] = loads_exact(bytes(top["ops"]))
-        else:
-            if max_ops is not None:
-                check_op_count(len(items), max_ops)
-            body["ops"] = [_batch_operation(item) for item in items]
-    return body
-
-
-def _batch_operation(item: Any) -> Any:
-    import msgspec
-
-    try:
-        fields = msgspec.json.decode(item, type=dict[str, msgspec.Raw])
-    except msgspec.ValidationError:  # not an object: parse_operation names it
-        return loads_exact(bytes(item))
+        fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError:  # not an object: the operation's reader names it
+        return loads_exact(bytes(raw))
     raw_value = "value" in fields and "encoding" not in fields  # base64 stays a string
     return {
-        name: RawJSON(bytes(raw)) if raw_value and name == "value" else loads_exact(bytes(raw))
-        for name, raw in fields.items()
+        name: RawJSON(bytes(item)) if raw_value and name == "value" else loads_exact(bytes(item))
+        for name, item in fields.items()
     }
 
 
+def transaction_operation(raw: bytes) -> Any:
+    """One operation of a transaction (``{"op": "set", "key": ..., "value": ...}``) as
+    every face hands it to the engine: :func:`batch_operation`'s fields, a base64
+    ``value`` (``"encoding"``) as its :class:`Blob`, ``ttl`` as exact seconds. The
+    server's ``/v1/txn`` and the CLI's ``txn`` both read their operations here; the
+    engine checks the rest (and names the operation by its index)."""
+    op = batch_operation(raw)
+    if not isinstance(op, dict):
+        return op  # the engine says what is wrong with it
+    if "encoding" in op:
+        value = value_from_wire(op)
+        op = {k: v for k, v in op.items() if k not in ("encoding", "contentType")}
+        op["value"] = value
+    if op.get("ttl") is not None:
+        # exact, but not refused here when not positive: the engine's refusal names the
+        # operation (its index)
+        op["ttl"] = float_seconds(seconds_ns(op["ttl"], '"ttl"'))
+    return op
+
+
+# --- values -----------------------------------------------------------------------------
+#
+# One encoding of a value on the wire, and one decoding: a JSON value is embedded as
+# itself; bytes travel as base64 with their contentType and "encoding": "base64".
+
+
 def value_from_wire(obj: Mapping[str, Any], field: str = "value") -> Any:
-    """The value to store from ``{"value": ...}`` (JSON) or its base64 form (a Blob)."""
+    """The value in ``obj``: its JSON ``value``, or a :class:`Blob` from its base64 form
+    (``contentType``, ``"encoding": "base64"``) — the one decoding of a wire value, for
+    request bodies and for the entries a server sends back alike."""
     if field not in obj:
         raise InvalidRequestError(f"missing field {quoted(field)}")
     value = obj[field]
@@ -209,14 +168,10 @@ def value_from_wire(obj: Mapping[str, Any], field: str = "value") -> Any:
 
 def value_fields(data: bytes, content_type: str) -> dict[str, Any]:
     """``{"value": <embedded JSON>}``, or for bytes ``{"value": base64, "contentType",
-    "encoding": "base64"}`` — what :func:`value_from_wire` reads back."""
-    if content_type == JSON_CONTENT_TYPE:
-        return {"value": EmbeddedJSON(data.decode("utf-8"))}
-    return {
-        "value": base64.b64encode(data).decode("ascii"),
-        "contentType": content_type,
-        "encoding": "base64",
-    }
+    "encoding": "base64"}`` — what :func:`value_from_wire` reads back. The one encoding
+    of a wire value is the envelopes' (:func:`statebox.core.envelope.value_fields`, in
+    the core: the server's answers use it), for the wire's entries and mutations too."""
+    return envelope_value_fields(StoredValue(data, content_type))
 
 
 def _value_bytes(
@@ -231,11 +186,14 @@ def _value_bytes(
         return b""
     if digest in known:
         return known[digest]
-    if obj.get("encoding") == "base64":
-        data = base64.b64decode(obj["value"])
-        actual = sha256_hex(data)
+    try:
+        value = value_from_wire(obj)
+    except InvalidRequestError as exc:
+        raise CorruptEntryError(f"the server sent a malformed value: {exc.message}") from None
+    if isinstance(value, Blob):
+        data, actual = value.data, sha256_hex(value.data)
     elif content_type == JSON_CONTENT_TYPE:
-        normalized = normalize(obj["value"], limit=1 << 62)
+        normalized = normalize(value, limit=1 << 62)
         data, actual = normalized.data, normalized.hash
     else:
         raise CorruptEntryError(
@@ -248,47 +206,8 @@ def _value_bytes(
 
 # --- seconds --------------------------------------------------------------------------
 
-
-def format_seconds(ns: int) -> str:
-    """Nanoseconds as an exact decimal number of seconds (JSON number text)."""
-    sign = "-" if ns < 0 else ""
-    whole, frac = divmod(abs(ns), NS_PER_SECOND)
-    return f"{sign}{whole}.{frac:09d}" if frac else f"{sign}{whole}"
-
-
-def parse_seconds(value: object, what: str) -> int:
-    """A JSON / query number of seconds as exact nanoseconds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-        raise InvalidRequestError(f"invalid {what} {quoted(value)}: must be a number of seconds")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidRequestError(
-            f"invalid {what} {quoted(value)}: must be a number of seconds"
-        ) from None
-    if not number.is_finite() or abs(number) > MAX_SECONDS:
-        raise InvalidRequestError(
-            f"invalid {what} {quoted(value)}: must be a number of seconds up to {MAX_SECONDS} "
-            "(100 years)"
-        )
-    return int(number * NS_PER_SECOND)
-
-
-def float_seconds(ns: int) -> float:
-    """Seconds as the float the engine takes, chosen so that ``int(t * 1e9) == ns``.
-
-    The engine's methods take ``ttl`` as float seconds and compute ``int(ttl * 1e9)``;
-    the wire carries exact decimals, so the server picks the float that gives back the
-    exact nanoseconds — exactly up to 2**23 s (97 days), where a double still resolves a
-    nanosecond, and within a few ns beyond.
-    """
-    seconds = ns / NS_PER_SECOND
-    for _ in range(4):
-        got = int(seconds * NS_PER_SECOND)
-        if got == ns:
-            return seconds
-        seconds = math.nextafter(seconds, math.inf if got < ns else -math.inf)
-    return ns / NS_PER_SECOND
+#: A number of seconds on the wire: one parser for every face (:mod:`statebox.core.params`).
+parse_seconds: Final = seconds_ns
 
 
 # --- entries, records, leases ---------------------------------------------------------
@@ -298,12 +217,12 @@ _dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enco
 
 
 def _with_value(head: dict[str, Any], data: bytes, content_type: str) -> str:
-    """``head`` as JSON, with the value appended (embedded verbatim when it is JSON)."""
-    text: str = _dumps(head)
+    """``head`` as JSON, with the value appended: JSON embedded verbatim (no re-encoding:
+    the hot path of every read), bytes in their wire form (:func:`value_fields`)."""
     if content_type == JSON_CONTENT_TYPE:
+        text: str = _dumps(head)
         return f'{text[:-1]},"value":{data.decode("utf-8")}}}'
-    encoded = base64.b64encode(data).decode("ascii")
-    return f'{text[:-1]},"value":"{encoded}","encoding":"base64"}}'
+    return str(_dumps({**head, **value_fields(data, content_type)}))
 
 
 def _head(item: Entry | HistoryRecord) -> dict[str, Any]:

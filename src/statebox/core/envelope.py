@@ -1,0 +1,387 @@
+"""The Dagu envelope (SPEC §4-§5): the JSON object each result is rendered as.
+
+Results (:mod:`statebox.core.results`, :mod:`statebox.core.results_beyond`) are plain
+data; this module is the one place that turns them into the SPEC's envelopes: keys in
+the SPEC's order, fields omitted (not null) where the SPEC says so, camelCase names,
+RFC 3339 timestamps, ``expiresAt`` only where a TTL exists, binary values as base64 with
+their content type. The CLI prints :func:`envelope_json`, the HTTP server answers with
+it and the http:// backend parses it back; a face with a shape of its own renders it from
+the results' fields instead.
+
+Envelope strings are raw UTF-8 (no ``\\u`` escaping, no HTML escaping); a stored JSON
+value is embedded as its normalized bytes, unchanged (:class:`EmbeddedJSON`).
+
+Pure: it imports nothing beyond what a CLI ``get`` already loads (the result modules,
+``json``, ``os``, ``re``; ``base64`` only for a binary value).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+from .clock import format_timestamp
+from .model import Keyspace
+from .results import (
+    DeleteResult,
+    DiffResult,
+    GetResult,
+    ListEntry,
+    ListResult,
+    SetResult,
+    StoredValue,
+)
+from .results_beyond import (
+    HistoryItem,
+    HistoryResult,
+    KeyspaceDeleteResult,
+    KeyspacesResult,
+    LeaseResult,
+    PurgeResult,
+    TransactionResult,
+    WatchEvent,
+    WatchResult,
+    keyspace_cursor,
+)
+
+__all__ = [
+    "EmbeddedJSON",
+    "Result",
+    "dumps_envelope",
+    "envelope",
+    "envelope_data",
+    "envelope_json",
+    "renderer",
+    "value_fields",
+]
+
+#: Every object that has an envelope. ``ListEntry`` and ``HistoryItem`` are parts of a
+#: list and a history; rendered alone they give the object they are in those lists.
+Result: TypeAlias = (
+    GetResult
+    | SetResult
+    | DiffResult
+    | DeleteResult
+    | ListEntry
+    | ListResult
+    | HistoryItem
+    | HistoryResult
+    | KeyspacesResult
+    | KeyspaceDeleteResult
+    | PurgeResult
+    | TransactionResult
+    | LeaseResult
+    | WatchEvent
+    | WatchResult
+)
+
+
+# -- the encoder ----------------------------------------------------------------------------
+
+
+class EmbeddedJSON:
+    """Already-normalized JSON text to embed verbatim in an envelope."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EmbeddedJSON) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Embedded parts travel through the (C) encoder as marker strings, then are put back in
+# one pass. The nonce makes a marker impossible to forge from stored data.
+_MARKER = "\x00" + os.urandom(8).hex() + ":"
+_MARKER_PATTERN = re.compile(re.escape(_ENCODE(_MARKER)[:-1]) + r"(\d+)\\u0000\"")
+
+
+_PLAIN = (str, int, float, type(None))
+
+
+def _swap_embedded(obj: Any, found: list[str]) -> Any:
+    if isinstance(obj, _PLAIN):
+        return obj
+    if isinstance(obj, EmbeddedJSON):
+        found.append(obj.text)
+        return f"{_MARKER}{len(found) - 1}\x00"
+    if isinstance(obj, (dict, Mapping)):
+        return {k: _swap_embedded(v, found) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_swap_embedded(v, found) for v in obj]
+    return obj
+
+
+def dumps_envelope(obj: Any) -> str:
+    """One compact JSON line; :class:`EmbeddedJSON` parts are inserted verbatim."""
+    found: list[str] = []
+    text: str = _ENCODE(_swap_embedded(obj, found))
+    if not found:
+        return text
+    return _MARKER_PATTERN.sub(lambda m: found[int(m.group(1))], text)
+
+
+# -- the public entry points -------------------------------------------------------------
+
+
+def envelope(result: Result) -> dict[str, Any]:
+    """The envelope's fields in the SPEC's order; a stored JSON value as
+    :class:`EmbeddedJSON` (encode with :func:`dumps_envelope`)."""
+    return renderer(type(result))(result)
+
+
+def envelope_json(result: Result) -> str:
+    """The envelope as the exact compact JSON line the CLI prints and HTTP answers."""
+    return dumps_envelope(envelope(result))
+
+
+def envelope_data(result: Result) -> dict[str, Any]:
+    """The envelope as plain Python data (values parsed)."""
+    parsed: dict[str, Any] = json.loads(envelope_json(result))
+    return parsed
+
+
+def renderer(kind: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """The function that renders results of type ``kind`` (or of a subclass of one);
+    ``TypeError`` when there is none."""
+    found = _RENDERERS.get(kind)
+    if found is None:
+        found = next((_RENDERERS[base] for base in kind.__mro__ if base in _RENDERERS), None)
+        if found is None:
+            raise TypeError(f"no Dagu envelope for {kind.__qualname__} objects")
+    return found
+
+
+def value_fields(stored: StoredValue) -> dict[str, Any]:
+    """``value`` for the envelope: embedded JSON, or base64 for a binary entry (then
+    with ``contentType`` and ``encoding``)."""
+    if stored.is_json:
+        return {"value": EmbeddedJSON(stored.text)}
+    import base64  # binary entries are rare: not paid at every CLI start-up
+
+    return {
+        "value": base64.b64encode(stored.data).decode("ascii"),
+        "contentType": stored.content_type,
+        "encoding": "base64",
+    }
+
+
+# -- Dagu's operations (SPEC §4) ----------------------------------------------------------
+
+
+def _address(operation: str, keyspace: Keyspace, key: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operation": operation,
+        "scope": keyspace.scope,
+        "namespace": keyspace.namespace,
+    }
+    if key is not None:
+        out["key"] = key
+    return out
+
+
+def _get(result: GetResult) -> dict[str, Any]:
+    out = _address("get", result.keyspace, result.key)
+    out["found"] = result.found
+    if result.found:
+        out["version"] = result.version
+        out["hash"] = result.hash
+        if result.expires_at is not None:  # only with a TTL: Dagu's fields stay as they are
+            out["expiresAt"] = format_timestamp(result.expires_at)
+    if result.stored is not None:  # the value, or the default a missing entry was given
+        out.update(value_fields(result.stored))
+    return out
+
+
+def _set(result: SetResult) -> dict[str, Any]:
+    out = _address(result.operation, result.keyspace, result.key)
+    out["version"] = result.version
+    out["hash"] = result.hash
+    out["created"] = result.created
+    if result.stored is not None:  # update and rollback report what they wrote
+        out.update(value_fields(result.stored))
+    # ``retries`` is for benchmarks and logs, not part of the envelope.
+    return out
+
+
+def _diff(result: DiffResult) -> dict[str, Any]:
+    out = _address("diff", result.keyspace, result.key)
+    out["changed"] = result.changed
+    out["foundPrevious"] = result.found_previous
+    if result.previous_version:
+        out["previousVersion"] = result.previous_version
+    if result.version:
+        out["version"] = result.version
+    if result.hash:
+        out["hash"] = result.hash
+    if result.previous is not None:
+        out["previous"] = value_fields(result.previous)["value"]
+    out["current"] = value_fields(result.current)["value"]
+    return out
+
+
+def _delete(result: DeleteResult) -> dict[str, Any]:
+    out = _address("delete", result.keyspace, result.key)
+    out["deleted"] = result.deleted
+    return out
+
+
+def _list_entry(entry: ListEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "scope": entry.keyspace.scope,
+        "namespace": entry.keyspace.namespace,
+        "key": entry.key,
+        "version": entry.version,
+        "hash": entry.hash,
+        "createdAt": format_timestamp(entry.created_at),
+        "updatedAt": format_timestamp(entry.updated_at),
+    }
+    if entry.expires_at is not None:
+        out["expiresAt"] = format_timestamp(entry.expires_at)
+    if entry.stored is not None:
+        out.update(value_fields(entry.stored))
+    return out
+
+
+def _list(result: ListResult) -> dict[str, Any]:
+    out = _address("list", result.keyspace)
+    if result.prefix:
+        out["prefix"] = result.prefix
+    out["entries"] = [_list_entry(entry) for entry in result.entries]
+    return out
+
+
+# -- history, keyspaces and maintenance ----------------------------------------------------
+
+
+def _history_item(item: HistoryItem) -> dict[str, Any]:
+    out: dict[str, Any] = {"version": item.version, "hash": item.hash}
+    if item.deleted:
+        out["deleted"] = True
+    out["createdAt"] = format_timestamp(item.created_at)
+    out["updatedAt"] = format_timestamp(item.updated_at)
+    if item.expires_at is not None:
+        out["expiresAt"] = format_timestamp(item.expires_at)
+    out["updatedBy"] = item.updated_by.to_dict()
+    if item.stored is not None:
+        out.update(value_fields(item.stored))
+    return out
+
+
+def _history(result: HistoryResult) -> dict[str, Any]:
+    out = _address("history", result.keyspace, result.key)
+    out["versions"] = [_history_item(item) for item in result.versions]
+    return out
+
+
+def _keyspaces(result: KeyspacesResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"operation": "keyspaces"}
+    if result.scope is not None:
+        out["scope"] = result.scope
+    out["keyspaces"] = [
+        {
+            "scope": k.scope,
+            "namespace": k.namespace,
+            "entries": k.entries,
+            "updatedAt": format_timestamp(k.updated_at),
+        }
+        for k in result.keyspaces
+    ]
+    if result.next is not None:
+        out["next"] = keyspace_cursor(result.next)
+    return out
+
+
+def _keyspace_delete(result: KeyspaceDeleteResult) -> dict[str, Any]:
+    out = _address("deleteKeyspace", result.keyspace)
+    out["deleted"] = result.deleted
+    return out
+
+
+def _purge(result: PurgeResult) -> dict[str, Any]:
+    return {"operation": "purge", "purged": result.purged}
+
+
+# -- SPEC §5 ------------------------------------------------------------------------------
+
+
+def _transaction(result: TransactionResult) -> dict[str, Any]:
+    out = _address("transaction", result.keyspace)
+    # Each operation's own envelope, numbered, without the keyspace the whole one names.
+    out["results"] = [
+        {"index": i, **_without(envelope(r), "scope", "namespace")}
+        for i, r in enumerate(result.results)
+    ]
+    return out
+
+
+def _lease(result: LeaseResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operation": "lease",
+        "action": result.action,
+        "name": result.name,
+        "holder": result.holder,
+        "token": result.token,
+        "expiresAt": format_timestamp(result.expires_at),
+    }
+    if result.released is not None:
+        out["released"] = result.released
+    return out
+
+
+def _watch_event(event: WatchEvent) -> dict[str, Any]:
+    out = _address("watch", event.keyspace, event.key)
+    out["event"] = event.event
+    out["previousVersion"] = event.previous_version
+    out["version"] = event.version
+    if event.hash:
+        out["hash"] = event.hash
+    out["deleted"] = event.deleted
+    if event.stored is not None:
+        out.update(value_fields(event.stored))
+    return out
+
+
+def _watch(result: WatchResult) -> dict[str, Any]:
+    out = _address("watch", result.keyspace, result.key)
+    if result.prefix is not None:
+        out["prefix"] = result.prefix
+    # Each event's own envelope, without what the whole one already says.
+    out["events"] = [
+        _without(_watch_event(e), "operation", "scope", "namespace") for e in result.events
+    ]
+    out["timedOut"] = result.timed_out
+    return out
+
+
+def _without(fields: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in names}
+
+
+# A table, not functools.singledispatch: the exact type is the key, so a render is one
+# dict look-up, with nothing more to import at start-up (a subclass falls back to its MRO).
+_RENDERERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    GetResult: _get,
+    SetResult: _set,
+    DiffResult: _diff,
+    DeleteResult: _delete,
+    ListEntry: _list_entry,
+    ListResult: _list,
+    HistoryItem: _history_item,
+    HistoryResult: _history,
+    KeyspacesResult: _keyspaces,
+    KeyspaceDeleteResult: _keyspace_delete,
+    PurgeResult: _purge,
+    TransactionResult: _transaction,
+    LeaseResult: _lease,
+    WatchEvent: _watch_event,
+    WatchResult: _watch,
+}
