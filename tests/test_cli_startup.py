@@ -43,6 +43,10 @@ _NOT_FOR_A_GET = {
     "decimal",
     "hashlib",
     "socket",
+    # the results beyond Dagu's operations and their renderers: a dozen NamedTuple
+    # classes, about 2 ms
+    "statebox.core.results_beyond",
+    "statebox.core.envelope_beyond",
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import json
-import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,8 +220,10 @@ def test_every_result_class_has_a_renderer() -> None:
         except TypeError:
             missing.append(kind.__name__)
     assert missing == [], f"no envelope renderer for {missing} in statebox.core.envelope"
-    # ... and the type of what the renderer takes names every one of them.
-    assert set(typing.get_args(envelope_module.Result)) == classes
+    # ... and the type of what the renderer takes names every one of them (a string: the
+    # results beyond Dagu's are not loaded on a get's path).
+    named = {name.strip() for name in envelope_module.Result.split("|")}
+    assert named == {kind.__name__ for kind in classes}
 
 
 def test_a_subclass_is_rendered_as_its_base_and_anything_else_is_refused() -> None:

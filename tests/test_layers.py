@@ -8,6 +8,7 @@ without the plant passes, so a failure is the plant's and not the harness's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,19 @@ def test_a_planted_wrong_arrow_breaks_the_build(
     assert result.returncode != 0
     assert "Broken contracts" in result.stdout
     assert arrow in result.stdout
+
+
+def test_the_architecture_page_names_modules_and_functions_that_exist() -> None:
+    """docs/architecture.md's "one place for each concept" table stays true: every
+    module it names exists, and every function it names in parentheses is defined there."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    table = page.split("## One place for each concept", 1)[1].split("\n## ", 1)[0]
+    checked = 0
+    for row in table.splitlines()[3:]:
+        where = row.rsplit("|", 2)[1]
+        for module, names in re.findall(r"`([\w/]+\.py)`(?: \(([^)]*)\))?", where):
+            source = (PACKAGE / module).read_text()
+            for name in re.findall(r"`(\w+)`", names):
+                assert re.search(rf"^\s*def {name}\(", source, re.M), f"{module} has no {name}"
+                checked += 1
+    assert checked >= 8

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .backends import Backend, open_backend
 from .backends.base import (
@@ -47,8 +47,6 @@ from .core.results import (
     DeleteResult,
     DiffResult,
     GetResult,
-    HistoryItem,
-    HistoryResult,
     ListEntry,
     ListResult,
     SetResult,
@@ -73,6 +71,9 @@ from .store_beyond import (
 from .store_beyond import _check_timeout as _check_timeout  # statebox.aio imports these
 from .store_beyond import _follow_batches as _follow_batches  # ... from here
 from .store_writes import MISSING, WritesMixin, _stored, _written
+
+if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from .core.results_beyond import HistoryResult
 
 # DEFAULT_HISTORY_LIMIT lives in .values; still importable from here, as before.
 __all__ = ["DEFAULT_HISTORY_LIMIT", "MISSING", "StateStore", "open_store"]
@@ -381,6 +382,8 @@ class StateStore(WritesMixin, BeyondMixin):
         _check_limit(limit)
         records = self.backend.history(ks, key, limit)
         expires_at = self._current_expiry(ks, key, records)
+        from .core.results_beyond import HistoryItem, HistoryResult  # not on a get's path
+
         return HistoryResult(
             ks,
             key,

@@ -32,16 +32,16 @@ from .core.model import (
     validate_key,
     validate_prefix,
 )
-from .core.results import (
-    KeyspaceDeleteResult,
-    KeyspacesResult,
-    LeaseResult,
-    WatchEvent,
-    WatchResult,
-)
 
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from .backends import Backend
+    from .core.results_beyond import (
+        KeyspaceDeleteResult,
+        KeyspacesResult,
+        LeaseResult,
+        WatchEvent,
+        WatchResult,
+    )
     from .watch import Watcher
 
 #: How many expired entries one purge deletes at most.
@@ -86,7 +86,7 @@ class BeyondMixin:
         :class:`FencingError` when it expired or another holder took it."""
         name, token, holder = _lease_identity(lease, token, holder)
         if ttl is None:
-            ttl = lease.ttl if isinstance(lease, LeaseResult) and lease.ttl else None
+            ttl = lease.ttl if not isinstance(lease, str) and lease.ttl else None
         if ttl is None:
             raise InvalidValueError("renewing a lease needs a ttl (seconds)", param="ttl")
         ttl_ns = _duration_ns(ttl, "lease ttl")
@@ -101,6 +101,8 @@ class BeyondMixin:
         name, token, holder = _lease_identity(lease, token, holder)
         now = self.clock.now_ns()
         released = self.backend.release_lease(name, holder, token, now)
+        from .core.results_beyond import LeaseResult
+
         return LeaseResult("release", name, holder, token, now, released=released)
 
     def get_lease(self, name: str) -> LeaseResult | None:
@@ -163,6 +165,8 @@ class BeyondMixin:
             namespace=namespace,
         )
         events = next(_follow_batches(watcher, timeout), [])
+        from .core.results_beyond import WatchResult
+
         return WatchResult(watcher.keyspace, watcher.key, watcher.prefix, events)
 
     def watch_iter(
@@ -199,6 +203,8 @@ class BeyondMixin:
         ``(scope, namespace)`` bytes, each with its number of live entries and its last
         update. Page with ``limit`` and ``after`` (``"scope/namespace"``: the result's
         ``next``, set when more keyspaces follow)."""
+        from .core.results_beyond import KeyspacesResult
+
         wanted = Scope.parse(scope).value if scope is not None else None
         _check_limit(limit)
         floor = parse_keyspace_cursor(after) if after is not None else None
@@ -215,6 +221,8 @@ class BeyondMixin:
     ) -> KeyspaceDeleteResult:
         """Delete every entry of one keyspace at once; ``deleted`` counts the live ones.
         Each key's history records the deletion, as :meth:`delete` does."""
+        from .core.results_beyond import KeyspaceDeleteResult
+
         ks = self.keyspace(scope, namespace)
         return KeyspaceDeleteResult(ks, self.backend.delete_keyspace(ks, self._write_context()))
 
@@ -231,6 +239,8 @@ class BeyondMixin:
 
 
 def _lease_result(action: str, lease: Lease, ttl: float) -> LeaseResult:
+    from .core.results_beyond import LeaseResult
+
     return LeaseResult(action, lease.name, lease.holder, lease.token, lease.expires_at, ttl)
 
 
@@ -238,7 +248,7 @@ def _lease_identity(
     lease: LeaseResult | str, token: int | None, holder: str | None
 ) -> tuple[str, int, str]:
     """(name, token, holder) from a lease result, or from a name plus both parts."""
-    if isinstance(lease, LeaseResult):
+    if not isinstance(lease, str):  # a LeaseResult
         token = lease.token if token is None else token
         return lease.name, token, validate_lease_holder(holder or lease.holder)
     name = validate_lease_name(lease)

@@ -34,13 +34,14 @@ from .core.errors import (
 )
 from .core.leases import Fencing, as_fence
 from .core.model import Keyspace, Scope, validate_key
-from .core.results import DeleteResult, SetResult, StoredValue, TransactionResult
+from .core.results import DeleteResult, SetResult, StoredValue
 from .core.values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
 from .core.versions import check_guard
 from .store_beyond import _check_expected, _check_version
 
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from .backends import Backend
+    from .core.results_beyond import TransactionResult
     from .transactions import DeleteOp, SetOp
 
 
@@ -246,6 +247,7 @@ class WritesMixin:
         failing operation's ``index`` and names it.
         """
         ks = self.keyspace(scope, namespace)
+        from .core.results_beyond import TransactionResult
         from .transactions import parse_operation
 
         ops = [parse_operation(raw, i) for i, raw in enumerate(operations)]

@@ -21,7 +21,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .clock import format_timestamp
 from .model import Keyspace
@@ -34,18 +34,19 @@ from .results import (
     SetResult,
     StoredValue,
 )
-from .results_beyond import (
-    HistoryItem,
-    HistoryResult,
-    KeyspaceDeleteResult,
-    KeyspacesResult,
-    LeaseResult,
-    PurgeResult,
-    TransactionResult,
-    WatchEvent,
-    WatchResult,
-    keyspace_cursor,
-)
+
+if TYPE_CHECKING:  # rendered by .envelope_beyond, loaded with the first of them
+    from .results_beyond import (
+        HistoryItem,
+        HistoryResult,
+        KeyspaceDeleteResult,
+        KeyspacesResult,
+        LeaseResult,
+        PurgeResult,
+        TransactionResult,
+        WatchEvent,
+        WatchResult,
+    )
 
 __all__ = [
     "EmbeddedJSON",
@@ -61,21 +62,9 @@ __all__ = [
 #: Every object that has an envelope. ``ListEntry`` and ``HistoryItem`` are parts of a
 #: list and a history; rendered alone they give the object they are in those lists.
 Result: TypeAlias = (
-    GetResult
-    | SetResult
-    | DiffResult
-    | DeleteResult
-    | ListEntry
-    | ListResult
-    | HistoryItem
-    | HistoryResult
-    | KeyspacesResult
-    | KeyspaceDeleteResult
-    | PurgeResult
-    | TransactionResult
-    | LeaseResult
-    | WatchEvent
-    | WatchResult
+    "GetResult | SetResult | DiffResult | DeleteResult | ListEntry | ListResult"
+    " | HistoryItem | HistoryResult | KeyspacesResult | KeyspaceDeleteResult | PurgeResult"
+    " | TransactionResult | LeaseResult | WatchEvent | WatchResult"
 )
 
 
@@ -155,9 +144,23 @@ def renderer(kind: type[Any]) -> Callable[[Any], dict[str, Any]]:
     found = _RENDERERS.get(kind)
     if found is None:
         found = next((_RENDERERS[base] for base in kind.__mro__ if base in _RENDERERS), None)
+        if found is None and _load_beyond():
+            return renderer(kind)
         if found is None:
             raise TypeError(f"no Dagu envelope for {kind.__qualname__} objects")
     return found
+
+
+def _load_beyond() -> bool:
+    """Add the renderers of the results beyond Dagu's operations (history, keyspaces,
+    leases, watch …) to the table, on first use: a ``get`` never loads them. False
+    when they were there already."""
+    from .envelope_beyond import RENDERERS
+
+    if RENDERERS.keys() <= _RENDERERS.keys():
+        return False
+    _RENDERERS.update(RENDERERS)
+    return True
 
 
 def value_fields(stored: StoredValue) -> dict[str, Any]:
@@ -259,109 +262,6 @@ def _list(result: ListResult) -> dict[str, Any]:
     return out
 
 
-# -- history, keyspaces and maintenance ----------------------------------------------------
-
-
-def _history_item(item: HistoryItem) -> dict[str, Any]:
-    out: dict[str, Any] = {"version": item.version, "hash": item.hash}
-    if item.deleted:
-        out["deleted"] = True
-    out["createdAt"] = format_timestamp(item.created_at)
-    out["updatedAt"] = format_timestamp(item.updated_at)
-    if item.expires_at is not None:
-        out["expiresAt"] = format_timestamp(item.expires_at)
-    out["updatedBy"] = item.updated_by.to_dict()
-    if item.stored is not None:
-        out.update(value_fields(item.stored))
-    return out
-
-
-def _history(result: HistoryResult) -> dict[str, Any]:
-    out = _address("history", result.keyspace, result.key)
-    out["versions"] = [_history_item(item) for item in result.versions]
-    return out
-
-
-def _keyspaces(result: KeyspacesResult) -> dict[str, Any]:
-    out: dict[str, Any] = {"operation": "keyspaces"}
-    if result.scope is not None:
-        out["scope"] = result.scope
-    out["keyspaces"] = [
-        {
-            "scope": k.scope,
-            "namespace": k.namespace,
-            "entries": k.entries,
-            "updatedAt": format_timestamp(k.updated_at),
-        }
-        for k in result.keyspaces
-    ]
-    if result.next is not None:
-        out["next"] = keyspace_cursor(result.next)
-    return out
-
-
-def _keyspace_delete(result: KeyspaceDeleteResult) -> dict[str, Any]:
-    out = _address("deleteKeyspace", result.keyspace)
-    out["deleted"] = result.deleted
-    return out
-
-
-def _purge(result: PurgeResult) -> dict[str, Any]:
-    return {"operation": "purge", "purged": result.purged}
-
-
-# -- SPEC §5 ------------------------------------------------------------------------------
-
-
-def _transaction(result: TransactionResult) -> dict[str, Any]:
-    out = _address("transaction", result.keyspace)
-    # Each operation's own envelope, numbered, without the keyspace the whole one names.
-    out["results"] = [
-        {"index": i, **_without(envelope(r), "scope", "namespace")}
-        for i, r in enumerate(result.results)
-    ]
-    return out
-
-
-def _lease(result: LeaseResult) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "operation": "lease",
-        "action": result.action,
-        "name": result.name,
-        "holder": result.holder,
-        "token": result.token,
-        "expiresAt": format_timestamp(result.expires_at),
-    }
-    if result.released is not None:
-        out["released"] = result.released
-    return out
-
-
-def _watch_event(event: WatchEvent) -> dict[str, Any]:
-    out = _address("watch", event.keyspace, event.key)
-    out["event"] = event.event
-    out["previousVersion"] = event.previous_version
-    out["version"] = event.version
-    if event.hash:
-        out["hash"] = event.hash
-    out["deleted"] = event.deleted
-    if event.stored is not None:
-        out.update(value_fields(event.stored))
-    return out
-
-
-def _watch(result: WatchResult) -> dict[str, Any]:
-    out = _address("watch", result.keyspace, result.key)
-    if result.prefix is not None:
-        out["prefix"] = result.prefix
-    # Each event's own envelope, without what the whole one already says.
-    out["events"] = [
-        _without(_watch_event(e), "operation", "scope", "namespace") for e in result.events
-    ]
-    out["timedOut"] = result.timed_out
-    return out
-
-
 def _without(fields: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in names}
 
@@ -375,13 +275,4 @@ _RENDERERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
     DeleteResult: _delete,
     ListEntry: _list_entry,
     ListResult: _list,
-    HistoryItem: _history_item,
-    HistoryResult: _history,
-    KeyspacesResult: _keyspaces,
-    KeyspaceDeleteResult: _keyspace_delete,
-    PurgeResult: _purge,
-    TransactionResult: _transaction,
-    LeaseResult: _lease,
-    WatchEvent: _watch_event,
-    WatchResult: _watch,
 }

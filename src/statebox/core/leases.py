@@ -11,12 +11,14 @@ checked inside ``apply``) and in :mod:`statebox.core.versions`.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import InvalidRequestError, InvalidValueError, quoted
 from .model import RunContext
 from .records import Fence, Lease
-from .results import LeaseResult
+
+if TYPE_CHECKING:  # not at run time: a get never needs the lease results
+    from .results_beyond import LeaseResult
 
 __all__ = [
     "Fencing",
@@ -28,7 +30,7 @@ __all__ = [
 
 #: What a write accepts as ``fencing=``: a lease (as returned by ``acquire_lease``) or a
 #: ``(lease_name, token)`` pair.
-Fencing = LeaseResult | Lease | Fence | tuple[str, int]
+Fencing: TypeAlias = "LeaseResult | Lease | Fence | tuple[str, int]"
 
 
 def validate_lease_name(name: Any) -> str:
@@ -71,6 +73,8 @@ def as_fence(fencing: Fencing | None) -> Fence | None:
     from 1 to the 64-bit limit the backends store."""
     if fencing is None:
         return None
+    from .results_beyond import LeaseResult  # loaded once, by the first fenced write
+
     if isinstance(fencing, (LeaseResult, Lease)):
         lease, token = fencing.name, fencing.token
     elif isinstance(fencing, (tuple, list)) and len(fencing) == 2:
