@@ -19,11 +19,17 @@ import pytest
 import statebox
 import statebox.aio
 from statebox import AsyncStateStore, InvalidValueError, RunContext, StateStore
+from statebox.core import results_beyond
 from statebox.transactions import DeleteOp, SetOp
 from statebox.watch import Watcher
 
-# store.py imports these for annotations only (CLI start-up): resolve them by hand.
-_HIDDEN_NAMES = {"SetOp": SetOp, "DeleteOp": DeleteOp, "Watcher": Watcher}
+# The engine imports these for annotations only (CLI start-up): resolve them by hand.
+_HIDDEN_NAMES = {
+    "SetOp": SetOp,
+    "DeleteOp": DeleteOp,
+    "Watcher": Watcher,
+    **{name: getattr(results_beyond, name) for name in results_beyond.__all__},
+}
 # Methods that do no I/O stay plain methods on the async face.
 _PLAIN = {"keyspace", "normalize", "with_context"}
 

@@ -386,3 +386,39 @@ def test_an_absurd_if_match_is_a_400(server: ServerProcess, digits: int) -> None
         response = server.client.request(method, path, content=body, headers={**JSON, **header})
         assert response.status_code == 400, (method, response.text)
         assert "If-Match" in response.text
+
+
+@pytest.mark.parametrize("field", ["merge", "patch", "default"])
+def test_an_update_reads_its_big_values_off_the_event_loop(
+    field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """merge / patch / default are parsed where the write runs (the writer thread), so a
+    body of megabytes never holds up the server's other requests."""
+    from starlette.testclient import TestClient
+
+    from statebox.server.app import create_app
+    from statebox.server.config import ServerConfig
+    from statebox.web import exact as real
+
+    threads: list[str] = []
+
+    def recording(raw: object) -> object:
+        threads.append(threading.current_thread().name)
+        return real(raw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("statebox.server.routes_update.exact", recording)
+    value = [1.5] * 1000
+    body = {
+        "merge": {"a": value},
+        "patch": [{"op": "add", "path": "/a", "value": value}],
+        "default": value,
+    }[field]
+    extras: dict[str, dict[str, object]] = {"default": {"jq": "."}, "patch": {"default": {}}}
+    extra = extras.get(field, {})
+    payload = {field: body, **extra}
+    app = create_app("memory://", ServerConfig(test_mode=True))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        loop = client.portal.call(lambda: threading.current_thread().name)  # type: ignore[union-attr]
+        answer = client.post("/v1/update/custom/a/k", json=payload)
+        assert answer.status_code == 200, answer.text
+    assert threads and loop not in threads, (loop, threads)

@@ -257,3 +257,35 @@ def test_http_says_a_token_was_never_issued(server: ServerProcess) -> None:
     assert http_error(response, 409) == (
         'fenced write refused: token 2 of lease "nightly" was never issued (it was never acquired)'
     )
+
+
+def test_exact_numbers_are_quoted_as_their_literals() -> None:
+    """A value read exactly (a JsonNumber, a Decimal, a kept literal) is shown as the
+    number that was sent, never as a Python repr (JsonNumber('1.0'))."""
+    from decimal import Decimal
+
+    from statebox.core.errors import quoted
+    from statebox.core.exactjson import NumberLiteral, loads_exact
+
+    assert quoted({"lease": "x", "token": loads_exact("1.0")}) == '{"lease":"x","token":1.0}'
+    assert quoted(Decimal("1.5")) == "1.5"
+    assert quoted(NumberLiteral("1E5")) == "1E5"
+    assert quoted(("a", 1)) == '["a", 1]'
+    assert quoted("\ud800") == '"\\ud800"'
+
+
+def test_http_shows_an_exact_number_as_sent() -> None:
+    from starlette.testclient import TestClient
+
+    from statebox.server.app import create_app
+    from statebox.server.config import ServerConfig
+
+    app = create_app("memory://", ServerConfig(test_mode=True))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        body = '{"jq": ".", "default": 1, "fencing": {"lease": "x", "token": 1.0}}'
+        answer = client.post(
+            "/v1/update/custom/a/k", content=body, headers={"content-type": "application/json"}
+        )
+    message = answer.json()["error"]["message"]
+    assert answer.status_code == 400 and "1.0" in message, message
+    assert "JsonNumber" not in message and "Decimal" not in message, message

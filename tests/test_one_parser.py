@@ -301,5 +301,5 @@ def test_a_transaction_reads_an_operations_fencing_object_by_the_faces_rule() ->
         }
         assert store.transaction([ok], namespace="n").results[0].version == 1
         extra = {**ok, "fencing": {"lease": "job", "token": lease.token, "x": 1}}
-        with pytest.raises(InvalidValueError, match=r'operation 0: invalid "fencing"'):
+        with pytest.raises(InvalidValueError, match=r'operation 0 \(set "k"\): invalid "fencing"'):
             store.transaction([extra], namespace="n")

@@ -198,6 +198,21 @@ def test_diff_update_rollback_history(http: httpx.Client, ns: str) -> None:
     assert guarded.status_code == 412
 
 
+def test_a_json_patch_keeps_the_literals_of_its_values(http: httpx.Client, ns: str) -> None:
+    """``patch`` values went through floats (``1.2345678901234567``); a merge kept them."""
+    base = f"custom/{ns}"
+    literal = "1.2345678901234567890123"
+    for field, transform in (
+        ("patch", f'[{{"op": "add", "path": "/v", "value": {literal}}}]'),
+        ("merge", f'{{"v": {literal}}}'),
+    ):
+        body = f'{{"{field}": {transform}, "default": {{"kept": 1.50}}}}'
+        done = http.post(f"/v1/update/{base}/{field}", content=body, headers=JSON)
+        assert done.status_code == 200, done.text
+        got = http.get(f"/v1/kv/{base}/{field}")
+        assert got.text.endswith(f'"value":{{"kept":1.50,"v":{literal}}}}}'), got.text
+
+
 def test_transactions_are_all_or_nothing(http: httpx.Client, ns: str) -> None:
     url = f"/v1/txn/custom/{ns}"
     ok = http.post(

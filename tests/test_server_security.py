@@ -26,6 +26,7 @@ WRITER_A = "writer-a-secret-0123456789"
 READER_A = "reader-a-secret-0123456789"
 WRITER_B = "writer-b-secret-0123456789"
 ADMIN = "admin-secret-0123456789abc"
+JSON = "application/json"
 
 TOKENS_YAML = f"""
 tokens:
@@ -127,6 +128,33 @@ def test_a_token_never_sees_another_namespace(server: ServerProcess) -> None:
         assert [(e["namespace"], e["key"]) for e in listing["entries"]] == [("a", "mine")]
     with as_token(server, WRITER_B) as b:
         assert b.get("/v1/kv/custom/b/secret-of-b").json()["value"] == "b-only"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_no_grant_is_403_whatever_the_request_sent(server: ServerProcess) -> None:
+    """The grant is checked before the query or body is read: a caller without one
+    learns nothing from validation and never makes the server decode its body."""
+    big = b'{"merge": [' + b"1.5," * 200_000 + b"1]}"
+    with as_token(server, WRITER_A) as a:
+        attempts = {
+            "bad query": a.get("/v1/kv/custom/b/k", params={"version": "0"}),
+            "unknown field": a.post("/v1/update/custom/b/k", json={"bad": 1}),
+            "not JSON": a.post(
+                "/v1/update/custom/b/k", content=b'{"nope":1', headers={"content-type": JSON}
+            ),
+            "big body": a.post(
+                "/v1/update/custom/b/k", content=big, headers={"content-type": JSON}
+            ),
+            "bad txn": a.post("/v1/txn/custom/b", json={"ops": "x"}),
+            "bad watch": a.get("/v1/watch/custom/b", params={"timeout": "-1"}),
+        }
+        for name, response in attempts.items():
+            assert response.status_code == 403, (name, response.text)
+            assert response.json()["error"]["kind"] == "permission_denied", name
+    with as_token(server, READER_A) as reader:
+        assert reader.get("/v1/kv/custom/b/k", params={"version": "0"}).status_code == 403
+        own = reader.get("/v1/kv/custom/a/mine", params={"version": "0"})
+        assert own.status_code == 400 and "?version=" in own.json()["error"]["message"]
 
 
 @pytest.mark.usefixtures("seeded")

@@ -10,7 +10,7 @@ import pytest
 from statebox import RunContext, open_store
 from statebox.backends.memory import MemoryBackend
 from statebox.core.clock import ManualClock
-from statebox.core.leases import MAX_DURATION_SECONDS
+from statebox.core.params import MAX_SECONDS as MAX_DURATION_SECONDS
 from statebox.server.config import ServerConfig
 from statebox.server.state import ServerState
 

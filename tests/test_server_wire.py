@@ -18,6 +18,7 @@ from statebox.core.errors import (
     NotFoundError,
     StateboxError,
 )
+from statebox.core.params import seconds_ns
 from statebox.wire.codec import (
     decode_entry,
     decode_record,
@@ -27,7 +28,6 @@ from statebox.wire.codec import (
     float_seconds,
     format_seconds,
     loads_exact,
-    parse_seconds,
     record_json,
 )
 
@@ -58,8 +58,8 @@ def test_normalized_values_survive_the_wire_byte_for_byte(text: str) -> None:
 
 @given(st.integers(min_value=-(10**18), max_value=10**18))
 def test_seconds_are_exact_to_the_nanosecond(ns: int) -> None:
-    assert parse_seconds(loads_exact(format_seconds(ns)), "ttl") == ns
-    assert parse_seconds(format_seconds(ns), "ttl") == ns  # as a query string, too
+    assert seconds_ns(loads_exact(format_seconds(ns)), "ttl") == ns
+    assert seconds_ns(format_seconds(ns), "ttl") == ns  # as a query string, too
 
 
 @given(st.integers(min_value=1, max_value=8 * 10**15))
@@ -76,7 +76,7 @@ def test_longer_float_seconds_are_off_by_a_few_nanoseconds_at_most(ns: int) -> N
 @pytest.mark.parametrize("bad", ["abc", "nan", "inf", True, None, [], "1e10"])
 def test_bad_durations_are_refused_by_name(bad: object) -> None:
     with pytest.raises(InvalidRequestError, match="invalid ttl"):
-        parse_seconds(bad, "ttl")
+        seconds_ns(bad, "ttl")
 
 
 def entry(data: bytes, content_type: str = "application/json", **kw: Any) -> Entry:

@@ -83,6 +83,58 @@ def test_json_patch_is_all_or_nothing_and_names_the_failing_operation() -> None:
         patch.apply("{}")
 
 
+def test_json_patch_keeps_the_literals_it_adds() -> None:
+    """A patch's values were parsed through floats: ``1.2345678901234567890123`` was
+    stored as ``1.2345678901234567``. Its values and the document now keep their
+    literals, as a merge patch's always did."""
+    ops = norm(
+        '[{"op": "add", "path": "/v", "value": 1.2345678901234567890123},'
+        ' {"op": "add", "path": "/list/-", "value": {"n": 1E400, "z": -0}},'
+        ' {"op": "replace", "path": "/a", "value": 1.000},'
+        ' {"op": "copy", "from": "/v", "path": "/w"},'
+        ' {"op": "move", "from": "/f", "path": "/g"}]'
+    )
+    out = JsonPatch.from_text(ops).apply('{"a":1.0,"f":1.2300,"list":[2.50]}')
+    assert out == (
+        '{"a":1.000,"g":1.2300,"list":[2.50,{"n":1E400,"z":-0}],'
+        '"v":1.2345678901234567890123,"w":1.2345678901234567890123}'
+    )
+
+
+def test_update_with_a_json_patch_keeps_its_literals() -> None:
+    from decimal import Decimal
+
+    from statebox import open_store
+
+    with open_store("memory://") as store:
+        literal = "1.2345678901234567890123"
+        for key, patch in (
+            ("raw", RawJSON(f'[{{"op": "add", "path": "/v", "value": {literal}}}]')),
+            ("data", [{"op": "add", "path": "/v", "value": Decimal(literal)}]),
+        ):
+            store.update(key, patch=patch, default=RawJSON('{"kept": 1.50}'), namespace="n")
+            stored = store.get(key, namespace="n").stored
+            assert stored is not None and stored.text == f'{{"kept":1.50,"v":{literal}}}'
+
+
+def test_json_patch_tests_numbers_exactly() -> None:
+    """``test`` compares numbers by value (``1`` is ``1.0`` and ``1.00``), exactly: not
+    as the doubles they round to."""
+    ops = (
+        '[{"op": "test", "path": "/a", "value": 1.00}, {"op": "test", "path": "/b",'
+        ' "value": [1.5, {"x": 0, "y": "s"}]}, {"op": "test", "path": "", "value": '
+        '{"a": 1, "b": [1.50, {"x": -0, "y": "s"}], "c": 1E2}}]'
+    )
+    document = '{"a":1,"b":[1.50,{"x":-0,"y":"s"}],"c":100}'
+    assert JsonPatch.from_text(ops).apply(document) == document
+    for value in ("0.1", "1.0000000000000000000001", "1E400"):
+        patch = JsonPatch.from_text(f'[{{"op": "test", "path": "/a", "value": {value}}}]')
+        with pytest.raises(InvalidValueError, match='the value at "/a" is not the tested value'):
+            patch.apply(
+                '{"a":0.1000000000000000055511151231257827}' if value == "0.1" else '{"a":1}'
+            )
+
+
 @pytest.mark.parametrize("text", ['{"op":"add"}', "[1]", '"x"'])
 def test_json_patch_must_be_a_list_of_objects(text: str) -> None:
     with pytest.raises(InvalidValueError, match="must be a list of operation objects"):

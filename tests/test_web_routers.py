@@ -161,6 +161,24 @@ def test_a_route_names_exactly_the_path_parameters_it_declares() -> None:
         Route("GET", "/v1/{scope}", one, "no path model")
 
 
+class _Space(msgspec.Struct):
+    scope: str
+    namespace: str
+
+
+def test_a_route_on_a_keyspace_declares_the_grant_it_needs() -> None:
+    """Checked before the input is read (tests/test_server_security.py): a route that
+    forgot it would decode a stranger's body first."""
+
+    async def one(call: object) -> Any: ...
+
+    with pytest.raises(ValueError, match='declares access="read" or "write"'):
+        Route("GET", "/v1/x/{scope}/{namespace}", one, "no access", path_params=_Space)
+    with pytest.raises(ValueError, match="needs a keyspace"):
+        Route("GET", "/v1/y", one, "no keyspace", access="read")
+    assert Route("GET", "/v1/x/{scope}/{namespace}", one, "ok", path_params=_Space, access="read")
+
+
 # --- a body's refusals --------------------------------------------------------------------
 
 
@@ -198,6 +216,10 @@ def _refusal(raw: bytes) -> str:
         (b'{"version": 0}', 'invalid "version" 0: must be 1 or more'),
         (b'{"version": 99999999999999999999}', 'invalid "version" 99999999999999999999: out'),
         (b'{"version": 1', "request body is not valid JSON: input data was truncated"),
+        # a field refused before the syntax error further on: still "not JSON", never a 500
+        (b'{"nope": 1', "request body is not valid JSON: input data was truncated"),
+        (b'{"x": 1, "value": }', "request body is not valid JSON: JSON is malformed"),
+        (b'{"version": "3"} x', "request body is not valid JSON: JSON is malformed"),
         (b'{"version": 1, "mode": "slow"}', 'invalid "mode" "slow": must be one of "fast", '),
         (b'{"version": 1, "tags": ["a", "b"]}', 'invalid "tags" ["a", "b"]: must be a list of '),
         (b'{"version": 1, "tags": [1]}', 'invalid "tags[0]": must be a string'),

@@ -258,11 +258,13 @@ class WritesMixin:
         try:
             applied = self._apply(ks, mutations, ctx)
         except ConflictError as exc:
+            from .core.operations import operation_name
+
             failed = mutations[exc.index]
             kind = "set" if isinstance(failed, Put) else "delete"
+            name = operation_name(f"transaction operation {exc.index}", kind, failed.key)
             raise type(exc)(
-                f"transaction operation {exc.index} ({kind} {quoted(failed.key)}) failed, nothing "
-                f"was written: {exc.message}",
+                f"{name} failed, nothing was written: {exc.message}",
                 index=exc.index,
                 current_version=exc.current_version,
             ) from exc
@@ -278,16 +280,18 @@ class WritesMixin:
     def _mutation(
         self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
     ) -> Mutation:
-        """:meth:`_to_mutation` of a transaction's operation, its refusal naming it."""
+        """:meth:`_to_mutation` of a transaction's operation, its refusal naming it: about
+        the operation, not about a parameter of the call (a face would spell one as its
+        own ``--ttl``), so it carries none."""
+        from .core.operations import operation_name
         from .transactions import SetOp
 
         try:
             return self._to_mutation(op, now, fencing)
         except (InvalidReferenceError, InvalidValueError) as exc:
             kind = "set" if isinstance(op, SetOp) else "delete"
-            raise type(exc)(
-                f"transaction operation {index} ({kind}): {exc.message}", param=exc.params
-            ) from exc
+            name = operation_name(f"transaction operation {index}", kind, op.key)
+            raise type(exc)(f"{name}: {exc.message}") from exc
 
     def _to_mutation(
         self, op: SetOp | DeleteOp, now: int, fencing: Fencing | None = None

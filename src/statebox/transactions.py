@@ -9,6 +9,12 @@ receive::
     {"op": "delete", "key": "b", "expected_version": 2}
 
 (``expectedVersion`` / ``createOnly`` are accepted too, as the JSON envelopes spell them.)
+An operation's fields and their first checks are defined once, in
+:mod:`statebox.core.operations`. The faces read their JSON operations first with
+:func:`statebox.wire.codec.transaction_operation` (a fencing object only, an
+``expected_version`` of 0 or more, a positive exact ``ttl``); the library's own forms —
+a ``(lease, token)`` pair or a lease, an ``expected_version`` below 0 (a conflict) —
+are read here as they always were.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple, cast
 
-from .core.errors import InvalidRequestError, InvalidValueError, json_kind, quoted
+from .core.errors import InvalidRequestError, InvalidValueError, quoted
 from .core.leases import Fencing
+from .core.operations import operation_fields, operation_name
 
 __all__ = ["DeleteOp", "Operation", "SetOp", "parse_operation"]
 
@@ -39,18 +46,12 @@ class DeleteOp(NamedTuple):
 
 Operation = SetOp | DeleteOp
 
-_ALIASES = {"expectedVersion": "expected_version", "createOnly": "create_only"}
-_FIELDS = {
-    "set": {"key", "value", "expected_version", "create_only", "ttl", "fencing"},
-    "delete": {"key", "expected_version", "fencing"},
-}
-
 
 def _fencing(raw: Any, where: str) -> Fencing | None:
-    """An operation's own fencing: a JSON object is read by the faces' one reader
-    (:func:`statebox.core.params.fencing`); the Python forms (a lease, a pair) pass as
-    they are. Either way :func:`statebox.core.leases.as_fence` checks it before it is
-    written."""
+    """An operation's own fencing: an object is read by the faces' one reader
+    (:func:`statebox.core.params.fencing`, which the faces' JSON operations went through
+    already); the Python forms (a lease, a pair — a list too) pass as they are. Either
+    way :func:`statebox.core.leases.as_fence` checks it before it is written."""
     if not isinstance(raw, Mapping):
         return cast("Fencing | None", raw)
     from .core.params import fencing
@@ -74,28 +75,11 @@ def parse_operation(raw: Any, index: int) -> Operation:
     if isinstance(raw, (SetOp, DeleteOp)):
         return raw
     where = f"transaction operation {index}"
-    if not isinstance(raw, Mapping):
-        raise InvalidValueError(
-            f'{where}: must be an object like {{"op": "set", "key": ..., "value": ...}}, '
-            f"not {json_kind(raw)}"
-        )
-    fields = {_ALIASES.get(str(k), str(k)): v for k, v in raw.items()}
-    kind = fields.pop("op", None)
-    if not isinstance(kind, str) or kind not in _FIELDS:
-        raise InvalidValueError(f'{where}: "op" must be "set" or "delete", not {quoted(kind)}')
-    unknown = sorted(set(fields) - _FIELDS[kind])
-    if unknown:
-        listed = ", ".join(quoted(name) for name in unknown)
-        raise InvalidValueError(f"{where} ({kind}): unknown field(s) {listed}")
-    if "key" not in fields:
-        raise InvalidValueError(f'{where} ({kind}): "key" is required')
-    expected = _version(fields.get("expected_version"), where)
-    fencing = _fencing(fields.get("fencing"), where)
+    kind, fields = operation_fields(raw, where)
+    name = operation_name(where, kind, fields["key"])
+    expected = _version(fields.get("expected_version"), name)
+    fencing = _fencing(fields.get("fencing"), name)
     if kind == "delete":
         return DeleteOp(fields["key"], expected, fencing)
-    if "value" not in fields:
-        raise InvalidValueError(f'{where} (set): "value" is required (null is a value)')
     create_only = fields.get("create_only", False)
-    if not isinstance(create_only, bool):
-        raise InvalidValueError(f'{where} (set): "create_only" must be true or false')
     return SetOp(fields["key"], fields["value"], expected, create_only, fields.get("ttl"), fencing)

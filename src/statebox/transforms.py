@@ -4,13 +4,15 @@ an RFC 6902 JSON patch, each turning one normalized JSON text into the next.
 Number literals (SPEC §2 keeps ``1.2300`` and ``9007199254740993`` as written) survive
 where that is possible:
 
-- a merge patch works on the exact literals of both documents, so nothing is lost;
-- jq computes with doubles and a JSON patch is applied to parsed data, so their result is
-  matched against the input: a number that is numerically equal (as a double) to the
-  input's number at the same path keeps the input's literal. Numbers the transform
-  computed (``.n + 1``) or brought in are written as jq or Python print them. (A literal
-  beyond 17 significant digits, which jq may read one unit off, also counts as equal
-  within one unit in the last place.)
+- a merge patch and a JSON patch work on the exact literals of their document and of
+  the patch (:func:`~statebox.core.exactjson.parse_literals`), so nothing is lost: a
+  value a patch adds keeps the literal it was written with, and a JSON patch's ``test``
+  compares numbers exactly (``1.0`` is ``1``; ``0.1`` is not the double nearest it);
+- jq computes with doubles, so its result is matched against the input: a number that
+  is numerically equal (as a double) to the input's number at the same path keeps the
+  input's literal. Numbers jq computed (``.n + 1``) or brought in are written as jq
+  prints them. (A literal beyond 17 significant digits, which jq may read one unit off,
+  also counts as equal within one unit in the last place.)
 
 Nothing here does I/O except :class:`JqTransform`, which runs jq out of process with a
 time bound (:mod:`statebox._jq`).
@@ -33,7 +35,7 @@ from typing import Any, Final, NamedTuple, NoReturn
 
 from .core.errors import InvalidValueError, StateboxError, ValueTooLargeError, quoted, requoted
 from .core.exactjson import MAX_DEPTH, NumberLiteral, nesting_depth, parse_literals
-from .core.values import DEFAULT_JSON_LIMIT, _encode
+from .core.values import DEFAULT_JSON_LIMIT, _encode, _encode_exact
 
 # jsonpatch and the jq runner (subprocess, selectors) are imported when first used: the
 # CLI imports the engine at every start and most commands never transform anything.
@@ -130,8 +132,23 @@ def _members(patch: Any) -> int:
 _SIZE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+def _json_text(value: Any) -> str:
+    """``value`` as compact JSON, its number literals as written: the C encoder, unless
+    a :class:`NumberLiteral` (a float literal, kept exact) is in it."""
+    try:
+        text: str = _SIZE_ENCODER.encode(value)
+    except TypeError:
+        parts: list[str] = []
+        try:
+            _encode_exact(value, parts)
+        except InvalidValueError as exc:  # no JSON at all (jsonpointer's end of a list)
+            raise TypeError(exc.message) from None
+        text = "".join(parts)
+    return text
+
+
 def _json_size(value: Any) -> tuple[int, str]:
-    text = _SIZE_ENCODER.encode(value)
+    text = _json_text(value)
     return len(text.encode("utf-8", "surrogatepass")), text
 
 
@@ -203,7 +220,7 @@ class JsonPatch(NamedTuple):
     def from_text(
         cls, text: str, *, limit: int = DEFAULT_JSON_LIMIT, timeout: float = DEFAULT_JQ_TIMEOUT
     ) -> JsonPatch:
-        ops = json.loads(text)  # normalized text: its depth is already checked
+        ops = parse_literals(text)  # exact: a value it adds keeps its literal
         if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
             raise InvalidValueError(
                 "invalid JSON patch: must be a list of operation objects "
@@ -216,8 +233,7 @@ class JsonPatch(NamedTuple):
         import jsonpatch
         import jsonpointer
 
-        original = parse_literals(text)
-        document = json.loads(text)
+        document = parse_literals(text)  # exact, as the patch's values are
         budget = _Budget("JSON patch", self.limit, self.timeout)
         # An upper bound of the document's size, kept without measuring the whole
         # document after every operation: measured exactly only when it passes the limit.
@@ -241,6 +257,8 @@ class JsonPatch(NamedTuple):
                     estimate = self._measured(document, least, index, operation)
                 if op_name == "copy" and encoded is not None:
                     document = _copy(document, operation, encoded)
+                elif op_name == "test":
+                    _test(document, operation)
                 else:
                     document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
             except (
@@ -257,7 +275,7 @@ class JsonPatch(NamedTuple):
             estimate += most
             if estimate > self.limit:
                 estimate = self._measured(document, 0, index, operation)
-        return _encode(restore_literals(document, original), True)
+        return _encode(document, True)
 
     def _measured(self, document: Any, growth: int, index: int, operation: dict[str, Any]) -> int:
         """The document's exact size; refused when it is, or with ``growth`` more bytes
@@ -299,11 +317,45 @@ def _patch_problem(exc: Exception, operation: dict[str, Any]) -> str:
 
 
 def _shown(operation: dict[str, Any]) -> str:
-    return json.dumps(operation, ensure_ascii=False)[:200]
+    try:
+        return json.dumps(operation, ensure_ascii=False)[:200]
+    except TypeError:  # a number literal in its value: shown as written
+        return _json_text(operation)[:200]
+
+
+def _test(document: Any, operation: dict[str, Any]) -> None:
+    """A ``test`` operation, as jsonpatch runs it but with numbers compared exactly:
+    the literals on both sides as :class:`~decimal.Decimal` (a :class:`NumberLiteral`
+    compares by identity, and through a float ``0.1`` would equal
+    ``0.1000000000000000055511151231257827``)."""
+    import jsonpatch
+    import jsonpointer
+
+    path = operation.get("path")
+    if isinstance(path, str) and "value" in operation:
+        found = jsonpointer.resolve_pointer(document, path, _ABSENT)
+        if found is not _ABSENT:
+            probe = {"op": "test", "path": "", "value": _exact_numbers(operation["value"])}
+            jsonpatch.JsonPatch([probe]).apply(_exact_numbers(found), in_place=True)
+            return
+    jsonpatch.JsonPatch([operation]).apply(document, in_place=True)  # its own refusal
+
+
+def _exact_numbers(value: Any) -> Any:
+    """``value`` with each :class:`NumberLiteral` as the Decimal it stands for."""
+    if isinstance(value, NumberLiteral):
+        from decimal import Decimal  # only for a test of a value that holds one
+
+        return Decimal(value.literal)
+    if isinstance(value, dict):
+        return {name: _exact_numbers(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_exact_numbers(item) for item in value]
+    return value
 
 
 def _copy(document: Any, operation: dict[str, Any], encoded: str) -> Any:
-    """A ``copy`` whose value is copied by the C JSON codec from its measured text,
+    """A ``copy`` whose value is copied by the JSON codec from its measured text,
     several times faster than jsonpatch's ``copy.deepcopy`` (which a bomb of doubling
     copies spends most of its time in); jsonpatch still places it, with its checks."""
     import jsonpatch
@@ -312,7 +364,7 @@ def _copy(document: Any, operation: dict[str, Any], encoded: str) -> Any:
     path = operation["path"]
     placeholder = {"op": "add", "path": path, "value": None}
     document = jsonpatch.JsonPatch([placeholder]).apply(document, in_place=True)
-    fresh = json.loads(encoded)
+    fresh = parse_literals(encoded)
     parent, part = jsonpointer.JsonPointer(path).to_last(document)
     if part is None:
         return fresh

@@ -48,26 +48,26 @@ def register(subparsers: Subparsers) -> None:
 
 
 def read_operations(text: str | bytes) -> list[Any]:
-    """The operations, read as the server reads a transaction's
-    (:func:`~statebox.wire.codec.transaction_operation`): each ``value`` kept as exact
-    JSON text, a base64 one as bytes, ``ttl`` exact."""
-    import msgspec
-
-    from ..core.errors import InvalidValueError
+    """The operations, each read as the server reads a transaction's
+    (:func:`~statebox.wire.codec.transaction_operation`): numbers exact (``1.2300``
+    stays ``1.2300``), a base64 ``value`` as bytes, ``fencing`` an object, ``ttl``
+    exact. Parsed by the core's exact-number parser: no ``msgspec``, which only the
+    server needs."""
+    from ..core.errors import InvalidValueError, NestingTooDeepError
+    from ..core.exactjson import loads_exact
     from ..wire.codec import transaction_operation
 
     try:
-        items = msgspec.json.decode(text, type=list[msgspec.Raw])
-    except msgspec.ValidationError:
-        raise InvalidValueError(
-            'invalid OPS: must be a JSON list like [{"op": "set", ...}]'
-        ) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidValueError(f"invalid OPS: not JSON: {exc}") from None
-    try:
-        return [transaction_operation(bytes(item)) for item in items]
+        items = loads_exact(text, "OPS")
+    except NestingTooDeepError:
+        raise
+    except UnicodeDecodeError as exc:  # its message would show Python's reprs
+        raise InvalidValueError(f"invalid OPS: not UTF-8 text (at byte {exc.start})") from None
     except ValueError as exc:
-        raise InvalidValueError(f"invalid OPS: {exc}") from None
+        raise InvalidValueError(f"invalid OPS: not JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise InvalidValueError('invalid OPS: must be a JSON list like [{"op": "set", ...}]')
+    return [transaction_operation(item, index) for index, item in enumerate(items)]
 
 
 def run(args: argparse.Namespace, store: StateStore) -> TransactionResult:

@@ -70,12 +70,39 @@ def quoted(value: object) -> str:
     """``value`` as it is shown in a message: JSON (``"a b"``, with control characters
     escaped), the same in every face, never a Python repr (``'a b'``). Text that is not
     valid Unicode (a lone surrogate) is shown escaped, as JSON can."""
-    text = json.dumps(value, ensure_ascii=False, default=repr)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not plain JSON data: an exact number, a tuple key…
+        text = _quoted_beyond_json(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value, default=repr)
+        return text.encode("utf-8", "backslashreplace").decode("ascii")
     return text
+
+
+def _quoted_beyond_json(value: object) -> str:
+    """A value that holds more than JSON's types, shown as JSON all the same: an exact
+    number (``Decimal``, a kept literal) as its literal, anything else as a string."""
+    from decimal import Decimal  # only on this rare path
+
+    from .envelope import EmbeddedJSON, dumps_envelope
+
+    def plain(item: object) -> object:
+        if item is None or isinstance(item, (str, bool, int, float, EmbeddedJSON)):
+            return item
+        literal = getattr(item, "literal", None)  # exactjson.NumberLiteral
+        if isinstance(literal, str):
+            return EmbeddedJSON(literal)
+        if isinstance(item, Decimal):  # exactjson.JsonNumber too: str() is its literal
+            return EmbeddedJSON(str(item))
+        if isinstance(item, dict):
+            return {str(k): plain(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [plain(v) for v in item]
+        return str(item)
+
+    return dumps_envelope(plain(value))
 
 
 def json_kind(value: object) -> str:

@@ -11,14 +11,11 @@ checked inside ``apply``) and in :mod:`statebox.core.versions`.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 from .errors import InvalidRequestError, InvalidValueError, quoted
 from .model import RunContext
 from .records import Fence, Lease
-
-if TYPE_CHECKING:  # not at run time: a get never needs the lease results
-    from .results_beyond import LeaseResult
 
 __all__ = [
     "Fencing",
@@ -30,7 +27,12 @@ __all__ = [
 
 #: What a write accepts as ``fencing=``: a lease (as returned by ``acquire_lease``) or a
 #: ``(lease_name, token)`` pair.
-Fencing: TypeAlias = "LeaseResult | Lease | Fence | tuple[str, int]"
+if TYPE_CHECKING:
+    from .results_beyond import LeaseResult
+
+    Fencing: TypeAlias = LeaseResult | Lease | Fence | tuple[str, int]
+else:  # the lease result named, not imported: a get never loads the results beyond
+    Fencing = Union["LeaseResult", Lease, Fence, tuple[str, int]]
 
 
 def validate_lease_name(name: Any) -> str:
@@ -112,6 +114,3 @@ def default_holder(context: RunContext) -> str:
     if not parts:
         parts = [socket.gethostname(), str(os.getpid())]
     return "/".join(parts) + "#" + secrets.token_hex(4)
-
-
-MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600

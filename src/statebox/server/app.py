@@ -67,6 +67,8 @@ def endpoint(state: ServerState, route: Route) -> Any:
         try:
             principal = ANONYMOUS if route.public else state.authenticate(request)
             call = Call(request, state, principal)
+            if route.access is not None:  # refused before its input is even read
+                call.keyspace(route.access)
             return await handler(call, *await call.arguments(route))
         except StateboxError as exc:
             return state.error_response(exc)

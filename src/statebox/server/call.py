@@ -33,13 +33,15 @@ BODY_ENVELOPE: Final = 3
 class Call:
     """One request as a handler sees it."""
 
-    __slots__ = ("_headers", "body_size", "principal", "request", "state")
+    __slots__ = ("_granted", "_headers", "body_size", "principal", "request", "state")
 
     def __init__(self, request: Request, state: ServerState, principal: Principal) -> None:
         self.request = request
         self.state = state
         self.principal = principal
         self._headers: dict[str, str] | None = None
+        #: The path's keyspace once authorized, and for which access.
+        self._granted: tuple[str, Keyspace] | None = None
         #: Bytes of the body :meth:`body` read.
         self.body_size = 0
 
@@ -57,10 +59,14 @@ class Call:
     # -- addressing and authorization --------------------------------------------------
 
     def keyspace(self, access: str) -> Keyspace:
-        """The path's scope and namespace, validated, and checked against the grants."""
+        """The path's scope and namespace, validated, and checked against the grants
+        (once: the route's declared ``access`` is checked before its input is read)."""
+        if self._granted is not None and self._granted[0] == access:
+            return self._granted[1]
         params = self.request.path_params
         keyspace = self.state.keyspace(params["scope"], params["namespace"])
         self.authorize(access, keyspace)
+        self._granted = (access, keyspace)
         return keyspace
 
     def authorize(self, access: str, keyspace: Keyspace) -> None:
@@ -126,11 +132,6 @@ class Call:
     @property
     def query(self) -> QueryParams:
         return self.request.query_params  # parsed once: the request caches it
-
-    @property
-    def path_params(self) -> dict[str, str]:
-        params: dict[str, str] = self.request.path_params
-        return params
 
     def decoded_query(self, model: type[Query]) -> Query:
         """The route's query model; no parsing at all when there is no query string."""

@@ -316,7 +316,7 @@ class ChangeToken(msgspec.Struct):
     token: Int64
 
 
-# --- transaction operations (documented; parsed by the engine's parse_operation) ----------
+# --- transaction operations (documented here; read by wire.codec.transaction_operation) --
 
 
 class Fence(msgspec.Struct, forbid_unknown_fields=True):

@@ -93,6 +93,7 @@ async def list_keyspaces(call: Call, query: KeyspacesQuery) -> Response:
     summary="delete a keyspace: every entry of it at once (a write grant on it)",
     path_params=SpacePath,
     responses={200: Answer(KeyspaceDeleteResult)},
+    access="write",
 )
 async def delete_keyspace(call: Call) -> Response:
     ks = call.keyspace(Access.WRITE)

@@ -90,6 +90,7 @@ class GetQuery(Query):
     path_params=KeyPath,
     query=GetQuery,
     responses={200: Answer(GetResult, headers=ETAG)},
+    access="read",
 )
 async def kv_get(call: Call, query: GetQuery) -> Response:
     ks = call.keyspace(Access.READ)
@@ -136,6 +137,7 @@ class PutQuery(Query):
     },
     responses={200: Answer(SetResult, headers=ETAG)},
     errors=(409, 412),
+    access="write",
 )
 async def kv_put(call: Call, query: PutQuery) -> Response:
     ks = call.keyspace(Access.WRITE)
@@ -178,6 +180,7 @@ class DeleteQuery(Query):
     headers=IfMatch,
     responses={200: Answer(DeleteResult)},
     errors=(409, 412),
+    access="write",
 )
 async def kv_delete(call: Call, query: DeleteQuery) -> Response:
     ks = call.keyspace(Access.WRITE)
@@ -212,6 +215,7 @@ class ListQuery(Query):
     path_params=SpacePath,
     query=ListQuery,
     responses={200: Answer(ListResult)},
+    access="read",
 )
 async def kv_list(call: Call, query: ListQuery) -> Response:
     ks = call.keyspace(Access.READ)
@@ -249,6 +253,7 @@ class DiffBody(Body):
     body=DiffBody,
     responses={200: Answer(DiffResult)},
     errors=(409, 412),
+    access="write",
 )
 async def diff(call: Call, body: DiffBody) -> Response:
     ks = call.keyspace(Access.WRITE)

@@ -61,6 +61,7 @@ def _entry_or_null(entry: Entry | None) -> str:
     summary="entries API: one whole entry (404 when missing)",
     path_params=KeyPath,
     responses={200: Answer(OneEntry)},
+    access="read",
 )
 async def get_entry(call: Call) -> Response:
     ks = call.keyspace(Access.READ)
@@ -87,6 +88,7 @@ class ScanQuery(Query):
     path_params=SpacePath,
     query=ScanQuery,
     responses={200: Answer(Entries)},
+    access="read",
 )
 async def scan_entries(call: Call, query: ScanQuery) -> Response:
     ks = call.keyspace(Access.READ)
@@ -120,6 +122,7 @@ class RecordsQuery(Query):
     path_params=KeyPath,
     query=RecordsQuery,
     responses={200: Answer(Records)},
+    access="read",
 )
 async def records(call: Call, query: RecordsQuery) -> Response:
     ks = call.keyspace(Access.READ)
@@ -163,6 +166,7 @@ class ApplyBody(Body):
     body=ApplyBody,
     responses={200: Answer(AppliedResult)},
     errors=(409,),
+    access="write",
 )
 async def apply(call: Call, body: ApplyBody) -> Response:
     ks = call.keyspace(Access.WRITE)
@@ -209,6 +213,7 @@ class ChangesQuery(Query):
     query=ChangesQuery,
     responses={200: Answer(ChangeToken)},
     errors=(429,),
+    access="read",
 )
 async def changes(call: Call, query: ChangesQuery) -> Response:
     ks = call.keyspace(Access.READ)

@@ -9,12 +9,12 @@ from typing import Annotated, Any, ClassVar, Final
 from msgspec import UNSET, Meta, Raw, UnsetType
 from starlette.responses import Response
 
-from ..core import params
+from ..core import results
 from ..core.envelope import envelope_json
 from ..store import MISSING
 from ..web import Answer, Body, ExpectedVersion, Flag, Limit, Query, Router, Version, exact
 from ..web.fields import FencingField, OptionalSeconds
-from ..wire.codec import transaction_operation
+from ..wire.codec import batch_operation, transaction_operation
 from .auth import Access
 from .call import Call
 from .guards import (
@@ -77,30 +77,33 @@ def _given(raw: Raw | UnsetType) -> Any:
     body=UpdateBody,
     responses={200: Answer(SetResult, headers=ETAG)},
     errors=(409, 412),
+    access="write",
 )
 async def update(call: Call, body: UpdateBody) -> Response:
     ks = call.keyspace(Access.WRITE)
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "update")
     store = call.store()
-    result = await guarded_write(
-        call,
-        header,
-        partial(
-            store.update,
-            call.request.path_params["key"],
+    key = call.request.path_params["key"]
+    fencing = authorized_fencing(call, body.fencing)
+
+    def work() -> results.SetResult:
+        # Off the event loop: a merge or patch of megabytes is parsed here, not there.
+        return store.update(
+            key,
             jq=body.jq,
             merge=_given(body.merge),
             patch=_given(body.patch),
             default=_given(body.default),
             ttl=body.ttl,
             expected_version=expected,
-            fencing=authorized_fencing(call, body.fencing),
+            fencing=fencing,
             scope=ks.scope,
             namespace=ks.namespace,
-        ),
-        alone=True,  # a jq transform may take a while: no group waits on it
-    )
+        )
+
+    # alone: a jq transform may take a while, so no group of writes waits on it
+    result = await guarded_write(call, header, work, alone=True)
     return written(result)
 
 
@@ -118,6 +121,7 @@ class RollbackBody(Body):
     body=RollbackBody,
     responses={200: Answer(SetResult, headers=ETAG)},
     errors=(409, 412),
+    access="write",
 )
 async def rollback(call: Call, body: RollbackBody) -> Response:
     ks = call.keyspace(Access.WRITE)
@@ -151,6 +155,7 @@ class HistoryQuery(Query):
     path_params=KeyPath,
     query=HistoryQuery,
     responses={200: Answer(HistoryResult)},
+    access="read",
 )
 async def history(call: Call, query: HistoryQuery) -> Response:
     ks = call.keyspace(Access.READ)
@@ -168,11 +173,12 @@ async def history(call: Call, query: HistoryQuery) -> Response:
     return json_response(envelope_json(result))
 
 
-def _operation(call: Call, raw: Raw) -> Any:
-    """A transaction operation as every face reads it, its fencing authorized."""
-    op = transaction_operation(raw)
-    if isinstance(op, dict) and op.get("fencing") is not None:  # any form: authorized
-        op["fencing"] = authorized_fencing(call, params.fencing(op["fencing"], '"fencing"'))
+def _operation(call: Call, raw: Raw, index: int) -> dict[str, Any]:
+    """A transaction operation as every face reads it (``transaction_operation``: its
+    fencing already read), the fencing then authorized."""
+    op = transaction_operation(batch_operation(raw), index)
+    if op.get("fencing") is not None:
+        op["fencing"] = authorized_fencing(call, op["fencing"])
     return op
 
 
@@ -197,6 +203,7 @@ class TransactionBody(Body):
     body=TransactionBody,
     responses={200: Answer(TransactionResult)},
     errors=(409,),
+    access="write",
 )
 async def transaction(call: Call, body: TransactionBody) -> Response:
     ks = call.keyspace(Access.WRITE)
@@ -206,7 +213,7 @@ async def transaction(call: Call, body: TransactionBody) -> Response:
     fencing = authorized_fencing(call, body.fencing)
 
     def commit() -> str:  # a big one on the writer thread: values normalize there too
-        operations = [_operation(call, op) for op in ops]
+        operations = [_operation(call, op, i) for i, op in enumerate(ops)]
         result = store.transaction(
             operations, fencing=fencing, scope=ks.scope, namespace=ks.namespace
         )

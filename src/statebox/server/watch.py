@@ -106,6 +106,7 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[T]])
     query=WatchQuery,
     responses={200: Answer(WatchAnswer)},
     errors=(429,),
+    access="read",
 )
 async def long_poll(call: Call, query: WatchQuery) -> Response:
     wait = 30.0 if query.timeout is None else query.timeout
@@ -153,6 +154,7 @@ class _WatchStream(StreamingResponse):
         )
     },
     errors=(429,),
+    access="read",
 )
 async def event_stream(call: Call, query: WatchQuery) -> Response:
     timeout = query.timeout

@@ -93,9 +93,15 @@ def decode_body(model: type[B], raw: bytes, where: str) -> B:
     try:
         body = msgspec.json.decode(raw, type=model)
     except msgspec.ValidationError as exc:
+        # msgspec may refuse a field before it reaches a syntax error further on: a body
+        # that is not JSON at all is told so, not asked about its fields.
+        try:
+            msgspec.json.decode(raw, type=msgspec.Raw)
+        except msgspec.DecodeError as bad:
+            raise _not_json(bad) from None
         raise _refusal(model, raw, where, str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise InvalidRequestError(f"request body is not valid JSON: {_sentence(exc)}") from None
+        raise _not_json(exc) from None
     for field in field_rules(model):
         value = getattr(body, field.name)
         if field.rule is None or value is None or value is msgspec.UNSET:
@@ -109,8 +115,16 @@ def decode_body(model: type[B], raw: bytes, where: str) -> B:
     return body
 
 
+def _not_json(exc: msgspec.DecodeError) -> InvalidRequestError:
+    return InvalidRequestError(f"request body is not valid JSON: {_sentence(exc)}")
+
+
 def _sentence(exc: Exception) -> str:
+    """An exception's message inside a sentence: its first letter lower-cased, unless
+    it starts an acronym ("JSON is malformed")."""
     text = str(exc)
+    if text[1:2].isupper():
+        return text
     return text[:1].lower() + text[1:]
 
 

@@ -121,6 +121,11 @@ class Route:
     errors: tuple[int, ...] = ()
     #: No token needed (health, metrics, documentation).
     public: bool = False
+    #: The grant (``"read"`` or ``"write"``) the caller needs on the path's ``{scope}`` /
+    #: ``{namespace}``: checked before the query or body is read, so a caller without
+    #: it is refused (403) whatever it sent, and never makes the server decode a body.
+    #: Every route whose path names a keyspace declares it.
+    access: str | None = None
 
     def __post_init__(self) -> None:
         named = set(re.findall(r"\{(\w+)(?::\w+)?\}", self.path))
@@ -130,6 +135,13 @@ class Route:
                 f"{self.method} {self.path}: the path names {sorted(named)}, its path "
                 f"parameters declare {sorted(declared)}"
             )
+        if {"scope", "namespace"} <= named and self.access not in ("read", "write"):
+            raise ValueError(
+                f"{self.method} {self.path}: a route on a keyspace declares access="
+                '"read" or "write"'
+            )
+        if self.access is not None and not {"scope", "namespace"} <= named:
+            raise ValueError(f"{self.method} {self.path}: access= needs a keyspace in the path")
 
     @property
     def name(self) -> str:

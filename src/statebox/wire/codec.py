@@ -36,7 +36,8 @@ from ..core.errors import (
 )
 from ..core.exactjson import ENVELOPE, loads_exact
 from ..core.model import UpdatedBy
-from ..core.params import MAX_SECONDS, float_seconds, format_seconds, seconds_ns
+from ..core.operations import expected_version, operation_fields, operation_name
+from ..core.params import MAX_SECONDS, fencing, float_seconds, format_seconds, ttl
 from ..core.records import Entry, HistoryRecord, Lease
 from ..core.results import StoredValue
 from ..core.values import JSON_CONTENT_TYPE, Blob, RawJSON, check_depth, normalize, sha256_hex
@@ -59,7 +60,6 @@ __all__ = [
     "batch_operation",
     "transaction_operation",
     "loads_exact",
-    "parse_seconds",
     "record_json",
     "updated_by_from_headers",
     "updated_by_headers",
@@ -94,14 +94,16 @@ def check_op_count(count: int, limit: int) -> None:
 
 
 def batch_operation(raw: bytes) -> Any:
-    """One operation of a transaction body (``{"ops": [...]}``) as :func:`loads_exact`
+    """One operation of a request body's list (``{"ops": [...]}``) as :func:`loads_exact`
     parses it, except that its JSON ``value`` stays text (:class:`RawJSON`), normalized
     when it is applied, one at a time: 128 values of 1 MiB never become millions of
     Python objects at once (gigabytes, and seconds of garbage collection holding the
     interpreter's lock). Raises ``ValueError`` as :func:`loads_exact` does.
 
-    ``msgspec`` finds the value's span without building it; it comes with the server
-    (the remote store, which never reads a request body, does without it).
+    ``msgspec`` finds the value's span without building it. It is the server's (its
+    ``[server]`` extra): only the server's routes call this. The command line and the
+    remote store never do — ``statebox txn`` parses its operations with
+    :func:`loads_exact` (one small list, read once) and neither loads ``msgspec``.
     """
     import msgspec
 
@@ -116,24 +118,43 @@ def batch_operation(raw: bytes) -> Any:
     }
 
 
-def transaction_operation(raw: bytes) -> Any:
-    """One operation of a transaction (``{"op": "set", "key": ..., "value": ...}``) as
-    every face hands it to the engine: :func:`batch_operation`'s fields, a base64
-    ``value`` (``"encoding"``) as its :class:`Blob`, ``ttl`` as exact seconds. The
-    server's ``/v1/txn`` and the CLI's ``txn`` both read their operations here; the
-    engine checks the rest (and names the operation by its index)."""
-    op = batch_operation(raw)
-    if not isinstance(op, dict):
-        return op  # the engine says what is wrong with it
-    if "encoding" in op:
-        value = value_from_wire(op)
-        op = {k: v for k, v in op.items() if k not in ("encoding", "contentType")}
-        op["value"] = value
-    if op.get("ttl") is not None:
-        # exact, but not refused here when not positive: the engine's refusal names the
-        # operation (its index)
-        op["ttl"] = float_seconds(seconds_ns(op["ttl"], '"ttl"'))
-    return op
+def transaction_operation(op: object, index: int) -> dict[str, Any]:
+    """One operation of a transaction as every face hands it to the engine, read by the
+    rules of JSON: the server's ``POST /v1/txn`` (from :func:`batch_operation`) and the
+    CLI's ``statebox txn`` (from :func:`loads_exact`) both read theirs here, so they
+    accept and refuse alike.
+
+    ``op`` is the operation as parsed (numbers exact; a JSON ``value`` may still be
+    text). Its fields are checked as every operation's
+    (:func:`~statebox.core.operations.operation_fields`), then read: a base64 ``value``
+    (``"encoding"``) as its :class:`Blob`; ``fencing`` only as ``{"lease", "token"}``
+    (:func:`~statebox.core.params.fencing`: the list a Python caller may give is no
+    JSON form), as a :class:`~statebox.core.records.Fence`; ``expected_version`` of 0
+    or more; ``ttl`` exact and positive, as the float seconds the engine takes. Errors
+    name the operation as the engine does (``transaction operation 0 (set "t")``); the
+    engine checks the rest (the key, the value's limits).
+    """
+    where = f"transaction operation {index}"
+    wire_value = isinstance(op, Mapping) and "encoding" in op
+    kind, fields = operation_fields(op, where, wire_value=wire_value)
+    try:
+        read: dict[str, Any] = {"op": kind, **fields}
+        if fields.get("fencing") is not None:
+            read["fencing"] = fencing(fields["fencing"], '"fencing"')
+        if fields.get("expected_version") is not None:
+            read["expected_version"] = expected_version(fields["expected_version"])
+        if fields.get("ttl") is not None:
+            read["ttl"] = ttl(fields["ttl"], '"ttl"')
+        if wire_value:
+            read["value"] = value_from_wire(fields)
+            del read["encoding"]
+            read.pop("contentType", None)
+    except InvalidRequestError as exc:
+        # A field's refusal, of its own kind, said of the operation (never of a face's
+        # own parameter: the error carries none).
+        name = operation_name(where, kind, fields["key"])
+        raise InvalidRequestError(f"{name}: {exc.message}") from None
+    return read
 
 
 # --- values -----------------------------------------------------------------------------
@@ -202,12 +223,6 @@ def _value_bytes(
     if actual != digest:
         raise CorruptEntryError("an entry's value does not match its hash: refusing it")
     return data
-
-
-# --- seconds --------------------------------------------------------------------------
-
-#: A number of seconds on the wire: one parser for every face (:mod:`statebox.core.params`).
-parse_seconds: Final = seconds_ns
 
 
 # --- entries, records, leases ---------------------------------------------------------

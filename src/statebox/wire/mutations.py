@@ -12,51 +12,28 @@ server checks everything again: it trusts no client.
      "ttl": 60.5, "fencing": {"lease": "import", "token": 7}}
     {"op": "delete", "key": "b", "expected_version": 2}
 
-The user's operations (``{"op": "set", ...}`` given to ``store.transaction``, with a
-ttl that must be positive) are read by :func:`statebox.transactions.parse_operation`.
+An operation's kind, its fields and their names are defined once for both readers, in
+:mod:`statebox.core.operations`; the user's operations (``{"op": "set", ...}`` given to
+``store.transaction``, with a ttl that must be positive) are read by
+:func:`statebox.transactions.parse_operation`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any
 
 from ..core.envelope import EmbeddedJSON
-from ..core.errors import (
-    InvalidReferenceError,
-    InvalidRequestError,
-    InvalidValueError,
-    json_kind,
-    quoted,
-)
+from ..core.errors import InvalidReferenceError, InvalidRequestError, InvalidValueError
 from ..core.leases import as_fence
 from ..core.model import validate_key
-from ..core.params import fencing, format_seconds, integer, seconds_ns
+from ..core.operations import expected_version, operation_fields
+from ..core.params import fencing, format_seconds, seconds_ns
 from ..core.records import Delete, Fence, Mutation, Put
 from ..core.values import NormalizedValue
 from .codec import value_fields, value_from_wire
 
 __all__ = ["mutation_from_wire", "mutation_to_wire"]
-
-#: The fields each operation may have; a value's own fields come with a set.
-_FIELDS: Final = {
-    "set": frozenset(
-        {
-            "op",
-            "key",
-            "value",
-            "encoding",
-            "contentType",
-            "expected_version",
-            "create_only",
-            "ttl",
-            "fencing",
-        }
-    ),
-    "delete": frozenset({"op", "key", "expected_version", "fencing"}),
-}
-#: As the JSON envelopes spell them (accepted since the first release of the route).
-_ALIASES: Final = {"expectedVersion": "expected_version", "createOnly": "create_only"}
 
 
 def mutation_to_wire(mutation: Mutation, now: int) -> dict[str, Any]:
@@ -93,21 +70,7 @@ def mutation_from_wire(
     costs nothing. Errors name the operation by its position.
     """
     where = f"operation {index}"
-    if not isinstance(raw, Mapping):
-        raise InvalidValueError(
-            f'{where}: must be an object like {{"op": "set", "key": ..., "value": ...}}, '
-            f"not {json_kind(raw)}"
-        )
-    fields = {_ALIASES.get(str(name), str(name)): item for name, item in raw.items()}
-    kind = fields.get("op")
-    if not isinstance(kind, str) or kind not in _FIELDS:
-        raise InvalidValueError(f'{where}: "op" must be "set" or "delete", not {quoted(kind)}')
-    unknown = sorted(set(fields) - _FIELDS[kind])
-    if unknown:
-        listed = ", ".join(quoted(name) for name in unknown)
-        raise InvalidValueError(f"{where} ({kind}): unknown field(s) {listed}")
-    if "key" not in fields:
-        raise InvalidValueError(f'{where} ({kind}): "key" is required')
+    kind, fields = operation_fields(raw, where, wire_value=True)
     try:
         return _mutation(fields, kind, now, normalize, check_fence)
     except (InvalidReferenceError, InvalidRequestError, InvalidValueError) as exc:
@@ -123,29 +86,15 @@ def _mutation(
     check_fence: Callable[[Fence], None] | None,
 ) -> Mutation:
     key = validate_key(fields["key"])
-    guard = _expected_version(fields.get("expected_version"))
+    guard = expected_version(fields.get("expected_version"), below_zero=True)
     fence = as_fence(fencing(fields.get("fencing"), '"fencing"'))
     if fence is not None and check_fence is not None:
         check_fence(fence)
     if kind == "delete":
         return Delete(key, guard, fence)
-    if "value" not in fields:
-        raise InvalidValueError('"value" is required (null is a value)')
-    create_only = fields.get("create_only", False)
-    if not isinstance(create_only, bool):
-        raise InvalidValueError('invalid "create_only": must be true or false')
+    create_only: bool = fields.get("create_only", False)
     ttl = fields.get("ttl")
     # Any expiry, even a past one: the contract's apply takes it (ttl is exact, may be <= 0).
     expires_at = None if ttl is None else now + seconds_ns(ttl, '"ttl"')
     value = normalize(value_from_wire(fields))
     return Put(key, value, guard, create_only, expires_at, fence)
-
-
-def _expected_version(raw: object) -> int | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, int) or isinstance(raw, bool):  # JSON: "3" is not a number
-        raise InvalidRequestError(f'invalid "expected_version" {quoted(raw)}: must be an integer')
-    # Any version in 64 bits, below 0 too: the contract's apply takes one, meaning "a
-    # version no key is at" (a conflict), as the library does.
-    return integer(raw, '"expected_version"')
