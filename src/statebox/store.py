@@ -259,12 +259,10 @@ class StateStore(WritesMixin, BeyondMixin):
         it had is dropped, as Redis ``SET`` does). ``fencing`` (a lease or
         ``(lease_name, token)``) refuses the write once a newer lease holder exists.
         """
-        from .transactions import SetOp
-
         ks = self.keyspace(scope, namespace)
         ctx = self._write_context()
-        op = SetOp(key, value, expected_version, create_only, ttl, fencing)
-        new = self._apply(ks, [self._to_mutation(op, ctx.now)], ctx)[0].current
+        put = self._put_mutation(key, value, expected_version, create_only, ttl, fencing, ctx.now)
+        new = self._apply(ks, [put], ctx)[0].current
         assert new is not None
         return _written(ks, new)
 
@@ -316,11 +314,9 @@ class StateStore(WritesMixin, BeyondMixin):
         fencing: Fencing | None = None,
     ) -> DeleteResult:
         """Delete one entry; deleting a missing key is not an error (``deleted: false``)."""
-        from .transactions import DeleteOp
-
         ks = self.keyspace(scope, namespace)
         ctx = self._write_context()
-        delete = self._to_mutation(DeleteOp(key, expected_version, fencing), ctx.now)
+        delete = self._delete_mutation(key, expected_version, fencing)
         applied = self._apply(ks, [delete], ctx)
         return DeleteResult(ks, delete.key, applied[0].previous is not None)
 

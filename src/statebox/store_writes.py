@@ -304,11 +304,37 @@ class WritesMixin:
         client, travel by :mod:`statebox.wire.mutations`."""
         from .transactions import DeleteOp
 
-        key = validate_key(op.key)
-        _check_expected(op.expected_version)
         own = op.fencing if op.fencing is not None else fencing
         if isinstance(op, DeleteOp):
-            return Delete(key, op.expected_version, as_fence(own))
-        value = self.normalize(op.value)
-        expires_at = self._expires_at(op.ttl, now)
-        return Put(key, value, op.expected_version, op.create_only, expires_at, as_fence(own))
+            return self._delete_mutation(op.key, op.expected_version, own)
+        return self._put_mutation(
+            op.key, op.value, op.expected_version, op.create_only, op.ttl, own, now
+        )
+
+    def _put_mutation(
+        self,
+        key: str,
+        value: Any,
+        expected_version: int | None,
+        create_only: bool,
+        ttl: float | None,
+        fencing: Fencing | None,
+        now: int,
+    ) -> Put:
+        """:meth:`_to_mutation` of a set, field by field (``set`` calls it without
+        building an operation first: it is the hot path)."""
+        key = validate_key(key)
+        _check_expected(expected_version)
+        expires_at = self._expires_at(ttl, now)
+        return Put(
+            key, self.normalize(value), expected_version, create_only, expires_at,
+            as_fence(fencing),
+        )  # fmt: skip
+
+    def _delete_mutation(
+        self, key: str, expected_version: int | None, fencing: Fencing | None
+    ) -> Delete:
+        """:meth:`_to_mutation` of a delete, field by field."""
+        key = validate_key(key)
+        _check_expected(expected_version)
+        return Delete(key, expected_version, as_fence(fencing))
