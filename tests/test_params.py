@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statebox import ConflictError, InvalidValueError, StateStore
+from statebox import ConflictError, InvalidValueError, RunContext, StateStore, open_store
 from statebox.core import params
 from statebox.core.errors import InvalidReferenceError, InvalidRequestError
 from statebox.core.records import Fence
@@ -422,3 +422,17 @@ def test_a_negative_expected_version_stays_a_conflict_in_the_library(library: St
     # is at (tests/test_conformance.py pins it for every backend).
     with pytest.raises(ConflictError):
         library.set("k", 1, expected_version=-1)
+
+
+def test_a_wait_is_0_or_more_seconds_on_every_face() -> None:
+    """One rule for a watch's timeout (params.wait): the CLI's --timeout, HTTP's
+    ?timeout= and the library's timeout= (which had taken an endless float("inf"))."""
+    assert params.wait("0", "--timeout") == 0.0
+    assert params.wait("2.5", "?timeout=") == 2.5
+    assert "0 or more seconds" in refused(params.wait, "-1", "--timeout")
+    assert "1_0" in refused(params.wait, "1_0", "?timeout=")
+    store = open_store("memory://", context=RunContext(dag="d"))
+    for endless in (float("inf"), float("nan"), -1):
+        with pytest.raises(InvalidValueError, match="invalid timeout"):
+            store.watch("k", timeout=endless)
+    assert store.watch("k", timeout=0).timed_out

@@ -263,11 +263,17 @@ def _lease_identity(
 
 
 def _check_timeout(timeout: Any) -> None:
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+    """A library ``timeout`` (float seconds; None, checked by the caller, waits forever)
+    by the faces' rule (:func:`params.wait`: 0 or more, finite, up to 100 years)."""
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
         raise InvalidValueError(
             f"invalid timeout {quoted(timeout)}: must be a number of seconds, 0 or more",
             param="timeout",
         )
+    try:
+        params.wait(timeout, "timeout")
+    except InvalidRequestError as exc:
+        raise params.as_value_error(exc, "timeout") from None
 
 
 def _check_limit(limit: object) -> None:

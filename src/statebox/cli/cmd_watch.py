@@ -22,16 +22,6 @@ def _after_version(raw: object, option: str) -> int:
     return params.integer(raw, option, minimum=0)
 
 
-def _timeout(raw: object, option: str) -> float:
-    """A wait: a number of seconds (as every face reads one), 0 or more."""
-    ns = params.seconds_ns(raw, option)
-    if ns < 0:
-        from ..core.errors import InvalidRequestError, quoted
-
-        raise InvalidRequestError(f"invalid {option} {quoted(raw)}: must be 0 or more seconds")
-    return params.float_seconds(ns)
-
-
 def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
@@ -62,7 +52,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=checked(_timeout, "--timeout"),
+        type=checked(params.wait, "--timeout"),
         help="stop after SECONDS (default: never)",
     )
     parser.add_argument("--include-values", action="store_true", help="add each new value")

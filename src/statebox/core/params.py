@@ -290,6 +290,15 @@ def ttl(raw: object, name: str) -> float:
     return float_seconds(ns)
 
 
+def wait(raw: object, name: str) -> float:
+    """How long to wait (a watch's ``timeout``): :func:`seconds_ns` of 0 or more, as
+    float seconds."""
+    ns = seconds_ns(raw, name)
+    if ns < 0:
+        raise InvalidRequestError(f"invalid {name} {_shown(raw)}: must be 0 or more seconds")
+    return float_seconds(ns)
+
+
 # --- flags, fencing, cursors ----------------------------------------------------------
 
 

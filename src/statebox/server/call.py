@@ -70,6 +70,14 @@ class Call:
         self._granted = (access, keyspace)
         return keyspace
 
+    @property
+    def granted(self) -> Keyspace:
+        """The path's keyspace, as the route's declared ``access`` authorized it before
+        the handler ran (the declaration is the one place a route says what it needs)."""
+        if self._granted is None:
+            raise AssertionError("a route on a keyspace declares access=")
+        return self._granted[1]
+
     def authorize(self, access: str, keyspace: Keyspace) -> None:
         if not self.principal.can(Access(access), keyspace):
             raise PermissionDeniedError(

@@ -96,7 +96,7 @@ async def list_keyspaces(call: Call, query: KeyspacesQuery) -> Response:
     access="write",
 )
 async def delete_keyspace(call: Call) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     store = call.store()
     # Alone on the writer: one keyspace may hold many keys, each deleted with its history.
     result = await call.state.write(

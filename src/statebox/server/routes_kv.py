@@ -33,7 +33,6 @@ from ..web import (
 )
 from ..web.fields import AfterKey
 from ..wire.codec import value_from_wire
-from .auth import Access
 from .call import Call
 from .guards import (
     ETAG,
@@ -93,7 +92,7 @@ class GetQuery(Query):
     access="read",
 )
 async def kv_get(call: Call, query: GetQuery) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     if query.default is not None:
         check_depth(query.default, "?default=")
     store = call.reader()
@@ -140,7 +139,7 @@ class PutQuery(Query):
     access="write",
 )
 async def kv_put(call: Call, query: PutQuery) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     expected, create_only, header = preconditions(call, query.expected_version)
     body = await call.request.body()
     media = call.headers.get("content-type", "").strip()
@@ -183,7 +182,7 @@ class DeleteQuery(Query):
     access="write",
 )
 async def kv_delete(call: Call, query: DeleteQuery) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     expected, create_only, header = preconditions(call, query.expected_version)
     no_create_only(create_only, "a delete")
     store = call.store()
@@ -218,7 +217,7 @@ class ListQuery(Query):
     access="read",
 )
 async def kv_list(call: Call, query: ListQuery) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     store = call.reader()
     result = await call.state.read(
         partial(
@@ -256,7 +255,7 @@ class DiffBody(Body):
     access="write",
 )
 async def diff(call: Call, body: DiffBody) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "diff")
     if body.encoding is None and body.contentType is None:

@@ -64,7 +64,7 @@ def _entry_or_null(entry: Entry | None) -> str:
     access="read",
 )
 async def get_entry(call: Call) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     key = validate_key(call.request.path_params["key"])
     entry = await call.state.read(partial(call.state.backend.get, ks, key, call.now()))
     if entry is None:
@@ -91,7 +91,7 @@ class ScanQuery(Query):
     access="read",
 )
 async def scan_entries(call: Call, query: ScanQuery) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     prefix = validate_prefix(query.prefix)
     include_values = query.include_values
     entries = await call.state.read(
@@ -125,7 +125,7 @@ class RecordsQuery(Query):
     access="read",
 )
 async def records(call: Call, query: RecordsQuery) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     key = validate_key(call.request.path_params["key"])
     backend = call.state.backend
     if query.version is not None:
@@ -169,7 +169,7 @@ class ApplyBody(Body):
     access="write",
 )
 async def apply(call: Call, body: ApplyBody) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     if not body.ops:
         raise InvalidRequestError('apply needs "ops": a non-empty list of set/delete operations')
     big = call.batch(body.ops)
@@ -216,7 +216,7 @@ class ChangesQuery(Query):
     access="read",
 )
 async def changes(call: Call, query: ChangesQuery) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     after = query.after
     backend = call.state.backend
     if after is None:

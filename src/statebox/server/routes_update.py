@@ -15,7 +15,6 @@ from ..store import MISSING
 from ..web import Answer, Body, ExpectedVersion, Flag, Limit, Query, Router, Version, exact
 from ..web.fields import FencingField, OptionalSeconds
 from ..wire.codec import batch_operation, transaction_operation
-from .auth import Access
 from .call import Call
 from .guards import (
     ETAG,
@@ -80,7 +79,7 @@ def _given(raw: Raw | UnsetType) -> Any:
     access="write",
 )
 async def update(call: Call, body: UpdateBody) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "update")
     store = call.store()
@@ -124,7 +123,7 @@ class RollbackBody(Body):
     access="write",
 )
 async def rollback(call: Call, body: RollbackBody) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "rollback")
     store = call.store()
@@ -158,7 +157,7 @@ class HistoryQuery(Query):
     access="read",
 )
 async def history(call: Call, query: HistoryQuery) -> Response:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     store = call.reader()
     result = await call.state.read(
         partial(
@@ -206,7 +205,7 @@ class TransactionBody(Body):
     access="write",
 )
 async def transaction(call: Call, body: TransactionBody) -> Response:
-    ks = call.keyspace(Access.WRITE)
+    ks = call.granted
     ops = body.ops
     big = call.batch(ops)
     store = call.store()

@@ -33,7 +33,6 @@ from ..core.results import WatchEvent, WatchResult
 from ..watch import Watcher
 from ..web import Answer, Flag, Query, Router
 from ..web.fields import After, WaitSeconds
-from .auth import Access
 from .call import Call
 from .models import SpacePath
 from .models import WatchResult as WatchAnswer
@@ -62,7 +61,7 @@ class WatchQuery(Query):
 
 
 async def _watcher(call: Call, query: WatchQuery) -> Watcher:
-    ks = call.keyspace(Access.READ)
+    ks = call.granted
     store = call.reader()
     return await call.state.read(
         partial(

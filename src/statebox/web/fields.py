@@ -24,7 +24,7 @@ import msgspec
 from msgspec import Meta
 
 from ..core import params
-from ..core.errors import InvalidRequestError, quoted
+from ..core.errors import quoted
 from ..core.leases import Fencing
 from ..wire.codec import loads_exact
 
@@ -91,14 +91,6 @@ def _rule(rule: Rule, schema: dict[str, Any]) -> Meta:
     return Meta(extra_json_schema=schema, extra={PARSE: rule})
 
 
-def _wait_seconds(raw: object, name: str) -> float:
-    """A wait (a watch's ``timeout``): 0 or more seconds, exact to the nanosecond."""
-    ns = params.seconds_ns(raw, name)
-    if ns < 0:
-        raise InvalidRequestError(f"invalid {name} {quoted(str(raw))}: must be 0 or more seconds")
-    return ns / 1e9
-
-
 Int64 = Annotated[int, _rule(params.integer, _int_schema(INT64_MIN))]
 Version = Annotated[int, _rule(params.version, _int_schema(1))]
 ExpectedVersion = Annotated[int, _rule(params.expected_version, _int_schema(0))]
@@ -135,7 +127,7 @@ else:
     # At least a nanosecond once rounded: 1e-10 is positive but no duration.
     Seconds = Annotated[msgspec.Raw, _rule(params.ttl, {"type": "number", "minimum": 1e-9})]
     OptionalSeconds = Seconds
-    WaitSeconds = Annotated[msgspec.Raw, _rule(_wait_seconds, {"type": "number", "minimum": 0})]
+    WaitSeconds = Annotated[msgspec.Raw, _rule(params.wait, {"type": "number", "minimum": 0})]
     FencingField = Annotated[msgspec.Raw, _rule(params.fencing, _FENCING_SCHEMA)]
 
 

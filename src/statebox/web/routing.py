@@ -66,6 +66,12 @@ class RequestView(Protocol):
         ``access`` (``"read"`` or ``"write"``) — else a 403."""
         ...
 
+    @property
+    def granted(self) -> Keyspace:
+        """The path's keyspace, authorized for the route's declared ``access`` before
+        the handler runs."""
+        ...
+
     def authorize(self, access: str, keyspace: Keyspace) -> None: ...
 
     def store(self) -> StateStore:
