@@ -7,8 +7,8 @@ all of them alike) and the median of 20 is reported.
 
 The baseline is the floor no argparse + SQLite + JSON command line can go under:
 ``python -c "import argparse, json, sqlite3"``. Target: a cold ``get`` at most 1.5x
-that floor. A cold ``set`` is shown beside it without a target: it also hashes the
-value (OpenSSL's hashlib) and waits for its write to reach the disk. Two reference rows
+that floor. A cold ``set`` is shown beside it without a target: it also normalizes and
+hashes the value and waits for its write to reach the disk. Two reference rows
 show the bare interpreter and the floor plus building and running one tiny argparse
 parser (its gettext look-ups import ``locale``; without a width, its help formatter
 imports ``shutil``).

@@ -23,8 +23,10 @@ from statebox.core import results_beyond
 from statebox.transactions import DeleteOp, SetOp
 from statebox.watch import Watcher
 
-# The engine imports these for annotations only (CLI start-up): resolve them by hand.
+# The engine imports these for annotations only (CLI start-up, which loads no typing
+# either): resolve them by hand.
 _HIDDEN_NAMES = {
+    "Any": Any,
     "SetOp": SetOp,
     "DeleteOp": DeleteOp,
     "Watcher": Watcher,

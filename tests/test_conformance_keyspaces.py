@@ -8,7 +8,13 @@ import json
 
 import pytest
 
-from statebox import InvalidReferenceError, InvalidValueError, ManualClock, StateStore
+from statebox import (
+    ConfigurationError,
+    InvalidReferenceError,
+    InvalidValueError,
+    ManualClock,
+    StateStore,
+)
 from statebox.core.clock import format_timestamp
 
 
@@ -152,6 +158,48 @@ def test_delete_keyspace_wakes_a_watcher(store: StateStore) -> None:
     store.delete_keyspace()
     events = watcher.poll(timeout=5)
     assert [(e.key, e.event) for e in events] == [("a", "deleted")]
+
+
+# --- the reserved scope statebox ---------------------------------------------------------
+
+
+def test_the_reserved_scope_statebox_is_a_keyspace_like_any_other(
+    store: StateStore, clock: ManualClock
+) -> None:
+    with pytest.raises(ConfigurationError, match='scope "statebox" requires a namespace'):
+        store.set("k", 1, scope="statebox")
+    first = store.set("run-1", {"status": "running"}, scope="statebox", namespace="runs")
+    assert (first.keyspace.scope, first.keyspace.namespace, first.version) == (
+        "statebox",
+        "runs",
+        1,
+    )
+    clock.advance(1)
+    store.set("run-1", {"status": "succeeded"}, scope="statebox", namespace="runs")
+    store.set("run-2", {"status": "failed"}, scope="statebox", namespace="runs")
+    store.set("run-1/load/stdout", "hello", scope="statebox", namespace="logs")
+    store.set("run-1", {"other": True}, scope="custom", namespace="runs")
+    got = store.get("run-1", scope="statebox", namespace="runs")
+    assert (got.value, got.version) == ({"status": "succeeded"}, 2)
+    listed = store.list(scope="statebox", namespace="runs", include_values=True).entries
+    assert [(e.key, e.version) for e in listed] == [("run-1", 2), ("run-2", 1)]
+    versions = store.history("run-1", scope="statebox", namespace="runs").versions
+    assert [v.version for v in versions] == [2, 1]
+    assert _rows(store, scope="statebox") == [("statebox", "logs", 1), ("statebox", "runs", 2)]
+    assert ("custom", "runs", 1) in _rows(store)
+    assert store.delete("run-2", scope="statebox", namespace="runs").deleted
+    assert store.delete_keyspace(scope="statebox", namespace="runs").deleted == 1
+    assert list(store.list(scope="statebox", namespace="runs").entries) == []
+    assert _rows(store, scope="statebox") == [("statebox", "logs", 1)]
+    # the same key in another scope is untouched
+    assert store.get("run-1", scope="custom", namespace="runs").value == {"other": True}
+    result = store.transaction(
+        [{"op": "set", "key": "a", "value": 1}, {"op": "set", "key": "b", "value": 2}],
+        scope="statebox",
+        namespace="txn",
+    )
+    assert [op.version for op in result.results] == [1, 1]
+    assert store.get("b", scope="statebox", namespace="txn").value == 2
 
 
 # --- expiresAt ---------------------------------------------------------------------------

@@ -191,6 +191,17 @@ def test_a_stored_json_value_is_embedded_as_its_normalized_bytes() -> None:
     assert (result.found, result.value) == (True, {"n": 1.5, "s": "<"})
 
 
+def test_several_embedded_parts_go_back_in_their_places() -> None:
+    data = {
+        "a": EmbeddedJSON("[1.50]"),
+        "b": [EmbeddedJSON("{}"), "\u0000 0\u0000", EmbeddedJSON('"\\u0000"')],
+        "c": "text",
+    }
+    line = dumps_envelope(data)
+    assert line == '{"a":[1.50],"b":[{},"\\u0000 0\\u0000","\\u0000"],"c":"text"}'
+    assert dumps_envelope({"a": "no part"}) == '{"a":"no part"}'
+
+
 # -- every result has a renderer ------------------------------------------------------------
 
 

@@ -235,6 +235,54 @@ def test_extras_stay_out_of_the_dagu_tree(store: StateStore, root: Path) -> None
     assert store.get("signed").updated_by.principal == "alice"
 
 
+def test_the_reserved_scope_lives_under_statebox_not_in_dagus_tree(
+    store: StateStore, root: Path, clock: ManualClock
+) -> None:
+    store.set("cursor", 1)  # a Dagu record, for contrast
+    store.set("0197-run", {"status": "running"}, scope="statebox", namespace="runs")
+    store.set("0197-run", {"status": "succeeded"}, scope="statebox", namespace="runs")
+    store.transaction(  # several records: through a journal
+        [{"op": "set", "key": "a/stdout", "value": "x"}, {"op": "set", "key": "b", "value": 2}],
+        scope="statebox",
+        namespace="logs",
+    )
+    ours = root / "statebox" / "v1" / "statebox" / hexs("runs") / f"{hexs('0197-run')}.json"
+    assert json.loads(ours.read_bytes())["value"] == {"status": "succeeded"}
+    assert (root / "statebox" / "v1" / "statebox" / hexs("logs") / f"{hexs('b')}.json").exists()
+    # Dagu's tree holds Dagu's record only; no Dagu lock was taken for ours
+    assert [p.relative_to(root) for p in files_under(root / "v1")] == [
+        record_path(root, "dag", "feed-sync", "cursor").relative_to(root)
+    ]
+    assert not (root / "v1" / "statebox").exists()
+    assert not [p for p in (root / "statebox").rglob("*") if ".dagu_lock" in p.name]
+    assert not list((root / "statebox" / "v1").rglob(hexs("0197-run")))  # no lock directory
+    assert pending(str(root / "statebox" / "journal")) == []
+    # and every operation finds it there
+    assert store.get("0197-run", scope="statebox", namespace="runs").version == 2
+    assert [v.version for v in store.history("0197-run", scope="statebox", namespace="runs")
+            .versions] == [2, 1]  # fmt: skip
+    assert [(k.scope, k.namespace) for k in store.keyspaces().keyspaces] == [
+        ("dag", "feed-sync"),
+        ("statebox", "logs"),
+        ("statebox", "runs"),
+    ]
+    # a file in Dagu's tree under the scope's name is not the reserved scope's
+    planted = record_path(root, "statebox", "runs", "0197-run")
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(ours.read_bytes())
+    assert [e.key for e in store.list(scope="statebox", namespace="runs").entries] == ["0197-run"]
+    planted.unlink()
+    assert store.delete_keyspace(scope="statebox", namespace="logs").deleted == 2
+    assert store.delete("0197-run", scope="statebox", namespace="runs").deleted
+    assert not ours.exists()
+    assert [(k.scope, k.namespace) for k in store.keyspaces().keyspaces] == [("dag", "feed-sync")]
+    # with a TTL (a meta file) it expires and is purged like any entry
+    store.set("t", 1, scope="statebox", namespace="runs", ttl=5)
+    clock.advance(6)
+    assert store.backend.purge_expired(clock.now_ns()) == 1
+    assert not list((root / "statebox" / "v1").rglob("*.json"))
+
+
 # --- binary entries ----------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -104,6 +106,28 @@ def test_hash_is_sha256_of_the_normalized_bytes() -> None:
     value = normalize(RawJSON('{ "b":1, "a":2 }'))
     assert value.hash == hashlib.sha256(b'{"a":2,"b":1}').hexdigest()
     assert len(value.hash) == 64 and value.hash == value.hash.lower()
+
+
+def test_the_first_small_values_are_hashed_without_openssl() -> None:
+    """A process hashes its first few small values with the interpreter's own SHA-256
+    (hashlib loads OpenSSL: milliseconds of a CLI write), then everything with hashlib;
+    the digests are the same."""
+    code = """
+import hashlib as reference  # the expected digests (loaded only after the checks)
+import sys
+from statebox.core import values
+del sys.modules["hashlib"]
+seen = []
+for size in [0, 1, 100, 16384] * 2 + [5, 16385, 7]:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    seen.append((values.sha256_hex(data), "hashlib" in sys.modules))
+    assert seen[-1][0] == reference.sha256(data).hexdigest(), size
+print([loaded for _, loaded in seen])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # Eight small values without hashlib; then every value with it.
+    assert done.stdout.split() == ["[False,"] + ["False,"] * 7 + ["True,"] * 2 + ["True]"]
 
 
 def test_size_limit_before_and_after_normalization() -> None:

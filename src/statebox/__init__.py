@@ -13,11 +13,11 @@ versioned, and guarded by optimistic concurrency.
 from __future__ import annotations
 
 import sys as _sys
-import typing as _typing
 
 # The names below are loaded on first use (PEP 562), so ``import statebox`` stays cheap:
-# the command line starts in tens of milliseconds and never imports asyncio.
-if _typing.TYPE_CHECKING:
+# the command line starts in tens of milliseconds and never imports asyncio (nor typing).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from .aio import AsyncStateStore, open_async_store
     from .backends.base import Backend, Capabilities
     from .core.clock import Clock, ManualClock, SystemClock
@@ -53,6 +53,8 @@ if _typing.TYPE_CHECKING:
     from .core.values import Blob, RawJSON, normalize
     from .store import MISSING, StateStore, open_store
     from .transactions import DeleteOp, SetOp
+
+del TYPE_CHECKING  # not one of the package's names
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
 
 from .backends import Backend, open_backend
 from .backends.base import (
@@ -72,7 +71,10 @@ from .store_beyond import _check_timeout as _check_timeout  # statebox.aio impor
 from .store_beyond import _follow_batches as _follow_batches  # ... from here
 from .store_writes import MISSING, WritesMixin, _stored, _written
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from typing import Any, Final
+
     from .core.results_beyond import HistoryResult
 
 # DEFAULT_HISTORY_LIMIT lives in .values; still importable from here, as before.

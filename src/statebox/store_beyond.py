@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final
 
 from .backends.base import Lease, WriteContext
 from .core import params
@@ -33,7 +32,10 @@ from .core.model import (
     validate_prefix,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from typing import Any, Final
+
     from .backends import Backend
     from .core.results_beyond import (
         KeyspaceDeleteResult,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
 
 from .backends.base import (
     Applied,
@@ -39,7 +38,10 @@ from .core.values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
 from .core.versions import check_guard
 from .store_beyond import _check_expected, _check_version
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from typing import Any, Final
+
     from .backends import Backend
     from .core.results_beyond import TransactionResult
     from .transactions import DeleteOp, SetOp

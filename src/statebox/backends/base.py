@@ -78,7 +78,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, cast
 
 from ..core.errors import BackendUnavailableError, ConfigurationError
 from ..core.model import Keyspace, KeyspaceInfo, keyspace_sort_key
@@ -94,7 +93,16 @@ from ..core.records import (
     WriteContext,
 )
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
+
+    T = TypeVar("T")
+else:  # typing is not imported at CLI start-up: typing.NamedTuple's class, built faster,
+    # and Protocol a plain base class
+    from ..core._tuples import NamedTuple
+
+    Protocol = object
 
 #: Any keyspace, for backends whose change token is the same for all of them.
 _ANY_KEYSPACE = Keyspace("global", "_")
@@ -175,7 +183,7 @@ def group_commit_of(backend: Backend) -> GroupCommit | None:
     if not backend.capabilities.group_commit:
         return None
     # Checked when the class was defined (Backend.__init_subclass__).
-    return cast(GroupCommit, backend)
+    return backend  # type: ignore[return-value]
 
 
 class Backend(ABC):

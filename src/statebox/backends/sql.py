@@ -15,7 +15,6 @@ import functools
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..core.model import Keyspace, UpdatedBy
 from ..core.versions import check_fence, history_record, plan
@@ -31,11 +30,20 @@ from .base import (
 )
 from .keyrange import prefix_upper_bound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, Protocol, TypeVar
+
+    T = TypeVar("T")
+else:  # typing is not imported at CLI start-up: typing.NamedTuple's classes, built
+    # faster, and Protocol a plain base class
+    from ..core._tuples import NamedTuple
+
+    Protocol = object
+
 __all__ = ["SCHEMA_VERSION", "Change", "Dialect", "SqlBackend", "SqlConnection"]
 
 SCHEMA_VERSION = 1
-
-T = TypeVar("T")
 
 
 class SqlCursor(Protocol):

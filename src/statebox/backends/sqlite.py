@@ -14,15 +14,19 @@ import sqlite3
 import time
 from _thread import _local as _ThreadLocal  # what threading.local is
 from _thread import allocate_lock as _new_lock  # what threading.Lock is
-from _weakrefset import WeakSet  # what weakref.WeakSet is
+from _weakref import ref as _weak_ref  # what weakref.ref is
 from collections.abc import Callable, Sequence
-from contextlib import suppress
-from typing import ClassVar, TypeVar
 
 from ..core.errors import BackendUnavailableError, ConfigurationError, StateboxError, quoted
 from ..core.model import Keyspace
 from .base import Capabilities
 from .sql import SCHEMA_VERSION, Dialect, SqlBackend, SqlConnection
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["SqliteBackend", "sqlite_path_from_url"]
 
@@ -36,7 +40,6 @@ SQLITE = Dialect(
     clustered=True,
 )
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-T = TypeVar("T")
 _POLL_INTERVAL = 0.005  # seconds between reads of PRAGMA data_version while watching
 
 
@@ -73,17 +76,46 @@ def _parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return raw[1:], options
 
 
-#: Every open backend, so a forked child can drop the connections it inherited.
-# (threading and weakref are not imported: a cold CLI command would pay about 1.5 ms
-# for their Python layers and use none of it.)
-_BACKENDS: WeakSet[SqliteBackend] = WeakSet()
+class _suppress:
+    """``contextlib.suppress``: the exceptions of ``kinds`` raised in the block are
+    ignored. (contextlib is not imported: a cold CLI command would pay for it.)"""
+
+    __slots__ = ("kinds",)
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
+        return kind is not None and issubclass(kind, self.kinds)
+
+
+#: Every open backend, so a forked child can drop the connections it inherited: weak
+#: references by id(), each removing itself when its backend goes.
+# (threading and weakref are not imported, nor _weakrefset for a WeakSet: a cold CLI
+# command would pay about 1.5 ms for their Python layers and use none of it.)
+_BACKENDS: dict[int, _weak_ref[SqliteBackend]] = {}
+
+
+def _register(backend: SqliteBackend) -> None:
+    key = id(backend)  # not reused before its backend is gone, and with it this entry
+
+    def forget(_: object) -> None:
+        _BACKENDS.pop(key, None)
+
+    _BACKENDS[key] = _weak_ref(backend, forget)
 
 
 def _after_fork_in_child() -> None:
     # The parent's connections are not the child's to use (SQLite forbids carrying one
     # across fork). A hook instead of comparing os.getpid() on every call: getpid is a
     # real system call, and _connection runs on every read and write.
-    for backend in list(_BACKENDS):
+    for reference in list(_BACKENDS.values()):
+        backend = reference()
+        if backend is None:
+            continue
         backend._forget_connections()
 
 
@@ -156,7 +188,7 @@ class SqliteBackend(SqlBackend):
         self._local = _ThreadLocal()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = _new_lock()
-        _BACKENDS.add(self)
+        _register(self)
         self._watch: sqlite3.Connection | None = None
         self._watch_read_only = False
         self._watch_lock = _new_lock()
@@ -242,14 +274,14 @@ class SqliteBackend(SqlBackend):
         if cursor is not None:
             # Its last statement, still referenced (by a traceback, say), would keep the
             # closed connection alive, and with it the read-only state this drop ends.
-            with suppress(sqlite3.Error):
+            with _suppress(sqlite3.Error):
                 cursor.close()
         if conn is None:
             return
         with self._all_lock:
             if conn in self._all:
                 self._all.remove(conn)
-        with suppress(sqlite3.Error):  # it failed already: closing is all that is left
+        with _suppress(sqlite3.Error):  # it failed already: closing is all that is left
             conn.close()
 
     def _read(self, work: Callable[[SqlConnection], T]) -> T:
@@ -324,7 +356,7 @@ class SqliteBackend(SqlBackend):
                 conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                with suppress(sqlite3.Error):
+                with _suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
                 return None
@@ -357,7 +389,7 @@ class SqliteBackend(SqlBackend):
                 self._local.together = False
         except BaseException as exc:
             if conn.in_transaction:
-                with suppress(sqlite3.Error):  # the first error is the one worth reporting
+                with _suppress(sqlite3.Error):  # the first error is the one worth reporting
                     conn.execute("ROLLBACK")
             if not isinstance(exc, Exception):
                 raise
@@ -419,7 +451,7 @@ class SqliteBackend(SqlBackend):
         """Test mode: close, remove the database file (and its WAL files), open anew."""
         self.close()
         for suffix in ("", "-wal", "-shm"):
-            with suppress(FileNotFoundError):
+            with _suppress(FileNotFoundError):
                 os.remove(self.path + suffix)
         return SqliteBackend(self.url)
 

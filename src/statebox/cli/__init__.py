@@ -19,7 +19,7 @@ and its ``register`` takes ``add_command`` as a second argument. A module expose
         parser.add_argument(...)
         parser.set_defaults(handler=run)
 
-    def run(args: argparse.Namespace, store: StateStore) -> Envelope | None:
+    def run(args: argparse.Namespace, store: StateStore) -> Envelope | int | None:
         return store.operation(...)      # one engine call
 
 ``add_command`` (from :mod:`._parser`) also adds the common options, so they work after
@@ -28,7 +28,10 @@ type alias: import it, ``argparse`` and ``StateStore`` under ``if TYPE_CHECKING:
 ``cmd_get.py`` does. JSON arguments go through :class:`._input.JsonArgs` (``-`` and
 ``@path``). The handler returns a result (one :mod:`statebox.core.envelope` renders),
 which is printed in the chosen format, or ``None`` when it printed its own output (a
-stream of events, a server). Errors are raised as
+stream of events, a server), or an ``int``: the exit code of a command that printed its
+own output (``statebox run`` exits 1 when the workflow failed). A command that needs no
+store sets ``parser.set_defaults(opens_store=False)`` and is called with ``None`` (no
+store file is created for ``statebox validate``). Errors are raised as
 :class:`~statebox.core.errors.StateboxError` subclasses; never print them.
 
 Importing a command module must stay cheap — every invocation imports the one it runs,
@@ -44,11 +47,11 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ..core.errors import StateboxError, worded
 from ._parser import UsageError, add_command, new_parser, value_option_strings
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
@@ -181,9 +184,15 @@ def _run(argv: list[str], collector: _StartupCollector) -> int:
     context = RunContext.from_env().merged(
         dag=args.dag, root_dag=args.root_dag, run_id=args.run_id, step=args.step
     )
+    if not getattr(args, "opens_store", True):  # e.g. validate: reads files, no state
+        collector.resume()
+        code = args.handler(args, None)
+        return code if isinstance(code, int) else 0
     with open_store(args.store, context=context) as store:
         collector.resume()
         result = args.handler(args, store)
+        if isinstance(result, int):  # a command that printed its own output: its exit code
+            return result
         if result is not None:
             write_result(result, args.format)
     return 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..core import params
 from ._parser import checked
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
@@ -38,18 +37,11 @@ def add_ttl_option(parser: argparse.ArgumentParser, what: str) -> None:
 def _fencing(raw: object, option: str) -> Fencing:
     """``LEASE:TOKEN`` (the lease name may contain ':') as the fence a write carries,
     each part checked by the faces' rules (:func:`params.fencing_parts`)."""
-    text = str(raw)
-    lease, sep, token = text.rpartition(":")
-    if not sep or not lease:
-        from ..core.errors import InvalidRequestError, quoted
-
-        raise InvalidRequestError(
-            f"invalid {option} {quoted(text)}: use LEASE:TOKEN, e.g. {option} "
-            'nightly-import:3 (the token printed by "statebox lease acquire")'
-        )
-    fence = params.fencing_parts(lease, token, f"{option} LEASE", f"{option} TOKEN")
-    assert fence is not None  # both parts were given
-    return fence
+    return params.fencing_text(
+        str(raw),
+        option,
+        f'{option} nightly-import:3 (the token printed by "statebox lease acquire")',
+    )
 
 
 def fencing_from(args: argparse.Namespace) -> Fencing | None:

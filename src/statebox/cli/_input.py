@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidValueError, quoted
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.values import RawJSON
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..core.envelope import EmbeddedJSON, dumps_envelope, envelope, envelope_json
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from ..core.envelope import Result
 
 __all__ = ["Envelope", "render_table", "write_result"]

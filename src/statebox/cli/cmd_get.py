@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..core import params
 from ._parser import add_command, checked
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 

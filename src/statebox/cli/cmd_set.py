@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..core import params
 from ._beyond import add_fencing_option, add_ttl_option, fencing_from
 from ._input import JsonArgs
 from ._parser import add_command, checked
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import functools
 import re
 import time
-from typing import Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # a plain base class at run time: typing is not imported at CLI start-up
+    Protocol = object
 
 __all__ = ["Clock", "ManualClock", "SystemClock", "format_timestamp", "parse_timestamp"]
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .clock import format_timestamp
 from .model import Keyspace
@@ -35,7 +33,10 @@ from .results import (
     StoredValue,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # rendered by .envelope_beyond, loaded with the first of them
+    from typing import Any, TypeAlias
+
     from .results_beyond import (
         HistoryItem,
         HistoryResult,
@@ -90,7 +91,10 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Embedded parts travel through the (C) encoder as marker strings, then are put back in
 # one pass. The nonce makes a marker impossible to forge from stored data.
 _MARKER = "\x00" + os.urandom(8).hex() + ":"
-_MARKER_PATTERN = re.compile(re.escape(_ENCODE(_MARKER)[:-1]) + r"(\d+)\\u0000\"")
+# A marker as the encoder writes it: this, the part's index, then _MARKER_END. (Found
+# with str methods: a regular expression would be compiled at every CLI start.)
+_MARKER_START = _ENCODE(_MARKER)[:-1]
+_MARKER_END = '\\u0000"'
 
 
 _PLAIN = (str, int, float, type(None))
@@ -115,7 +119,13 @@ def dumps_envelope(obj: Any) -> str:
     text: str = _ENCODE(_swap_embedded(obj, found))
     if not found:
         return text
-    return _MARKER_PATTERN.sub(lambda m: found[int(m.group(1))], text)
+    first, *marked = text.split(_MARKER_START)
+    out = [first]
+    for part in marked:  # each starts with its index, then the marker's end
+        end = part.index(_MARKER_END)
+        out.append(found[int(part[:end])])
+        out.append(part[end + len(_MARKER_END) :])
+    return "".join(out)
 
 
 # -- the public entry points -------------------------------------------------------------

@@ -31,8 +31,8 @@ translated into one of these with ``raise ... from exc``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # not at run time: errors.py is on every cold CLI path
     from collections.abc import Callable
 

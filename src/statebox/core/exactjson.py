@@ -26,12 +26,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from array import array
 from collections.abc import Callable
 from itertools import accumulate
-from typing import Any, Final
 
 from .errors import InvalidValueError, NestingTooDeepError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = [
     "ENVELOPE",
@@ -58,11 +60,11 @@ ENVELOPE: Final = 4
 
 # --- nesting depth ---------------------------------------------------------------------
 
-# A JSON string: brackets inside one do not nest anything.
-_STRING_STR: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_STRING_BYTES: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET_STR: Final = re.compile(r"[^\[\]{}]+")
-_NOT_BRACKET_BYTES: Final = re.compile(rb"[^\[\]{}]+")
+# A JSON string: brackets inside one do not nest anything. Compiled on first use (by
+# re's cache): only text with more brackets than the limit is measured, and compiling
+# them would cost every CLI start a quarter of a millisecond.
+_STRING: Final = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_NOT_BRACKET: Final = r"[^\[\]{}]+"
 # Openers to +1, closers to -1 (as signed bytes).
 _STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
@@ -71,10 +73,14 @@ def nesting_depth(text: str | bytes) -> int:
     """How deeply arrays and objects nest in the JSON text ``text`` (``1`` is 0, ``[]``
     1, ``[{}]`` 2), without parsing it: the most brackets open at once outside strings.
     (On text that is not JSON the answer means little; the parser refuses it anyway.)"""
+    from array import array
+
     if isinstance(text, str):
-        brackets = _NOT_BRACKET_STR.sub("", _STRING_STR.sub("", text)).encode("ascii")
+        outside = re.sub(_STRING, "", text, flags=re.DOTALL)
+        brackets = re.sub(_NOT_BRACKET, "", outside).encode("ascii")
     else:
-        brackets = _NOT_BRACKET_BYTES.sub(b"", _STRING_BYTES.sub(b"", text))
+        outside_bytes = re.sub(_STRING.encode(), b"", text, flags=re.DOTALL)
+        brackets = re.sub(_NOT_BRACKET.encode(), b"", outside_bytes)
     # A running sum in C (itertools), not a Python loop over every bracket.
     return max(accumulate(array("b", brackets.translate(_STEPS))), default=0)
 

@@ -11,11 +11,15 @@ checked inside ``apply``) and in :mod:`statebox.core.versions`.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 from .errors import InvalidRequestError, InvalidValueError, quoted
 from .model import RunContext
 from .records import Fence, Lease
+from .results import LeaseResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 __all__ = [
     "Fencing",
@@ -27,12 +31,7 @@ __all__ = [
 
 #: What a write accepts as ``fencing=``: a lease (as returned by ``acquire_lease``) or a
 #: ``(lease_name, token)`` pair.
-if TYPE_CHECKING:
-    from .results_beyond import LeaseResult
-
-    Fencing: TypeAlias = LeaseResult | Lease | Fence | tuple[str, int]
-else:  # the lease result named, not imported: a get never loads the results beyond
-    Fencing = Union["LeaseResult", Lease, Fence, tuple[str, int]]
+Fencing: TypeAlias = LeaseResult | Lease | Fence | tuple[str, int]
 
 
 def validate_lease_name(name: Any) -> str:
@@ -75,8 +74,6 @@ def as_fence(fencing: Fencing | None) -> Fence | None:
     from 1 to the 64-bit limit the backends store."""
     if fencing is None:
         return None
-    from .results_beyond import LeaseResult  # loaded once, by the first fenced write
-
     if isinstance(fencing, (LeaseResult, Lease)):
         lease, token = fencing.name, fencing.token
     elif isinstance(fencing, (tuple, list)) and len(fencing) == 2:

@@ -10,9 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final, NamedTuple
 
 from .errors import ConfigurationError, InvalidReferenceError, quoted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, NamedTuple
+else:  # typing.NamedTuple's classes, built faster; typing is not imported at CLI start-up
+    from ._tuples import NamedTuple
 
 # What is trimmed around a scope, namespace, key or prefix: Unicode's White_Space, as
 # Go's strings.TrimSpace (Dagu) trims. str.strip() would also strip U+001C-U+001F, so a
@@ -46,6 +51,10 @@ class Scope(StrEnum):
     RUN = "run"
     GLOBAL = "global"
     CUSTOM = "custom"
+    #: statebox's own records (the runner's run records, its schedule claims): like
+    #: ``custom``, it has no default namespace. A file store keeps it under
+    #: ``statebox/``, where Dagu never reads.
+    SYSTEM = "statebox"
 
     @classmethod
     def parse(cls, value: str | Scope | None) -> Scope:
@@ -290,8 +299,10 @@ def resolve_keyspace(
         validate_namespace(namespace)  # raises: explicit but empty
     if resolved is Scope.GLOBAL:
         return Keyspace(resolved.value, GLOBAL_NAMESPACE)
-    if resolved is Scope.CUSTOM:
-        raise ConfigurationError('scope "custom" requires a namespace', param="namespace")
+    if resolved is Scope.CUSTOM or resolved is Scope.SYSTEM:
+        raise ConfigurationError(
+            f"scope {quoted(resolved.value)} requires a namespace", param="namespace"
+        )
     # The parameter names are the library's (each face spells them: errors.worded); the
     # environment variables are the same in every face.
     if resolved is Scope.DAG:

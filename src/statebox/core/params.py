@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING, Final
 
 from .clock import NS_PER_SECOND
 from .errors import InvalidRequestError, InvalidValueError, StateboxError, quoted
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final
+
     from .leases import Fencing
     from .model import Keyspace
 
@@ -329,6 +331,18 @@ def fencing(raw: object, name: str) -> Fencing | None:
             f"invalid {name} {_shown(raw)}: its token must be an integer (a JSON number)"
         )
     return fencing_parts(raw["lease"], raw_token, f"{name}.lease", f"{name}.token")
+
+
+def fencing_text(text: str, name: str, example: str) -> Fencing:
+    """A fencing written ``LEASE:TOKEN`` (the lease name may contain ':'), as the CLI's
+    ``--fencing`` and a runner step's ``fencing`` take it; ``example`` completes the
+    refusal (``--fencing nightly-import:3``)."""
+    lease, sep, token_text = text.rpartition(":")
+    if not sep or not lease:
+        raise InvalidRequestError(f"invalid {name} {quoted(text)}: use LEASE:TOKEN, e.g. {example}")
+    fence = fencing_parts(lease, token_text, f"{name} LEASE", f"{name} TOKEN")
+    assert fence is not None  # both parts were given
+    return fence
 
 
 def fencing_parts(lease: object, token: object, lease_name: str, token_name: str) -> Fencing | None:

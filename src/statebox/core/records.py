@@ -7,10 +7,14 @@ they live here, below all of those, so that none of them has to import a backend
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .model import UpdatedBy
 from .values import NormalizedValue
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:  # typing.NamedTuple's classes, built faster (a CLI start defines them)
+    from ._tuples import NamedTuple
 
 __all__ = [
     "Applied",

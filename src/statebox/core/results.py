@@ -7,27 +7,28 @@ server answers) is rendered by :mod:`statebox.core.envelope`. ``to_dict()``,
 ``to_json()`` and ``as_data()`` stay as conveniences that delegate to it.
 
 The results of the operations beyond Dagu's (history, keyspaces, purge, transaction,
-lease, watch) live in :mod:`statebox.core.results_beyond`; their names are re-exported here,
-loaded on first use.
+watch) live in :mod:`statebox.core.results_beyond`; their names are re-exported here,
+loaded on first use. :class:`LeaseResult` is here: a write's ``fencing=`` takes it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .model import Keyspace, UpdatedBy
 from .values import JSON_CONTENT_TYPE
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
     from .envelope import Result
     from .results_beyond import (
         HistoryItem,
         HistoryResult,
         KeyspaceDeleteResult,
         KeyspacesResult,
-        LeaseResult,
         PurgeResult,
         TransactionResult,
         WatchEvent,
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from .results_beyond import (
         keyspace_cursor as keyspace_cursor,
     )
+else:  # typing.NamedTuple's classes, built faster (a CLI start defines them)
+    from ._tuples import NamedTuple
 
 __all__ = [
     "DeleteResult",
@@ -241,6 +244,34 @@ class ListResult(NamedTuple):
         return _as_data(self)
 
 
+# A result beyond Dagu's operations, but here: writes take it as ``fencing=``, and the type
+# of that parameter (statebox.core.leases.Fencing) is built from it on a get's path.
+class LeaseResult(NamedTuple):
+    """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
+
+    action: str  # "acquire", "renew", "release", "get"
+    name: str
+    holder: str
+    token: int
+    expires_at: int  # ns since the epoch, UTC
+    #: The duration asked for at acquisition or renewal (seconds); renew reuses it.
+    ttl: float = 0.0
+    #: ``release`` only: whether the lease was ours to end.
+    released: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
+
+    def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
+        return _as_data(self)
+
+
 # -- names re-exported from the modules that import this one --------------------------------
 
 #: Name → the module (of this package) that defines it.
@@ -251,7 +282,6 @@ _REEXPORTED = {
             "HistoryResult",
             "KeyspaceDeleteResult",
             "KeyspacesResult",
-            "LeaseResult",
             "PurgeResult",
             "TransactionResult",
             "WatchEvent",

@@ -5,7 +5,8 @@ maintenance, transactions, leases and watch. Plain data, like those of
 They are apart from :mod:`statebox.core.results` (the results of Dagu's own operations:
 get, set, diff, delete, list) only to keep each module short;
 :mod:`statebox.core.results` re-exports every name here, so
-``from statebox.core.results import X`` keeps working.
+``from statebox.core.results import X`` keeps working. (``LeaseResult`` is defined
+there, as writes take it, and is importable from here too.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .model import Keyspace, KeyspaceInfo, UpdatedBy
+from .results import LeaseResult as LeaseResult  # defined there: see its comment
 from .results import _as_data, _to_dict, _to_json
 
 if TYPE_CHECKING:
@@ -140,32 +142,6 @@ class TransactionResult(NamedTuple):
 
     keyspace: Keyspace
     results: Sequence[SetResult | DeleteResult]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
-        return _to_dict(self)
-
-    def to_json(self) -> str:
-        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
-        return _to_json(self)
-
-    def as_data(self) -> dict[str, Any]:
-        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
-        return _as_data(self)
-
-
-class LeaseResult(NamedTuple):
-    """A lease: pass it as ``fencing=`` to writes, or to renew/release."""
-
-    action: str  # "acquire", "renew", "release", "get"
-    name: str
-    holder: str
-    token: int
-    expires_at: int  # ns since the epoch, UTC
-    #: The duration asked for at acquisition or renewal (seconds); renew reuses it.
-    ttl: float = 0.0
-    #: ``release`` only: whether the lease was ours to end.
-    released: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""

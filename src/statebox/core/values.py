@@ -17,7 +17,8 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import Any, Final, NamedTuple
+import sys
+from collections.abc import Callable
 
 from .errors import InvalidValueError, ValueTooLargeError, quoted
 from .exactjson import (
@@ -28,6 +29,15 @@ from .exactjson import (
     parse_literals,
     too_deep,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, NamedTuple, Protocol
+
+    class _Digest(Protocol):
+        def hexdigest(self) -> str: ...
+else:  # typing.NamedTuple's class, built faster (a CLI start defines it)
+    from ._tuples import NamedTuple
 
 __all__ = [
     "DEFAULT_BINARY_LIMIT",
@@ -112,9 +122,35 @@ class NormalizedValue(NamedTuple):
 
 
 def sha256_hex(data: bytes) -> str:
-    import hashlib  # OpenSSL loads on the first write, not at CLI start-up
+    return _sha256(data).hexdigest()
 
-    return hashlib.sha256(data).hexdigest()
+
+# hashlib loads OpenSSL: about 3 ms, more than the rest of a command-line write. The
+# interpreter's own SHA-256 module loads in a twentieth of that and is as fast on small
+# values, but several times slower on large ones (no SHA extensions). So the first few
+# small values a process hashes go to it; any other value, and every one after them, to
+# hashlib. The digest is the same.
+_SMALL_HASHES = 8
+_SMALL_VALUE = 16384
+
+
+def _first_sha256(data: bytes) -> _Digest:
+    global _SMALL_HASHES, _sha256
+    if _SMALL_HASHES and len(data) <= _SMALL_VALUE and "hashlib" not in sys.modules:
+        _SMALL_HASHES -= 1
+        for name in ("_sha256", "_sha2"):  # Python 3.11; 3.12 and later
+            try:
+                digest: _Digest = __import__(name).sha256(data)
+                return digest
+            except ImportError:
+                pass
+    import hashlib
+
+    _sha256 = hashlib.sha256  # from now on, without this function
+    return _sha256(data)
+
+
+_sha256: Callable[[bytes], _Digest] = _first_sha256
 
 
 # --- invalid UTF-8 --------------------------------------------------------------------
@@ -136,7 +172,9 @@ codecs.register_error("statebox-go-replace", _go_replace)
 _GO_EXTRA_ESCAPES: Final = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# Compiled on first use (by re's cache), for text that is not ASCII: a quarter of a
+# millisecond that a CLI start need not pay.
+_SURROGATE: Final = "[\ud800-\udfff]"
 # Built once: json.dumps with options builds a new encoder on every call.
 _SORTED_COMPACT: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
@@ -208,7 +246,8 @@ def _encode(value: Any, may_hold_literals: bool) -> str:
         text = "".join(parts)
     else:
         text = _SORTED_COMPACT_ANY.encode(value)
-    return _SURROGATE.sub("\ufffd", _go_escape(text))
+    text = _go_escape(text)
+    return text if text.isascii() else re.sub(_SURROGATE, "\ufffd", text)
 
 
 def _go_escape(text: str) -> str:
@@ -335,7 +374,7 @@ def _python_fast_path(value: Any) -> str | None:
         text = _SORTED_COMPACT.encode(value)
     except (TypeError, ValueError):
         return None
-    if _SURROGATE.search(text):
+    if not text.isascii() and re.search(_SURROGATE, text):
         return None
     return _go_escape(text)
 

@@ -50,7 +50,7 @@ __all__ = [
     "WatchResult",
 ]
 
-Scope = Literal["dag", "root_dag", "run", "global", "custom"]
+Scope = Literal["dag", "root_dag", "run", "global", "custom", "statebox"]
 SCOPES: tuple[str, ...] = typing.get_args(Scope)
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 

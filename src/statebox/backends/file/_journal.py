@@ -66,14 +66,18 @@ def run_ops(ops: Iterable[Op], durable: bool, syncs: Syncs | None = None) -> Non
             append_lines(op.path, list(op.lines), durable, syncs)
 
 
-def _is_record(path: str) -> bool:
-    parts = path.rsplit("/", 4)
-    return len(parts) == 5 and parts[1] == "v1" and parts[4].endswith(".json")
-
-
 def record_ids(ops: Iterable[Op], root: str) -> list[str]:
-    """Dagu's record ids of the record files ``ops`` touch (to take Dagu's locks)."""
-    return [os.path.relpath(op.path, root)[: -len(".json")] for op in ops if _is_record(op.path)]
+    """Dagu's record ids of the record files ``ops`` touch (to take Dagu's locks): those
+    in ``<root>/v1/``, not the reserved scope's (``<root>/statebox/v1/``, which Dagu
+    never reads)."""
+    ids = []
+    for op in ops:
+        if op.path.endswith(".json"):
+            relative = os.path.relpath(op.path, root)
+            parts = relative.split("/")
+            if len(parts) == 4 and parts[0] == "v1":
+                ids.append(relative[: -len(".json")])
+    return ids
 
 
 def _name(buckets: Iterable[int]) -> str:

@@ -1,9 +1,10 @@
 """Which keyspaces a file store holds: the namespace directories of each scope.
 
-A keyspace is a directory ``v1/<scope>/<hex(namespace)>`` (JSON entries) or
-``statebox/blobs/<scope>/<hex(namespace)>`` (binary ones). Directories statebox would
-not name so (another scope, upper-case or odd hex, an invalid namespace) and anything
-planted (symlinks, files) are skipped, as every other walk of the store skips them.
+A keyspace is a directory ``v1/<scope>/<hex(namespace)>`` (JSON entries; the reserved
+scope's are in ``statebox/v1/statebox/``) or ``statebox/blobs/<scope>/<hex(namespace)>``
+(binary ones). Directories statebox would not name so (another scope, upper-case or odd
+hex, an invalid namespace) and anything planted (symlinks, files) are skipped, as every
+other walk of the store skips them.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ Dagu's records, exactly where Dagu puts them, and Dagu's two forms of lock (_dag
     <dir>/v1/<scope>/<hex(namespace)>/<hex(key)>/.dagu_lock     per-key (Dagu before v2.14)
     <dir>/.dagu_record_locks/<xx>/.dagu_lock                    bucket (Dagu v2.14 and later)
 
-statebox's own files, under ``<dir>/statebox/`` and never named ``*.json`` (a Dagu reader
-walks only ``*.json`` files, and only under ``v1/``)::
+statebox's own files, under ``<dir>/statebox/``, where a Dagu reader never looks (it
+walks only ``*.json`` files, and only under ``<dir>/v1/``)::
 
+    statebox/v1/statebox/<hex(ns)>/<hex(key)>.json      entries of the reserved scope
+                                                          ``statebox`` (run records …)
     statebox/blobs/<scope>/<hex(ns)>/<hex(key)>.blob     binary entries
     statebox/meta/<scope>/<hex(ns)>/<hex(key)>.meta      TTL and principal of an entry
     statebox/history/<scope>/<hex(ns)>/<hex(key)>.log    the key's kept versions
@@ -19,6 +21,12 @@ walks only ``*.json`` files, and only under ``v1/``)::
 
 Hex is lower-case hex of the UTF-8 bytes: it keeps byte order and prefixes, so listings
 filter and sort on the names alone.
+
+The reserved scope ``statebox`` (statebox's own records) has Dagu's record form, but not
+its place: its records are written as Dagu writes records, in a Dagu-shaped tree of
+their own (``statebox/v1/``), so they never appear in Dagu's state, and Dagu's locks are
+not taken for them (Dagu never writes them). Its binary entries, TTLs and history live
+where every scope's do.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from ...core.model import Keyspace
 __all__ = ["BUCKETS", "FileOptions", "KeyPaths", "Layout", "parse_file_url"]
 
 SIDE: Final = "statebox"
+#: The reserved scope whose records live under ``SIDE``, not in Dagu's ``v1/``.
+SYSTEM_SCOPE: Final = "statebox"
 #: Number of lock buckets; a record's bucket is a hash of its record id.
 BUCKETS: Final = 256
 RECORD_SUFFIX: Final = ".json"
@@ -117,6 +127,9 @@ class KeyPaths:
     blob: str
     meta: str
     history: str
+    #: A record Dagu reads (in ``v1/``): written under Dagu's locks too. False for the
+    #: reserved scope's, which Dagu never sees.
+    dagu: bool = True
 
     @property
     def bucket(self) -> int:
@@ -140,13 +153,18 @@ class Layout:
         self.leases_dir = os.path.join(self.side, "leases")
         self.meta_root = os.path.join(self.side, "meta")
         self.changes = os.path.join(self.side, "changes")
+        #: Where records are: Dagu's, and the reserved scope's (each one directory per scope).
+        self.record_roots = (os.path.join(root, "v1"), os.path.join(self.side, "v1"))
         self._namespaces: dict[Keyspace, str] = {}
+
+    def _records_root(self, scope: str) -> str:
+        return self.record_roots[1] if scope == SYSTEM_SCOPE else self.record_roots[0]
 
     def keyspace_dirs(self, keyspace: Keyspace) -> tuple[str, str]:
         """The directory of the keyspace's Dagu records and of its binary entries."""
         hex_ns = self.namespace_part(keyspace)
         return (
-            os.path.join(self.root, "v1", keyspace.scope, hex_ns),
+            os.path.join(self._records_root(keyspace.scope), keyspace.scope, hex_ns),
             os.path.join(self.side, "blobs", keyspace.scope, hex_ns),
         )
 
@@ -175,12 +193,14 @@ class Layout:
             )
         # Plain concatenation: this runs for every read, and the layout is POSIX-only.
         tail = f"{keyspace.scope}/{hex_ns}/{hex_key}"
+        dagu = keyspace.scope != SYSTEM_SCOPE
         return KeyPaths(
             record_id="v1/" + tail,
-            record=f"{self.root}/v1/{tail}{RECORD_SUFFIX}",
+            record=f"{self.root if dagu else self.side}/v1/{tail}{RECORD_SUFFIX}",
             blob=f"{self.side}/blobs/{tail}.blob",
             meta=f"{self.side}/meta/{tail}.meta",
             history=f"{self.side}/history/{tail}.log",
+            dagu=dagu,
         )
 
     def lease_path(self, name: str) -> tuple[str, int]:

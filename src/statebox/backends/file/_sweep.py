@@ -30,7 +30,8 @@ ORPHAN_AGE: Final = 600.0
 SWEEP_EVERY: Final = 600.0
 _TEMP: Final = re.compile(r"\.tmp-[0-9a-f]{16}\Z|.+\.json\.tmp\.[0-9]+\Z")
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-#: How deep directories are entered: statebox/history/<scope>/<hex ns>/, v1/<s>/<ns>/<key>/.
+#: How deep directories are entered: statebox/history/<scope>/<hex ns>/,
+#: statebox/v1/statebox/<hex ns>/, v1/<s>/<ns>/<key>/.
 _MAX_DEPTH: Final = 5
 
 

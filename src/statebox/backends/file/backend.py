@@ -242,7 +242,7 @@ class FileBackend(Backend):
         for mutation in mutations:
             if mutation.fence is not None:
                 buckets.add(self._layout.lease_path(mutation.fence.lease)[1])
-        with self._locked(buckets, [p.record_id for p in paths.values()]):
+        with self._locked(buckets, [p.record_id for p in paths.values() if p.dagu]):
             loaded: dict[str, Loaded] = {}
             staged: dict[str, Entry | None] = {}
             records: dict[str, list[HistoryRecord]] = {}
@@ -367,7 +367,7 @@ class FileBackend(Backend):
 
     def _purge_one(self, paths: KeyPaths, key: str, now: int) -> bool:
         syncs: Syncs | None = None
-        with self._locked({paths.bucket}, [paths.record_id]):
+        with self._locked({paths.bucket}, [paths.record_id] if paths.dagu else []):
             loaded = load(paths, key, for_write=True)
             entry = loaded.entry
             if entry is not None and not entry.is_live(now):
@@ -401,7 +401,7 @@ class FileBackend(Backend):
     ) -> list[KeyspaceInfo]:
         """One directory walk, then one listing per keyspace: O(entries) (a file store
         keeps no counts)."""
-        roots = (os.path.join(self.root, "v1"), os.path.join(self._layout.side, "blobs"))
+        roots = (*self._layout.record_roots, os.path.join(self._layout.side, "blobs"))
         floor = keyspace_sort_key(after) if after is not None else None
         out: list[KeyspaceInfo] = []
         for keyspace in keyspaces_in(roots, scope):
