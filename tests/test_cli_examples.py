@@ -30,9 +30,11 @@ EXAMPLE = re.compile(r"```bash\n(#!/usr/bin/env bash\n# (examples/[\w.-]+\.sh)\b
 JQ_FALLBACK = """\
 import json, sys
 import jq
-raw = sys.argv[1] == "-r"
-for out in jq.compile(sys.argv[-1]).input_text(sys.stdin.read()).all():
-    print(out if raw and isinstance(out, str) else json.dumps(out))
+args = [a for a in sys.argv[1:] if a not in ("-r", "-c")]
+raw = "-r" in sys.argv[1:]
+text = open(args[1]).read() if len(args) > 1 else sys.stdin.read()  # jq FILTER [FILE]
+for out in jq.compile(args[0]).input_text(text).all():
+    print(out if raw and isinstance(out, str) else json.dumps(out, separators=(",", ":")))
 """
 
 

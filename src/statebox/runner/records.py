@@ -1,0 +1,504 @@
+"""Run records and step logs, kept in the store itself: every machine that shares the
+store (a PostgreSQL database, a server, a ``file://`` directory) sees the same runs.
+
+Where they live — the reserved scope ``statebox`` (on a ``file://`` store under
+``<dir>/statebox/v1/statebox/``, where Dagu never reads):
+
+====================  ==============================  ===================================
+namespace             key                             value
+====================  ==============================  ===================================
+``runs``              ``RUN_ID``                      the run's record (:class:`RunRecord`)
+``logs``              ``RUN_ID/STEP/stdout|stderr``   ``{"run_id","step","stream","cut","text"}``
+====================  ==============================  ===================================
+
+A key segment is the run id or step name with ``%``, ``/``, ``\\``, ``~``, white space
+and control characters percent-encoded (``load feed`` → ``load%20feed``), ``.`` and
+``..`` as ``%2E`` and ``%2E%2E``; one longer than :data:`MAX_SEGMENT` bytes is cut and
+ends with ``~`` and 16 hex digits of its SHA-256, so every key stays within the file
+store's name limit. The runner's run ids are UUIDv7s: keys sort by start time.
+
+Bounds. The executor keeps at most ``max_output_size`` of each log; here a log is also
+cut to its last :data:`MAX_LOG_BYTES`, behind a marker line saying how much was cut, and
+further if its JSON would not fit the store's value limit (1 MiB by default). A record
+whose step outputs and errors would not fit is saved with the longest of them cut (the
+full stdout stays in the step's log). Records and logs keep no history: a record is
+saved many times while its run runs. Times are RFC 3339, UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ..core.clock import parse_timestamp
+from ..core.errors import (
+    CorruptEntryError,
+    InvalidReferenceError,
+    NotFoundError,
+    ValueTooLargeError,
+    quoted,
+)
+from ..core.model import Scope
+
+if TYPE_CHECKING:
+    from ..store import StateStore
+
+__all__ = [
+    "LOGS_NAMESPACE",
+    "MAX_LOG_BYTES",
+    "MAX_SEGMENT",
+    "RUNS_NAMESPACE",
+    "RUN_STATUSES",
+    "STEP_STATUSES",
+    "SYSTEM_SCOPE",
+    "RunRecord",
+    "RunRecords",
+    "StepRecord",
+    "key_segment",
+    "log_key",
+]
+
+STEP_STATUSES: Final = (
+    "not_started",
+    "running",
+    "succeeded",
+    "failed",
+    "aborted",
+    "skipped",
+    "partially_succeeded",
+    "retrying",
+)
+RUN_STATUSES: Final = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "aborted",
+    "partially_succeeded",
+)
+
+SYSTEM_SCOPE: Final = Scope.SYSTEM.value
+RUNS_NAMESPACE: Final = "runs"
+LOGS_NAMESPACE: Final = "logs"
+STREAMS: Final = ("stdout", "stderr")
+#: The most of one log kept here (its tail), whatever the DAG's ``max_output_size``.
+MAX_LOG_BYTES: Final = 1 << 20
+#: The longest key segment, in bytes: run id + step + stream stay within the file store's
+#: key limit (125 bytes where file names may have 255 characters).
+MAX_SEGMENT: Final = 56
+_HASHED_HEAD: Final = MAX_SEGMENT - 17  # room for "~" and 16 hex digits
+#: What the JSON around a log's text or a record's strings may take beyond them.
+_SLACK: Final = 4096
+
+# Percent-encoded in a key segment: the escape itself, the level separator, what a key
+# may not hold, what is trimmed around a key (Unicode White_Space), control characters,
+# lone surrogates, and "~" (which only a cut segment holds).
+_UNSAFE: Final = re.compile(
+    r"[%/\\~\x00-\x20\x7f-\x9f\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    r"\ud800-\udfff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in match.group().encode("utf-8", "surrogatepass"))
+
+
+def key_segment(text: str) -> str:
+    """``text`` (a run id, a step name) as one segment of a statebox key: see the module's
+    documentation. Different texts give different segments (up to SHA-256)."""
+    encoded = _UNSAFE.sub(_escape, text)
+    if encoded in ("", ".", ".."):
+        return "%" if not encoded else encoded.replace(".", "%2E")
+    if len(encoded) <= MAX_SEGMENT and (encoded.isascii() or len(encoded.encode()) <= MAX_SEGMENT):
+        return encoded
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    head, size = [], 0
+    for piece in _pieces(encoded):
+        size += len(piece.encode())
+        if size > _HASHED_HEAD:
+            break
+        head.append(piece)
+    return "".join(head) + "~" + digest
+
+
+def _pieces(encoded: str) -> Iterator[str]:
+    """The characters of an encoded segment, each ``%XX`` escape as one piece."""
+    i = 0
+    while i < len(encoded):
+        step = 3 if encoded[i] == "%" else 1
+        yield encoded[i : i + step]
+        i += step
+
+
+def log_key(run_id: str, step: str, stream: str) -> str:
+    """The key of a step's log in namespace ``logs``."""
+    return f"{key_segment(run_id)}/{key_segment(step)}/{stream}"
+
+
+# --- the records ------------------------------------------------------------------------
+
+
+@dataclass
+class StepRecord:
+    """One step of a run: its status (:data:`STEP_STATUSES`), attempts, times, exit code,
+    output (the captured value of ``output:``, or an action's JSON line) and error."""
+
+    name: str
+    id: str | None
+    status: str = "not_started"
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    child_run_id: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """How references and logs name the step: its id, else its name."""
+        return self.id or self.name
+
+    def duration(self) -> float | None:
+        """Seconds from start to finish, when both are known."""
+        return _seconds_between(self.started_at, self.finished_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "id": self.id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "exit_code": self.exit_code,
+            "output": self.output,
+            "error": self.error,
+            "child_run_id": self.child_run_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> StepRecord:
+        fields = _mapping(data, "a step")
+        return cls(
+            name=_text(fields, "name", "a step"),
+            id=_optional_text(fields, "id"),
+            status=_text(fields, "status", "a step", "not_started"),
+            attempts=_integer(fields, "attempts") or 0,
+            started_at=_optional_text(fields, "started_at"),
+            finished_at=_optional_text(fields, "finished_at"),
+            exit_code=_integer(fields, "exit_code"),
+            output=_optional_text(fields, "output"),
+            error=_optional_text(fields, "error"),
+            child_run_id=_optional_text(fields, "child_run_id"),
+        )
+
+
+@dataclass
+class RunRecord:
+    """One run of a DAG: who started it (its root and parent runs), its params, its
+    status (:data:`RUN_STATUSES`), times and steps."""
+
+    run_id: str
+    dag: str
+    root_dag: str
+    root_run_id: str
+    parent_run_id: str | None
+    file: str | None
+    params: list[str]
+    status: str
+    started_at: str
+    finished_at: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    error: str | None = None
+
+    def duration(self) -> float | None:
+        """Seconds from start to finish; None while it runs."""
+        return _seconds_between(self.started_at, self.finished_at)
+
+    def step(self, ref: str) -> StepRecord | None:
+        """The step whose id is ``ref``, else the first whose name is."""
+        for step in self.steps:
+            if step.id == ref:
+                return step
+        for step in self.steps:
+            if step.name == ref:
+                return step
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dag": self.dag,
+            "root_dag": self.root_dag,
+            "root_run_id": self.root_run_id,
+            "parent_run_id": self.parent_run_id,
+            "file": self.file,
+            "params": list(self.params),
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "steps": [step.to_json() for step in self.steps],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """The record ``to_json`` gave (unknown fields are ignored); CorruptEntryError
+        naming the field when it is not one."""
+        fields = _mapping(data, "a run record")
+        run_id = _text(fields, "run_id", "a run record")
+        params = fields.get("params", [])
+        steps = fields.get("steps", [])
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise _corrupt(f"run {quoted(run_id)}: params must be a list of strings")
+        if not isinstance(steps, list):
+            raise _corrupt(f"run {quoted(run_id)}: steps must be a list")
+        dag = _text(fields, "dag", "a run record")
+        return cls(
+            run_id=run_id,
+            dag=dag,
+            root_dag=_text(fields, "root_dag", "a run record", dag),
+            root_run_id=_text(fields, "root_run_id", "a run record", run_id),
+            parent_run_id=_optional_text(fields, "parent_run_id"),
+            file=_optional_text(fields, "file"),
+            params=list(params),
+            status=_text(fields, "status", "a run record"),
+            started_at=_text(fields, "started_at", "a run record"),
+            finished_at=_optional_text(fields, "finished_at"),
+            steps=[StepRecord.from_json(step) for step in steps],
+            error=_optional_text(fields, "error"),
+        )
+
+
+def _corrupt(message: str) -> CorruptEntryError:
+    return CorruptEntryError(f"malformed run record: {message}")
+
+
+def _mapping(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _corrupt(f"{what} must be a JSON object")
+    return data
+
+
+def _text(fields: Mapping[str, Any], name: str, what: str, default: str | None = None) -> str:
+    value = fields.get(name, default)
+    if not isinstance(value, str):
+        raise _corrupt(f"{what} needs {name} as a string")
+    return value
+
+
+def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _corrupt(f"{name} must be a string or null")
+    return value
+
+
+def _integer(fields: Mapping[str, Any], name: str) -> int | None:
+    value = fields.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _corrupt(f"{name} must be an integer or null")
+    return value
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if start is None or end is None:
+        return None
+    try:
+        return max(0.0, (parse_timestamp(end) - parse_timestamp(start)) / 1e9)
+    except ValueError:
+        return None
+
+
+def _started_ns(record: RunRecord) -> int:
+    try:
+        return parse_timestamp(record.started_at)
+    except ValueError:
+        return 0
+
+
+# --- bounds -----------------------------------------------------------------------------
+
+
+def _json_size(value: Any) -> int:
+    """The bytes of ``value`` as the store normalizes it (Go escapes ``<``, ``>``, ``&``
+    as ``\\u003c``…, and U+2028/U+2029): what its value limit counts."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    grown = 5 * (text.count("<") + text.count(">") + text.count("&"))
+    grown += 3 * (text.count("\u2028") + text.count("\u2029"))
+    return len(text.encode("utf-8", "surrogatepass")) + grown
+
+
+def _tail(text: str, limit: int) -> tuple[str, int]:
+    """The last ``limit`` UTF-8 bytes of ``text`` (whole characters) and how many bytes
+    were cut before them."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text, 0
+    kept = data[len(data) - limit :].decode("utf-8", "ignore")  # a split first character
+    return kept, len(data) - len(kept.encode("utf-8"))
+
+
+def _marked(text: str, cut: int) -> str:
+    if not cut:
+        return text
+    return f"[statebox: {cut} bytes cut from the start of this log; the rest follows]\n{text}"
+
+
+def _cut(text: str | None, limit: int, what: str) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut to fit the {what}]"
+
+
+def _shrunk(data: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A copy of a record's JSON whose long strings (step outputs and errors, the run's
+    error) are cut, the longest first, until it fits ``limit`` bytes."""
+    texts = [s.get(k) for s in data["steps"] for k in ("output", "error")] + [data.get("error")]
+    cap = max((len(t) for t in texts if isinstance(t, str)), default=0)
+    while True:
+        cap //= 2
+        steps = [
+            {
+                **step,
+                "output": _cut(step.get("output"), cap, "run record; its log holds it all"),
+                "error": _cut(step.get("error"), cap, "run record"),
+            }
+            for step in data["steps"]
+        ]
+        shrunk = {**data, "steps": steps, "error": _cut(data.get("error"), cap, "run record")}
+        if _json_size(shrunk) <= limit or cap < 64:
+            return shrunk
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+class RunRecords:
+    """Run records and step logs in ``store`` (scope ``statebox``)."""
+
+    def __init__(self, store: StateStore) -> None:
+        from ..store import StateStore
+
+        # The same backend, keeping no history: a record is saved many times per run.
+        self._store = StateStore(
+            store.backend,
+            context=store.context,
+            clock=store.clock,
+            history_limit=0,
+            json_limit=store.json_limit,
+            binary_limit=store.binary_limit,
+            jq_timeout=store.jq_timeout,
+            update_attempts=store.update_attempts,
+            purge_every=store.purge_every,
+        )
+        self._limit = store.json_limit
+
+    def save(self, record: RunRecord) -> None:
+        """Save ``record`` (replacing what was saved of that run)."""
+        data = record.to_json()
+        key = key_segment(record.run_id)
+        try:
+            self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE)
+            return
+        except ValueTooLargeError:
+            pass
+        budget = self._limit - _SLACK
+        while True:
+            data = _shrunk(data, budget)
+            try:
+                self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE)
+                return
+            except ValueTooLargeError:
+                if budget < _SLACK:  # what is left is no step's text: give up
+                    raise
+                budget //= 2
+
+    def get(self, run_id: str) -> RunRecord:
+        """The record of ``run_id``; NotFoundError naming it when there is none."""
+        got = self._store.get(key_segment(run_id), scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE)
+        if not got.found:
+            raise NotFoundError(f"no run {quoted(run_id)} in this store")
+        return RunRecord.from_json(got.value)
+
+    def list(self, dag: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first (by start time, then run id), of ``dag`` only when given;
+        at most ``limit`` of them. A record that cannot be read is left out."""
+        entries = self._store.list(
+            scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE, include_values=True
+        ).entries
+        records = []
+        for entry in entries:
+            try:
+                record = RunRecord.from_json(entry.value)
+            except (CorruptEntryError, ValueError):
+                continue
+            if dag is None or record.dag == dag:
+                records.append(record)
+        records.sort(key=lambda r: (_started_ns(r), r.run_id), reverse=True)
+        return records if limit is None else records[: max(limit, 0)]
+
+    def save_log(self, run_id: str, step: str, text: str, *, stream: str = "stdout") -> None:
+        """Keep ``text`` as the ``stream`` log of ``step`` (its name) in run ``run_id``:
+        its last :data:`MAX_LOG_BYTES` at most, behind a marker when cut."""
+        _check_stream(stream)
+        key = log_key(run_id, step, stream)
+        kept, cut = _tail(text, MAX_LOG_BYTES)
+        budget = self._limit - _SLACK
+        while True:
+            value = {
+                "run_id": run_id,
+                "step": step,
+                "stream": stream,
+                "cut": cut,
+                "text": _marked(kept, cut),
+            }
+            size = _json_size(value)
+            if size > budget and kept:  # mostly escapes: keep proportionally less
+                smaller = int(len(kept.encode("utf-8")) * budget / size * 0.95)
+                kept, more = _tail(kept, smaller)
+                cut += more
+                continue
+            try:
+                self._store.set(key, value, scope=SYSTEM_SCOPE, namespace=LOGS_NAMESPACE)
+                return
+            except ValueTooLargeError:
+                if budget < _SLACK:
+                    raise
+                budget //= 2
+
+    def log(self, run_id: str, step: str, *, stream: str = "stdout") -> str:
+        """The ``stream`` log of ``step`` (its id or name) in run ``run_id``, as kept.
+        A step run in-process (an action) keeps no log: its stdout is its output. ""
+        when the step printed nothing (or has not run). NotFoundError naming the run,
+        or the step, when there is no such."""
+        _check_stream(stream)
+        record = self.get(run_id)
+        found = record.step(step)
+        if found is None:
+            raise NotFoundError(f"run {quoted(run_id)} ({record.dag}) has no step {quoted(step)}")
+        for name in dict.fromkeys(n for n in (found.name, found.id) if n):
+            got = self._store.get(
+                log_key(run_id, name, stream), scope=SYSTEM_SCOPE, namespace=LOGS_NAMESPACE
+            )
+            if got.found:
+                value = got.value
+                if isinstance(value, Mapping) and isinstance(value.get("text"), str):
+                    return str(value["text"])
+                if isinstance(value, str):
+                    return value
+        if stream == "stdout" and found.output is not None:
+            return found.output
+        return ""
+
+
+def _check_stream(stream: str) -> None:
+    if stream not in STREAMS:
+        raise InvalidReferenceError(
+            f"invalid log stream {quoted(stream)}: must be stdout or stderr"
+        )
