@@ -28,6 +28,7 @@ from statebox.runner.loader import (
     parse_param_string,
 )
 from statebox.runner.model import (
+    DEFAULT_HIST_RETENTION_DAYS,
     DEFAULT_MAX_OUTPUT_SIZE,
     ContinueOn,
     Precondition,
@@ -60,6 +61,24 @@ def problems_of(directory: Path, text: str, name: str = "dag.yaml") -> list[Prob
 # -- every rule: a bad DAG, where the problem is, and what it says --------------------------
 
 BAD: list[tuple[str, str, str]] = [
+    (
+        "hist_retention_days not a number",
+        """
+        hist_retention_days: ¶a month
+        steps:
+          - run: "true"
+        """,
+        "hist_retention_days must be a number of days, got a string",
+    ),
+    (
+        "hist_retention_days negative",
+        """
+        hist_retention_days: ¶-1
+        steps:
+          - run: "true"
+        """,
+        "hist_retention_days must be 0 or more, got -1",
+    ),
     (
         "unknown DAG key, did-you-mean",
         """
@@ -896,11 +915,28 @@ def test_defaults_as_dagu(tmp_path: Path) -> None:
     assert dag.working_dir == str(tmp_path.resolve()) or dag.working_dir == str(tmp_path)
     assert os.path.isabs(dag.working_dir or "")
     assert dag.max_output_size == DEFAULT_MAX_OUTPUT_SIZE == 1 << 20
+    assert dag.hist_retention_days == DEFAULT_HIST_RETENTION_DAYS == 30
     assert dag.max_active_runs == 1 and dag.overlap_policy == "skip"
     assert dag.typed_references is False and dag.schedule == () and dag.params == ()
     (step,) = dag.steps
     assert step.id is None and step.name == "cmd_1" and step.run == ("true",)
     assert step.depends == () and step.where is not None and step.where.line == 2
+
+
+def test_hist_retention_days_as_dagu(tmp_path: Path) -> None:
+    def days(value: str) -> tuple[float, list[str]]:
+        warnings: list[str] = []
+        path = write(tmp_path, f"hist_retention_days: {value}\nsteps:\n  - run: 'true'\n")
+        return load_dag(path, warn=warnings.append).hist_retention_days, warnings
+
+    assert days("7") == (7.0, [])
+    assert days("0.5") == (0.5, [])  # statebox's own: Dagu takes whole days
+    # Dagu's loader makes 0 its default (30 days): the same here, with a warning.
+    retained, warnings = days("0")
+    assert retained == DEFAULT_HIST_RETENTION_DAYS
+    (warning,) = warnings
+    assert warning.startswith(f"{tmp_path / 'dag.yaml'}:1:22: warning: hist_retention_days: 0")
+    assert "default of 30 days" in warning
 
 
 def test_a_relative_path_and_a_relative_working_dir(
@@ -961,6 +997,7 @@ def test_every_dag_key(tmp_path: Path) -> None:
         Precondition("${LEVEL}", "re:deb.*", False, dag.preconditions[0].where),
     )
     assert dag.max_output_size == 2048 and dag.max_active_steps == 3
+    assert dag.hist_retention_days == 3
     assert dag.schedule == ("*/5 * * * *",)
     assert dag.max_active_runs == 2 and dag.overlap_policy == "latest"
     assert dag.typed_references is True

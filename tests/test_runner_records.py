@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from statebox import (
     CorruptEntryError,
     InvalidReferenceError,
+    ManualClock,
     NotFoundError,
     RunContext,
     StateStore,
@@ -31,6 +32,7 @@ from statebox.runner.records import (
     StepRecord,
     key_segment,
     log_key,
+    retention_ttl,
 )
 
 from .test_cli import BIN, environment_without_context
@@ -129,6 +131,39 @@ def test_records_live_in_the_reserved_scope_and_keep_no_history(store: StateStor
     assert got.value["status"] == "failed"
     assert store.history("0197-a", scope="statebox", namespace="runs").versions == []
     assert [(k.scope, k.namespace) for k in store.keyspaces().keyspaces] == [("statebox", "runs")]
+
+
+def test_records_and_logs_saved_with_a_ttl_expire_from_each_save(url: str) -> None:
+    clock = ManualClock()
+    with open_store(url, context=RunContext(dag="runner"), clock=clock) as s:
+        records = RunRecords(s)
+        records.save(make_record("0197-a"), ttl=60)
+        records.save_log("0197-a", "save", "saved\n", ttl=60)
+        records.save(make_record("0197-b", "other"))  # no ttl: kept for good
+        records.save_log("0197-b", "save", "kept\n")
+        clock.advance(50)
+        records.save(make_record("0197-a", status="failed"), ttl=60)  # a later save: 60 s more
+        clock.advance(50)  # 100 s after the first save, 50 after the last
+        assert records.get("0197-a").status == "failed"
+        assert records.log("0197-a", "save") == ""  # the log's 60 s have passed
+        assert not s.get(
+            log_key("0197-a", "save", "stdout"), scope="statebox", namespace="logs"
+        ).found
+        clock.advance(11)
+        assert [r.run_id for r in records.list()] == ["0197-b"]
+        with pytest.raises(NotFoundError, match='no run "0197-a"'):
+            records.get("0197-a")
+        with pytest.raises(NotFoundError, match='no run "0197-a"'):
+            records.log("0197-a", "save")
+        clock.advance(100 * 365 * 86400)
+        assert records.log("0197-b", "save") == "kept\n"
+
+
+def test_retention_days_as_a_ttl() -> None:
+    assert retention_ttl(30) == 30 * 86400
+    assert retention_ttl(0.00002) == pytest.approx(1.728)
+    assert retention_ttl(1e-12) == 0.001  # the store's ttl is never 0: at once, nearly
+    assert retention_ttl(1e9) == retention_ttl(float("inf")) == 100 * 365 * 86400
 
 
 def test_an_unknown_run_is_not_found_by_its_id(store: StateStore) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from statebox import RunContext, StateStore, open_store
+from statebox import ManualClock, NotFoundError, RunContext, StateStore, open_store
 from statebox.runner.cmd_run import absolute_store_url
 from statebox.runner.executor import RunOptions, new_run_id, resolve_params, run_dag
 from statebox.runner.loader import load_dag
@@ -890,6 +890,41 @@ def test_a_failing_child_fails_its_step(env: Env) -> None:
     failed = env.run("q.yaml")
     assert step(failed, "nowhere").status == "failed"
     assert "absent" in (step(failed, "nowhere").error or "")
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+def test_records_and_logs_expire_after_hist_retention_days(env: Env) -> None:
+    env.write("brief.yaml", "hist_retention_days: 2\nsteps:\n  - id: hello\n    run: echo hi\n")
+    env.write("usual.yaml", "steps:\n  - id: hello\n    run: echo hi\n")  # Dagu's 30 days
+    clock = ManualClock()
+    with open_store(env.url, context=RunContext(), clock=clock) as store:
+        options = RunOptions(store_url=env.url)
+        brief = run_dag(load_dag(str(env.dir / "brief.yaml")), store, options)
+        usual = run_dag(load_dag(str(env.dir / "usual.yaml")), store, options)
+        records = RunRecords(store)
+
+        def kept() -> list[tuple[str, str]]:
+            logs = store.list(scope="statebox", namespace="logs").entries
+            return [(r.run_id, r.dag) for r in records.list()] + [
+                (e.key.split("/")[0], "log") for e in logs
+            ]
+
+        everything = {(brief.run_id, "brief"), (brief.run_id, "log")}
+        everything |= {(usual.run_id, "usual"), (usual.run_id, "log")}
+        assert set(kept()) == everything
+        assert records.log(brief.run_id, "hello") == "hi\n"
+        clock.advance(2 * 86400 - 1)
+        assert set(kept()) == everything
+        clock.advance(2)
+        assert set(kept()) == {(usual.run_id, "usual"), (usual.run_id, "log")}
+        with pytest.raises(NotFoundError):
+            records.get(brief.run_id)
+        clock.advance(28 * 86400 - 2)
+        assert records.log(usual.run_id, "hello") == "hi\n"
+        clock.advance(2)
+        assert kept() == []
 
 
 # -- the command line -----------------------------------------------------------------------

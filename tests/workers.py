@@ -62,7 +62,12 @@ def race_processes(urls: Sequence[str], key: str, updates: int, timeout: float) 
     ]
     try:
         for proc in procs:  # every worker has started, connected and warmed up jq
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            if line != "ready":  # it ended before it was ready: show why
+                proc.kill()
+                _, err = proc.communicate(timeout=timeout)
+                raise AssertionError(f"a worker was not ready ({line!r}): {err}")
         for proc in procs:  # then all start at once
             assert proc.stdin is not None
             proc.stdin.write("go\n")

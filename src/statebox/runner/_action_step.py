@@ -34,6 +34,9 @@ class ActionStep(StepWork):
             self.scope.step_store(step), step.action, fields, holder=self.scope.run_id
         )
         self.write_logs(result.output, result.error)
+        name = fields.get("name")
+        if step.action == "lease.acquire" and not result.exit_code and isinstance(name, str):
+            self.scope.leases.add(name)
         error = result.error if result.exit_code else None
         return Attempt(result.exit_code, error, stdout=result.output)
 

@@ -11,10 +11,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from ..core.clock import format_timestamp
 from ..core.errors import StateboxError
 from ..core.model import RunContext
 from . import refs
@@ -43,16 +43,18 @@ SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def now_iso() -> str:
-    """Now, UTC, to the microsecond: ``2026-05-25T10:00:00.123456Z``."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Now, UTC, as the store writes its times (:func:`..core.clock.format_timestamp`):
+    ``2026-05-25T10:00:00.123456789Z``, trailing zeros of the fraction trimmed."""
+    return format_timestamp(time.time_ns())
 
 
 def describe(exc: BaseException) -> str:
     """An error as a run record words it: the message of statebox's own errors and of
-    the system's (a file, a process), the type too of anything else (a defect)."""
+    the system's (a file, a process); ``unexpected TYPE: message`` for anything else (a
+    defect). The one wording of the runner's for an error it caught."""
     if isinstance(exc, (StateboxError, OSError)):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class RunScope:
     base_env: dict[str, str]
     run_child: RunChild
     save_log: Callable[[str, str, str], None]
+    #: The names of the leases the run's steps acquired (the run id holds them): what
+    #: the run still holds of them is released when it ends.
+    leases: set[str] = field(default_factory=set)
 
     def context(self, visible: Visible, env: Mapping[str, str] | None = None) -> refs.RefContext:
         return refs.RefContext(
@@ -175,24 +180,31 @@ def new_run_id() -> str:
 def resolve_params(
     declared: Sequence[tuple[str | None, str]], given: Sequence[str]
 ) -> list[tuple[str | None, str]]:
-    """The run's params, as Dagu resolves them: the declared ``(name, default)`` pairs,
-    then each given one — ``KEY=VALUE`` replaces the value of the param named KEY (or is
-    added), a positional value the value of the param at its position (or is added).
-    ``$1`` is the first pair's value, whether it has a name or not."""
+    """The run's params: the declared ``(name, default)`` pairs, then the given ones.
+    A ``KEY=VALUE`` sets the param named KEY (or is added), wherever it is given; the
+    positional values, counted among themselves, fill the declared params in order,
+    passing over those a ``KEY=VALUE`` set; the rest are added. ``$1`` is the first
+    pair's value, whether it has a name or not. (Dagu counts a positional value's place
+    among every given param, so that ``K=v x`` put ``x`` second.)"""
     pairs = list(declared)
     index = {name: i for i, (name, _) in enumerate(pairs) if name}
-    for position, item in enumerate(given):
+    named: set[str] = set()
+    positional: list[str] = []
+    for item in given:
         name, sep, value = item.partition("=")
-        if sep and ENV_NAME_RE.fullmatch(name):
-            if name in index:
-                pairs[index[name]] = (name, value)
-            else:
-                index[name] = len(pairs)
-                pairs.append((name, value))
-        elif position < len(pairs):
-            pairs[position] = (pairs[position][0], item)
+        if not (sep and ENV_NAME_RE.fullmatch(name)):
+            positional.append(item)
+            continue
+        named.add(name)
+        if name in index:
+            pairs[index[name]] = (name, value)
         else:
-            pairs.append((None, item))
+            index[name] = len(pairs)
+            pairs.append((name, value))
+    free = [i for i, (name, _) in enumerate(declared) if name is None or name not in named]
+    for i, item in zip(free, positional, strict=False):
+        pairs[i] = (pairs[i][0], item)
+    pairs.extend((None, item) for item in positional[len(free) :])
     return pairs
 
 

@@ -69,7 +69,8 @@ class Keys:
     """The keys of one kind of mapping: read, accepted and ignored, or Dagu's but not
     implemented; ``older`` maps an older spelling to its key (camelCase ones are derived);
     ``removed`` says why a key Dagu no longer reads is gone. ``warn_ignored``: an ignored
-    key is worth a warning (Dagu checks it, statebox does not)."""
+    key is worth a warning (Dagu checks it, statebox does not). ``noted``: Dagu keys that
+    change no run's result here, each with why, accepted with a warning that says so."""
 
     what: str
     read: frozenset[str]
@@ -78,10 +79,18 @@ class Keys:
     older: tuple[tuple[str, str], ...] = ()
     removed: tuple[tuple[str, str], ...] = ()
     warn_ignored: bool = False
+    noted: tuple[tuple[str, str], ...] = ()
 
     @property
     def known(self) -> frozenset[str]:
-        return self.read | self.ignored | self.unsupported
+        return self.read | self.ignored | self.unsupported | frozenset(k for k, _ in self.noted)
+
+    def note(self, key: str) -> str | None:
+        """The warning for a key statebox's runner accepts but does not use, else None."""
+        why = dict(self.noted).get(key)
+        if why is None:
+            return None
+        return f"{key} in {self.what} is not used by statebox's runner: {why}"
 
     def spelled(self, raw: str) -> tuple[str | None, str | None]:
         """The key ``raw`` is written for, and what to say about it: ``(raw, None)`` for
@@ -117,19 +126,23 @@ DAG_KEYS: Final = Keys(
     words(
         "name params env dotenv working_dir shell shell_args type preconditions handler_on "
         "max_output_size max_active_steps schedule max_active_runs overlap_policy "
-        "typed_references steps"
+        "hist_retention_days timeout_sec typed_references steps"
     ),
     ignored=words(
-        "description group tags labels hist_retention_days hist_retention_runs log_dir log_output "
+        "description group tags labels hist_retention_runs log_dir log_output "
         "mail_on error_mail info_mail wait_mail smtp queue worker_selector max_clean_up_time_sec "
         "otel webhook"
     ),
     unsupported=words(
-        "tasks skip_if_successful catchup_window artifacts consts step_types actions timeout_sec "
-        "delay_sec restart_wait_sec retry_policy container run_config resources registry_auths "
+        "tasks skip_if_successful catchup_window artifacts consts step_types actions "
+        "retry_policy container run_config resources registry_auths "
         "ssh s3 llm redis harnesses harness kubernetes secrets tools defaults"
     ),
     removed=_REMOVED,
+    noted=(
+        ("delay_sec", "the steps start at once"),
+        ("restart_wait_sec", "statebox does not restart a run"),
+    ),
 )
 
 STEP_KEYS: Final = Keys(
@@ -140,8 +153,13 @@ STEP_KEYS: Final = Keys(
     ),
     ignored=frozenset({"description", "mail_on_error", "worker_selector", "log_output"}),
     unsupported=words(
-        "exec shell_packages stdout stderr output_schema outputs inputs dependencies parallel "
-        "foreach container type llm messages approval value routes signal_on_stop tools"
+        "exec shell_packages output_schema outputs inputs dependencies parallel "
+        "foreach container type llm messages approval value routes tools"
+    ),
+    noted=(
+        ("signal_on_stop", "a stopped step's processes get SIGTERM, then SIGKILL 5 s later"),
+        ("stdout", "the step's standard output is in its log (statebox runs log)"),
+        ("stderr", "the step's standard error is in its log (statebox runs log --stderr)"),
     ),
     older=(("config", "with"),),
     removed=(

@@ -19,7 +19,14 @@ from ._dag_keys import DAG_KEYS, DAG_NAME_RE, HANDLER_KEYS
 from ._node_reader import Problem, Warn
 from ._step_parse import Draft, StepReader
 from ._yaml_nodes import Node, yaml_loader
-from .model import DAG, DEFAULT_MAX_ACTIVE_STEPS, DEFAULT_MAX_OUTPUT_SIZE, HandlerOn, Where
+from .model import (
+    DAG,
+    DEFAULT_HIST_RETENTION_DAYS,
+    DEFAULT_MAX_ACTIVE_STEPS,
+    DEFAULT_MAX_OUTPUT_SIZE,
+    HandlerOn,
+    Where,
+)
 
 __all__ = ["DagParser", "parse"]
 
@@ -126,6 +133,22 @@ class DagParser(StepReader, GraphChecks):
                 values["overlap_policy"] = policy
             elif policy is not None:
                 self.add(node, f"overlap_policy must be skip, all or latest, got {quoted(policy)}")
+        if "hist_retention_days" in keys:
+            node = keys["hist_retention_days"][1]
+            days = self.number(node, "hist_retention_days", described="a number of days", minimum=0)
+            if days == 0:
+                self.warning(
+                    node,
+                    "hist_retention_days: 0 keeps run records for Dagu's default of "
+                    f"{DEFAULT_HIST_RETENTION_DAYS:g} days, as Dagu does",
+                )
+            elif days is not None:
+                values["hist_retention_days"] = float(days)
+        if "timeout_sec" in keys:
+            node = keys["timeout_sec"][1]
+            limit = self.number(node, "timeout_sec", described="a number of seconds", minimum=0)
+            if limit:  # 0: no limit, as in Dagu
+                values["timeout_sec"] = float(limit)
         if "typed_references" in keys:
             typed = self.boolean(keys["typed_references"][1], "typed_references")
             if typed is not None:

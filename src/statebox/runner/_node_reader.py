@@ -165,6 +165,10 @@ class NodeReader:
                     "support",
                 )
                 continue
+            note = keys.note(key)
+            if note is not None:
+                self.warning(key_node, note)
+                continue
             if key in keys.ignored:
                 if keys.warn_ignored:
                     self.warning(key_node, f"{key} of {what} is not checked by statebox")

@@ -3,7 +3,10 @@ dotenv files, and a slot through which another thread stops what a step is runni
 
 Every process starts in a new session (``start_new_session=True``), so stopping a step
 signals its whole process group: SIGTERM first, SIGKILL after :data:`GRACE_SEC` for
-whatever is left (a grandchild that ignores SIGTERM included).
+whatever is left (a grandchild that ignores SIGTERM included). A slot remembers the
+groups it signalled, and the run's loop waits for them before the run ends
+(:func:`reap_groups`): what is still there when their grace has passed is killed then,
+so no process of a step outlives ``statebox run``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "exit_status",
     "kill_group",
     "read_dotenv",
+    "reap_groups",
     "run_quiet",
     "script_argv",
     "shell_argv",
@@ -96,28 +100,71 @@ def read_dotenv(path: str) -> dict[str, str]:
     return values
 
 
-def kill_group(pid: int, grace: float = GRACE_SEC) -> None:
+def kill_group(pid: int, grace: float = GRACE_SEC) -> bool:
     """SIGTERM to the process group ``pid`` leads, then SIGKILL after ``grace`` seconds
-    to whatever of the group is still there (in a background thread)."""
+    to whatever of the group is still there (in a background thread, which dies with
+    the process: :func:`reap_groups` makes sure of it before a run ends). Whether the
+    group was signalled (False: it was already gone)."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
-        return
+        return False
     threading.Thread(
         target=_kill_later, args=(pid, grace), name=f"statebox-kill-{pid}", daemon=True
     ).start()
+    return True
 
 
 def _kill_later(pgid: int, grace: float) -> None:
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    reap_groups({pgid: time.monotonic() + grace})
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False  # the whole group is gone
+    return _live_member(pgid)
+
+
+def _live_member(pgid: int) -> bool:
+    """Whether a process of the group is not a zombie (dead, awaiting its reaper, which
+    may be slow to come); where there is no ``/proc`` to tell, True."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    if "self" not in names:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
         try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return  # the whole group is gone
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+            with open(f"/proc/{name}/stat", "rb") as file:
+                fields = file.read().rsplit(b")", 1)[-1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
+
+
+def reap_groups(groups: Mapping[int, float]) -> None:
+    """Wait for each process group (pgid → its ``time.monotonic()`` deadline) to be
+    gone; SIGKILL to what of a group is still there at its deadline. Returns when every
+    group is gone or killed."""
+    pending = dict(groups)
+    while pending:
+        now = time.monotonic()
+        for pgid, deadline in list(pending.items()):
+            if not _group_alive(pgid):
+                del pending[pgid]
+            elif now >= deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+                del pending[pgid]
+        if pending:
+            time.sleep(0.05)
 
 
 class Slot:
@@ -132,6 +179,8 @@ class Slot:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._child_stop: threading.Event | None = None
+        #: The process groups this slot signalled → when their grace ends (monotonic).
+        self.signalled: dict[int, float] = {}
         self.reason: str | None = None
         #: ``time.monotonic()`` past which the current attempt is stopped, if any.
         self.deadline: float | None = None
@@ -189,7 +238,7 @@ class Slot:
             self.reason = reason
             self.deadline = None
             pid, child_stop = self._pid, self._child_stop
-        if pid is not None:
-            kill_group(pid)
+        if pid is not None and kill_group(pid):
+            self.signalled[pid] = time.monotonic() + GRACE_SEC
         if child_stop is not None:
             child_stop.set()

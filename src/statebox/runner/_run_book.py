@@ -6,8 +6,9 @@ the step may see (:meth:`RunBook.visible`: the outputs and properties of its tra
 dependencies, every finished step's for a handler), and tells it of each step's
 progress and end. The book keeps each step's :class:`~.records.StepRecord` up to date,
 saves the run record (:class:`~.records.RunRecord`) — when the run starts, after each
-step finishes but not more often than :data:`SAVE_INTERVAL`, and at the end — and tells
-``display`` of every change. All of it in the run loop's thread.
+step finishes but not more often than :data:`SAVE_INTERVAL`, and at the end, each time
+with ``ttl`` (the DAG's retention) — and tells ``display`` of every change. All of it
+in the run loop's thread.
 """
 
 from __future__ import annotations
@@ -37,10 +38,19 @@ SAVE_INTERVAL: Final = 0.2
 class RunBook:
     """One run's outcomes, outputs and record; see the module's text."""
 
-    def __init__(self, record: RunRecord, records: RunRecords, display: Display | None) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        records: RunRecords,
+        display: Display | None,
+        *,
+        ttl: float | None = None,
+    ) -> None:
         self.record = record
         self.records = records
         self.display = display
+        #: Seconds the record is kept after each save (None: for good).
+        self.ttl = ttl
         self.step_records = {r.name: r for r in record.steps}
         self.results: dict[str, Outcome] = {}
         #: Output variable → value, of every finished step.
@@ -113,11 +123,13 @@ class RunBook:
         self, step: Step, status: str, attempt: int, message: str | None, child: str | None
     ) -> None:
         rec = self.step_records[step.name]
+        if child is not None:
+            rec.child_run_id = child
+            if (rec.status, rec.attempts) == (status, attempt):
+                return  # only the sub-DAG's run id is new: nothing to show
         if rec.started_at is None:
             rec.started_at = now_iso()
         rec.status, rec.attempts = status, attempt
-        if child is not None:
-            rec.child_run_id = child
         self.show("step_changed", step.name, status, attempt=attempt, message=message)
 
     def finish(self, step: Step, outcome: Outcome) -> None:
@@ -163,7 +175,7 @@ class RunBook:
             self._dirty = True
             return
         try:
-            self.records.save(self.record)
+            self.records.save(self.record, ttl=self.ttl)
         except StateboxError:
             if final:
                 raise

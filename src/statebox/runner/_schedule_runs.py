@@ -17,11 +17,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ._claims import Claims, Occurrence
-from ._context import new_run_id
+from ._context import new_run_id, now_iso
 from ._cron import Occurrences, iso
 
 if TYPE_CHECKING:
@@ -203,7 +202,7 @@ def _default_holder() -> str:
 
 
 def _print_line(line: str) -> None:
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = now_iso()
     try:
         sys.stdout.write(f"{stamp} {line}\n")
         sys.stdout.flush()

@@ -7,8 +7,11 @@ failed is ``aborted``, one whose dependency was skipped ``skipped``, unless that
 dependency's ``continue_on`` lets it run (:meth:`._run_book.RunBook.gate`). The loop
 itself stays in one thread: the workers send it their progress and their ends through a
 queue, and it keeps the book (:class:`~._run_book.RunBook`), stops a step whose attempt
-ran past its ``timeout_sec``, and, once ``cancel`` is set, stops every running step and
-starts no other.
+ran past its ``timeout_sec``, and, once ``cancel`` (or ``halt``, the whole run tree's
+stop) is set, stops every running step and starts no other. Before it returns it waits
+for the process groups it stopped to be gone, killing what is left of them when their
+grace has passed (:func:`._process.reap_groups`): a process that ignores SIGTERM does
+not outlive the run.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
-from ._context import RunScope, Visible
-from ._process import Slot
+from ._context import RunScope, Visible, describe
+from ._process import Slot, reap_groups
 from ._run_book import RunBook
 from ._steps import Emit, Outcome, execute_step
 
@@ -41,9 +44,11 @@ def drive(
     cancel: threading.Event,
     *,
     handlers: bool,
+    halt: threading.Event | None = None,
 ) -> bool:
     """Run ``steps`` (the DAG's, or one handler) until each finished or was stopped;
-    whether ``cancel`` stopped them."""
+    whether ``cancel`` stopped them. ``halt`` (the root run's stop, seen by every
+    sub-DAG's run at once) sets ``cancel``."""
     names = {s.name: i for i, s in enumerate(steps)}
     waiting = {s.name: sum(1 for d in s.depends if d in names) for s in steps}
     dependants: dict[str, list[Step]] = {}
@@ -53,6 +58,7 @@ def drive(
                 dependants.setdefault(d, []).append(s)
     ready = [s for s in steps if not waiting[s.name]]
     running: dict[str, Slot] = {}
+    slots: list[Slot] = []
     events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
     limit = max(1, scope.dag.max_active_steps)
     stopping = False
@@ -71,6 +77,8 @@ def drive(
 
     try:
         while True:
+            if halt is not None and halt.is_set() and not cancel.is_set():
+                cancel.set()
             if cancel.is_set() and not stopping:
                 stopping = True
                 for slot in running.values():
@@ -82,6 +90,7 @@ def drive(
                     finished(step, verdict)
                     continue
                 slot = running[step.name] = Slot()
+                slots.append(slot)
                 visible = book.visible(step, handlers)
                 pool.submit(_work, scope, step, visible, slot, cancel, emit, events)
             if not running:
@@ -104,6 +113,7 @@ def drive(
         for slot in running.values():
             slot.cancel("stop")
         pool.shutdown(wait=True)
+        reap_groups({pgid: end for slot in slots for pgid, end in slot.signalled.items()})
     return stopping
 
 
@@ -120,7 +130,7 @@ def _work(
     try:
         outcome = execute_step(scope, step, visible, slot, cancel, emit)
     except BaseException as exc:  # the loop waits for every step: always answer
-        outcome = Outcome("failed", error=f"unexpected {type(exc).__name__}: {exc}")
+        outcome = Outcome("failed", error=describe(exc))
     events.put(("done", step, outcome))
 
 

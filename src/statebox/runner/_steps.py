@@ -79,7 +79,7 @@ class _StepRun(ShellStep, ActionStep):
                 self._run_with_repeats(outcome)
         except Exception as exc:  # a defect must not leave the run waiting for this step
             outcome.status = "failed"
-            outcome.error = f"unexpected {type(exc).__name__}: {exc}"
+            outcome.error = describe(exc)
         outcome.attempts = self.attempts
         outcome.child_run_id = self.child_run_id
         outcome.finished_at = now_iso()

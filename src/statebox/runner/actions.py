@@ -67,7 +67,9 @@ def run_action(
     except StateboxError as exc:
         return ActionResult(exc.exit_code, "", field_message(exc, action, fields))
     except Exception as exc:  # a step fails; the run goes on
-        return ActionResult(1, "", f"{action}: unexpected {type(exc).__name__}: {exc}")
+        from ._context import describe
+
+        return ActionResult(1, "", f"{action}: {describe(exc)}")
 
 
 # --- the actions ----------------------------------------------------------------------

@@ -25,7 +25,8 @@ handler makes the run ``failed``. The ``run`` scope of the run (namespace = the 
 is deleted when the run ends, whatever the outcome.
 
 The run record (:class:`.records.RunRecord`) is saved when the run starts, after each
-step finishes, and at the end; ``options.display`` hears of every change.
+step finishes, and at the end; it and the step logs expire ``hist_retention_days`` after
+each save of them. ``options.display`` hears of every change.
 
 This module is the run's life, start to end; the steps' graph is :mod:`._step_graph`,
 what the run knows as it goes and its record :mod:`._run_book`, one step
@@ -39,11 +40,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..core.errors import (
     ConflictError,
     InvalidReferenceError,
+    InvalidRequestError,
     NotFoundError,
     StateboxError,
     quoted,
@@ -60,16 +62,27 @@ from ._context import (
     prepare_scope,
     resolve_params,
 )
+from ._process import Cancelled
 from ._run_book import RunBook
 from ._step_graph import drive
-from .records import RunRecord, RunRecords, StepRecord
+from .records import RunRecord, RunRecords, StepRecord, retention_ttl
 
 if TYPE_CHECKING:
     from ..store import StateStore
     from .display import Display
     from .model import DAG, Step
 
-__all__ = ["ParentRun", "RunOptions", "new_run_id", "resolve_params", "run_dag"]
+__all__ = [
+    "MAX_SUB_DAG_DEPTH",
+    "ParentRun",
+    "RunOptions",
+    "new_run_id",
+    "resolve_params",
+    "run_dag",
+]
+
+#: How deep sub-DAGs may nest (a root run's child is at depth 1).
+MAX_SUB_DAG_DEPTH: Final = 32
 
 
 @dataclass
@@ -89,13 +102,16 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class ParentRun:
-    """The run (and step) that started a sub-DAG's run."""
+    """The run (and step) that started a sub-DAG's run. ``chain``: the DAGs from the
+    root run's to this parent's, each as ``(name, file)`` (the file: its real path, or
+    the name of a DAG that has none), so that a sub-DAG that calls itself is refused."""
 
     dag: str
     run_id: str
     root_dag: str
     root_run_id: str
     step: str | None = None
+    chain: tuple[tuple[str, str], ...] = ()
 
 
 def run_dag(
@@ -120,9 +136,14 @@ class _Run:
         options: RunOptions,
         parent: ParentRun | None,
         stop: threading.Event | None,
+        halt: threading.Event | None = None,
     ) -> None:
         self.dag, self.store, self.options = dag, store, options
         self.stop = stop if stop is not None else threading.Event()
+        #: The root run's stop, which stops every run of the tree at once.
+        self.halt = halt if halt is not None else self.stop
+        #: This run's DAG and its ancestors' (see :class:`ParentRun`).
+        self.chain = (*(parent.chain if parent else ()), (dag.name, _dag_file(dag)))
         self.run_id = _check_run_id(options.run_id) if options.run_id else new_run_id()
         self.root_dag = parent.root_dag if parent else dag.name
         self.root_run_id = parent.root_run_id if parent else self.run_id
@@ -139,9 +160,13 @@ class _Run:
             started_at=now_iso(),
             steps=[StepRecord(name=s.name, id=s.id) for s in dag.steps],
         )
-        self.book = RunBook(record, self.records, options.display)
+        #: How long the run's record and logs are kept after each save (seconds).
+        self.ttl = retention_ttl(dag.hist_retention_days)
+        self.book = RunBook(record, self.records, options.display, ttl=self.ttl)
         self.record = record
         self.stopped = False
+        #: The DAG's ``timeout_sec`` passed (and stopped the run).
+        self.timed_out = False
         self.scope: RunScope | None = None
 
     # -- the run -----------------------------------------------------------------------
@@ -156,6 +181,11 @@ class _Run:
                 pass
             else:
                 raise ConflictError(f"run {quoted(self.run_id)} already exists: give another id")
+        timer = None
+        if self.dag.timeout_sec:
+            timer = threading.Timer(self.dag.timeout_sec, self._time_out)
+            timer.daemon = True
+            timer.start()
         try:
             book.save(final=True)
             book.show("run_started", self.dag.name, self.run_id)
@@ -166,6 +196,9 @@ class _Run:
             else:
                 record.status = self._run_all()
         finally:
+            if timer is not None:
+                timer.cancel()
+            self._release_leases()
             self._purge_run_scope()
             if record.status == "running":  # an unexpected error escaped
                 record.status = "failed"
@@ -195,8 +228,11 @@ class _Run:
             if not met:
                 self.record.error = "the DAG's preconditions were not met"
                 return "aborted"
-        self.stopped = drive(book, scope, dag.steps, self.stop, handlers=False)
+        self.stopped = drive(book, scope, dag.steps, self.stop, handlers=False, halt=self.halt)
         status = book.status(dag.steps, self.stopped)
+        if self.stopped and self.timed_out:  # as in Dagu: a timed-out run failed
+            status = "failed"
+            self.record.error = f"the run timed out after {dag.timeout_sec:g} s"
         handlers = dag.handler_on
         first = {
             "succeeded": handlers.success,
@@ -212,6 +248,28 @@ class _Run:
             if book.results[handler.name].status == "failed" and status != "aborted":
                 status = "failed"
         return status
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self.stop.set()
+
+    def _release_leases(self) -> None:
+        """Release the leases the run still holds (its steps acquired them; the run id
+        is their holder): another run may take them at once, not when their ttl ends."""
+        if self.scope is None or not self.scope.leases:
+            return
+        context = RunContext(dag=self.dag.name, root_dag=self.root_dag, run_id=self.run_id)
+        store = self.store.with_context(context)
+        for name in sorted(self.scope.leases):
+            try:
+                lease = store.get_lease(name)
+                if lease is not None and lease.holder == self.run_id:
+                    store.release_lease(name, token=lease.token, holder=self.run_id)
+            except StateboxError as exc:
+                message = f"lease {quoted(name)} could not be released: {describe(exc)}"
+                self.record.error = (
+                    f"{self.record.error}; {message}" if self.record.error else message
+                )
 
     def _purge_run_scope(self) -> None:
         context = RunContext(dag=self.dag.name, root_dag=self.root_dag, run_id=self.run_id)
@@ -238,11 +296,15 @@ class _Run:
         )
 
     def _save_log(self, step: str, text: str, stream: str) -> None:
-        self.records.save_log(self.run_id, step, text, stream=stream)
+        self.records.save_log(self.run_id, step, text, stream=stream, ttl=self.ttl)
 
     def _dag_shell(self, command: str) -> int:
         assert self.scope is not None
         return self.scope.shell_status(None, self.scope.base_env, self.scope.cwd, command)
+
+    def _is_handler(self, step: Step) -> bool:
+        h = self.dag.handler_on
+        return any(step is handler for handler in (h.success, h.failure, h.abort, h.exit))
 
     def _run_child(
         self,
@@ -254,7 +316,20 @@ class _Run:
     ) -> ChildResult:
         from . import loader
 
+        if stop.is_set() or (self.halt.is_set() and not self._is_handler(step)):
+            raise Cancelled("stop")
         path = loader.find_sub_dag(name, self.dag.path, self.options.dags_dir)
+        names = [n for n, _ in self.chain]
+        if os.path.realpath(path) in (f for _, f in self.chain):
+            called = names[[f for _, f in self.chain].index(os.path.realpath(path))]
+            raise InvalidRequestError(
+                f"sub-DAG {quoted(called)} calls itself: {' → '.join([*names, called])}"
+            )
+        if len(self.chain) > MAX_SUB_DAG_DEPTH:
+            raise InvalidRequestError(
+                f"sub-DAGs nest deeper than {MAX_SUB_DAG_DEPTH} levels: "
+                f"{' → '.join([*names, name])}"
+            )
         child = loader.load_dag(path)  # warnings to standard error
         run_id = new_run_id()
         started(run_id)
@@ -266,10 +341,19 @@ class _Run:
             dags_dir=self.options.dags_dir,
             log_dir=log_dir,
         )
-        parent = ParentRun(self.dag.name, self.run_id, self.root_dag, self.root_run_id, step.name)
-        run = _Run(child, self.store, options, parent, stop)
+        parent = ParentRun(
+            self.dag.name, self.run_id, self.root_dag, self.root_run_id, step.name, self.chain
+        )
+        # A handler runs even when the run was stopped: its sub-DAG's run is not halted.
+        halt = None if self._is_handler(step) else self.halt
+        run = _Run(child, self.store, options, parent, stop, halt)
         record = run.execute()
         return ChildResult(child.name, run_id, record.status, dict(run.book.outputs))
+
+
+def _dag_file(dag: DAG) -> str:
+    """What tells one DAG from another in a chain of sub-DAGs: its file's real path."""
+    return os.path.realpath(dag.path) if dag.path else dag.name
 
 
 def _check_run_id(run_id: str) -> str:

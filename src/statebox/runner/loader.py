@@ -12,11 +12,14 @@ What is read, as current Dagu writes it (``../shared/research/dagu.md``):
   ``shell_args``), ``type`` (``graph``/``chain``), ``preconditions``, ``handler_on``
   (``success``/``failure``/``abort``/``exit``; the older ``cancel`` is ``abort``),
   ``max_output_size``, ``max_active_steps``, ``schedule``, ``max_active_runs``,
-  ``overlap_policy``, ``steps`` (a list, or a map name → step), and statebox's own
-  ``typed_references``. Dagu keys that change nothing in a local run (``description``,
-  ``tags``, ``labels``, ``group``, ``log_dir``, the mail settings, …) are accepted and
-  ignored; Dagu keys the runner does not implement (``container``, ``consts``,
-  ``timeout_sec`` of a DAG, …) are problems that say so; any other key is an unknown
+  ``overlap_policy``, ``hist_retention_days`` (days, 0 or more; 0 is the default 30, as
+  in Dagu, with a warning), ``timeout_sec`` (seconds; 0: no limit), ``steps`` (a list,
+  or a map name → step), and statebox's own ``typed_references``. Dagu keys that change
+  nothing in a local run (``description``, ``tags``, ``labels``, ``group``, ``log_dir``,
+  the mail settings, …) are accepted and ignored; Dagu keys that change no result here
+  (``delay_sec``, a step's ``signal_on_stop``, ``stdout``, ``stderr``, …) are accepted
+  with a warning; Dagu keys the runner does not implement (``container``, ``consts``,
+  ``retry_policy`` of a DAG, …) are problems that say so; any other key is an unknown
   key, with a did-you-mean.
 - Step keys: ``id``, ``name``, ``run``, ``action`` + ``with``, the legacy ``command``,
   ``script`` and ``call`` (+ ``params``), ``output``, ``env``, ``working_dir``, ``shell``,

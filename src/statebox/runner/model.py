@@ -22,6 +22,7 @@ __all__ = [
     "RetryPolicy",
     "Step",
     "Where",
+    "DEFAULT_HIST_RETENTION_DAYS",
     "DEFAULT_MAX_OUTPUT_SIZE",
     "DEFAULT_MAX_ACTIVE_STEPS",
 ]
@@ -30,6 +31,8 @@ __all__ = [
 DEFAULT_MAX_OUTPUT_SIZE: Final = 1 << 20
 #: How many steps of one run may run at once when the DAG does not say.
 DEFAULT_MAX_ACTIVE_STEPS: Final = 8
+#: Dagu's default ``hist_retention_days``: run records are kept 30 days.
+DEFAULT_HIST_RETENTION_DAYS: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,11 @@ class DAG:
     schedule: tuple[str, ...] = ()
     max_active_runs: int = 1
     overlap_policy: Literal["skip", "all", "latest"] = "skip"
+    #: Days a run's record and step logs are kept after each save of them (they expire
+    #: then, on every machine sharing the store). As in Dagu, 0 means the default.
+    hist_retention_days: float = DEFAULT_HIST_RETENTION_DAYS
+    #: Seconds after which the whole run is stopped and recorded ``failed`` (None: no limit).
+    timeout_sec: float | None = None
     #: statebox's own: a ``with`` value that is exactly one reference keeps its JSON type.
     typed_references: bool = False
     where: Where | None = None

@@ -23,14 +23,15 @@ further if its JSON would not fit the store's value limit (1 MiB by default). A 
 whose step outputs and errors would not fit is saved with the longest of them cut (the
 full stdout stays in the step's log). Records and logs keep no history: a record is
 saved many times while its run runs. Times are RFC 3339, UTC.
+
+Retention. Saved with a ``ttl``, a record or log expires that many seconds after each
+save of it, and is then gone for every machine sharing the store; the executor gives
+the DAG's ``hist_retention_days`` (:func:`retention_ttl`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,6 +44,17 @@ from ..core.errors import (
     quoted,
 )
 from ..core.model import Scope
+from ._record_keys import (
+    MAX_SEGMENT,
+    SLACK,
+    json_size,
+    key_segment,
+    log_key,
+    marked,
+    retention_ttl,
+    shrunk,
+    tail,
+)
 
 if TYPE_CHECKING:
     from ..store import StateStore
@@ -60,6 +72,7 @@ __all__ = [
     "StepRecord",
     "key_segment",
     "log_key",
+    "retention_ttl",
 ]
 
 STEP_STATUSES: Final = (
@@ -87,58 +100,6 @@ LOGS_NAMESPACE: Final = "logs"
 STREAMS: Final = ("stdout", "stderr")
 #: The most of one log kept here (its tail), whatever the DAG's ``max_output_size``.
 MAX_LOG_BYTES: Final = 1 << 20
-#: The longest key segment, in bytes: run id + step + stream stay within the file store's
-#: key limit (125 bytes where file names may have 255 characters).
-MAX_SEGMENT: Final = 56
-_HASHED_HEAD: Final = MAX_SEGMENT - 17  # room for "~" and 16 hex digits
-#: What the JSON around a log's text or a record's strings may take beyond them.
-_SLACK: Final = 4096
-
-# Percent-encoded in a key segment: the escape itself, the level separator, what a key
-# may not hold, what is trimmed around a key (Unicode White_Space), control characters,
-# lone surrogates, and "~" (which only a cut segment holds).
-_UNSAFE: Final = re.compile(
-    r"[%/\\~\x00-\x20\x7f-\x9f\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-    r"\ud800-\udfff]"
-)
-
-
-def _escape(match: re.Match[str]) -> str:
-    return "".join(f"%{b:02X}" for b in match.group().encode("utf-8", "surrogatepass"))
-
-
-def key_segment(text: str) -> str:
-    """``text`` (a run id, a step name) as one segment of a statebox key: see the module's
-    documentation. Different texts give different segments (up to SHA-256)."""
-    encoded = _UNSAFE.sub(_escape, text)
-    if encoded in ("", ".", ".."):
-        return "%" if not encoded else encoded.replace(".", "%2E")
-    if len(encoded) <= MAX_SEGMENT and (encoded.isascii() or len(encoded.encode()) <= MAX_SEGMENT):
-        return encoded
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    head, size = [], 0
-    for piece in _pieces(encoded):
-        size += len(piece.encode())
-        if size > _HASHED_HEAD:
-            break
-        head.append(piece)
-    return "".join(head) + "~" + digest
-
-
-def _pieces(encoded: str) -> Iterator[str]:
-    """The characters of an encoded segment, each ``%XX`` escape as one piece."""
-    i = 0
-    while i < len(encoded):
-        step = 3 if encoded[i] == "%" else 1
-        yield encoded[i : i + step]
-        i += step
-
-
-def log_key(run_id: str, step: str, stream: str) -> str:
-    """The key of a step's log in namespace ``logs``."""
-    return f"{key_segment(run_id)}/{key_segment(step)}/{stream}"
-
-
 # --- the records ------------------------------------------------------------------------
 
 
@@ -322,60 +283,6 @@ def _started_ns(record: RunRecord) -> int:
         return 0
 
 
-# --- bounds -----------------------------------------------------------------------------
-
-
-def _json_size(value: Any) -> int:
-    """The bytes of ``value`` as the store normalizes it (Go escapes ``<``, ``>``, ``&``
-    as ``\\u003c``…, and U+2028/U+2029): what its value limit counts."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    grown = 5 * (text.count("<") + text.count(">") + text.count("&"))
-    grown += 3 * (text.count("\u2028") + text.count("\u2029"))
-    return len(text.encode("utf-8", "surrogatepass")) + grown
-
-
-def _tail(text: str, limit: int) -> tuple[str, int]:
-    """The last ``limit`` UTF-8 bytes of ``text`` (whole characters) and how many bytes
-    were cut before them."""
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text, 0
-    kept = data[len(data) - limit :].decode("utf-8", "ignore")  # a split first character
-    return kept, len(data) - len(kept.encode("utf-8"))
-
-
-def _marked(text: str, cut: int) -> str:
-    if not cut:
-        return text
-    return f"[statebox: {cut} bytes cut from the start of this log; the rest follows]\n{text}"
-
-
-def _cut(text: str | None, limit: int, what: str) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [{len(text) - limit} more characters cut to fit the {what}]"
-
-
-def _shrunk(data: dict[str, Any], limit: int) -> dict[str, Any]:
-    """A copy of a record's JSON whose long strings (step outputs and errors, the run's
-    error) are cut, the longest first, until it fits ``limit`` bytes."""
-    texts = [s.get(k) for s in data["steps"] for k in ("output", "error")] + [data.get("error")]
-    cap = max((len(t) for t in texts if isinstance(t, str)), default=0)
-    while True:
-        cap //= 2
-        steps = [
-            {
-                **step,
-                "output": _cut(step.get("output"), cap, "run record; its log holds it all"),
-                "error": _cut(step.get("error"), cap, "run record"),
-            }
-            for step in data["steps"]
-        ]
-        shrunk = {**data, "steps": steps, "error": _cut(data.get("error"), cap, "run record")}
-        if _json_size(shrunk) <= limit or cap < 64:
-            return shrunk
-
-
 # --- the store --------------------------------------------------------------------------
 
 
@@ -399,23 +306,24 @@ class RunRecords:
         )
         self._limit = store.json_limit
 
-    def save(self, record: RunRecord) -> None:
-        """Save ``record`` (replacing what was saved of that run)."""
+    def save(self, record: RunRecord, *, ttl: float | None = None) -> None:
+        """Save ``record`` (replacing what was saved of that run); with ``ttl`` it
+        expires that many seconds from now (None: never)."""
         data = record.to_json()
         key = key_segment(record.run_id)
         try:
-            self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE)
+            self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE, ttl=ttl)
             return
         except ValueTooLargeError:
             pass
-        budget = self._limit - _SLACK
+        budget = self._limit - SLACK
         while True:
-            data = _shrunk(data, budget)
+            data = shrunk(data, budget)
             try:
-                self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE)
+                self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE, ttl=ttl)
                 return
             except ValueTooLargeError:
-                if budget < _SLACK:  # what is left is no step's text: give up
+                if budget < SLACK:  # what is left is no step's text: give up
                     raise
                 budget //= 2
 
@@ -443,32 +351,41 @@ class RunRecords:
         records.sort(key=lambda r: (_started_ns(r), r.run_id), reverse=True)
         return records if limit is None else records[: max(limit, 0)]
 
-    def save_log(self, run_id: str, step: str, text: str, *, stream: str = "stdout") -> None:
+    def save_log(
+        self,
+        run_id: str,
+        step: str,
+        text: str,
+        *,
+        stream: str = "stdout",
+        ttl: float | None = None,
+    ) -> None:
         """Keep ``text`` as the ``stream`` log of ``step`` (its name) in run ``run_id``:
-        its last :data:`MAX_LOG_BYTES` at most, behind a marker when cut."""
+        its last :data:`MAX_LOG_BYTES` at most, behind a marker when cut; with ``ttl``
+        it expires that many seconds from now (None: never)."""
         _check_stream(stream)
         key = log_key(run_id, step, stream)
-        kept, cut = _tail(text, MAX_LOG_BYTES)
-        budget = self._limit - _SLACK
+        kept, cut = tail(text, MAX_LOG_BYTES)
+        budget = self._limit - SLACK
         while True:
             value = {
                 "run_id": run_id,
                 "step": step,
                 "stream": stream,
                 "cut": cut,
-                "text": _marked(kept, cut),
+                "text": marked(kept, cut),
             }
-            size = _json_size(value)
+            size = json_size(value)
             if size > budget and kept:  # mostly escapes: keep proportionally less
                 smaller = int(len(kept.encode("utf-8")) * budget / size * 0.95)
-                kept, more = _tail(kept, smaller)
+                kept, more = tail(kept, smaller)
                 cut += more
                 continue
             try:
-                self._store.set(key, value, scope=SYSTEM_SCOPE, namespace=LOGS_NAMESPACE)
+                self._store.set(key, value, scope=SYSTEM_SCOPE, namespace=LOGS_NAMESPACE, ttl=ttl)
                 return
             except ValueTooLargeError:
-                if budget < _SLACK:
+                if budget < SLACK:
                     raise
                 budget //= 2
 
