@@ -18,15 +18,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..core.commands import AddCommand
     from ..store import StateStore
 
-#: What the CLI passes as ``add_command`` (see :mod:`statebox.server.command`).
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 #: Exit codes of ``statebox run``.
 EXIT_OK, EXIT_FAILED, EXIT_DAG_FILE = 0, 1, 2

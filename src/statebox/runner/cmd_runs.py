@@ -25,15 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from ..core.commands import AddCommand
     from ..store import StateStore
     from .records import RunRecord
 
-#: What the CLI passes as ``add_command`` (see :mod:`statebox.server.command`).
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 _CELL_WIDTH: Final = 60
 

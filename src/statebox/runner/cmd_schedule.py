@@ -19,10 +19,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..core.commands import AddCommand
     from ..store import StateStore
     from .model import DAG
-
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 
 def register(subparsers: Any, add_command: AddCommand) -> None:

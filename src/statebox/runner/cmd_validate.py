@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..core.commands import AddCommand
     from ..store import StateStore
-
-#: What the CLI passes as ``add_command``: ``(subparsers, name, *, help, description,
-#: examples) -> parser``, the common options included.
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 
 def register(subparsers: Any, add_command: AddCommand) -> None:

@@ -9,15 +9,12 @@ command with the common options, and calls :func:`run` with the store it opened.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..core.commands import AddCommand
     from ..store import StateStore
-
-#: What the CLI passes as ``add_command``: ``(subparsers, name, *, help, description,
-#: examples) -> parser``, the common options included.
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 
 def register(subparsers: Any, add_command: AddCommand) -> None:
