@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..core.errors import (
     ConflictError,
@@ -98,6 +98,8 @@ class RunOptions:
     dags_dir: str | None = None
     display: Display | None = None
     log_dir: str | None = None
+    #: A Direktiv-form run's instance input (JSON data; None: ``{}``). A DAG has params.
+    input: Any = None
 
 
 @dataclass(frozen=True)

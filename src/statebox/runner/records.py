@@ -176,6 +176,9 @@ class RunRecord:
     finished_at: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     error: str | None = None
+    #: A Direktiv-form run's instance input and output data (JSON); None for a DAG's.
+    input: Any = None
+    output: Any = None
 
     def duration(self) -> float | None:
         """Seconds from start to finish; None while it runs."""
@@ -205,6 +208,7 @@ class RunRecord:
             "finished_at": self.finished_at,
             "error": self.error,
             "steps": [step.to_json() for step in self.steps],
+            **({"input": self.input, "output": self.output} if self.input is not None else {}),
         }
 
     @classmethod
@@ -233,6 +237,8 @@ class RunRecord:
             finished_at=_optional_text(fields, "finished_at"),
             steps=[StepRecord.from_json(step) for step in steps],
             error=_optional_text(fields, "error"),
+            input=fields.get("input"),
+            output=fields.get("output"),
         )
 
 
