@@ -51,6 +51,10 @@ _OTHER_NUMBER_HOOKS = {
     # Dagu's record files: the value's text is kept verbatim by span (no numbers are
     # read from it); only over-long integers in the record's own fields stay text.
     "backends/file/_codec.py",
+    # Direktiv's reading of JSON (runner/direktiv/_gofmt.go_loads): every number Go's
+    # float64, as a Direktiv workflow sees it — a different concept from statebox's
+    # exact-number JSON, read there and only there for the whole Direktiv runner.
+    "runner/direktiv/_gofmt.py",
 }
 
 
@@ -146,16 +150,33 @@ def test_a_json_value_goes_over_the_wire_and_back(text: str) -> None:
     assert normalize(value_from_wire(sent)) == stored
 
 
+#: ``base64``'s and ``binascii``'s coders, by direction.
+_BASE64_CODERS = {
+    "b64encode": "b64encode",
+    "b2a_base64": "b64encode",
+    "b64decode": "b64decode",
+    "a2b_base64": "b64decode",
+}
+
+
 def test_only_the_envelope_encodes_and_only_the_wire_decodes_base64() -> None:
     """A value's base64 form is written by ``core/envelope.py`` (the server's answers;
     the wire's entries and mutations call it) and read by ``wire/codec.py`` only. The
-    file store keeps its own on disk, Dagu's format."""
+    file store keeps its own on disk, Dagu's format. The Direktiv runner's
+    ``_gofmt.py`` is the one other: Direktiv's representation of bytes (base64 text in
+    place of bytes that are not JSON, ``StdEncoding``'s strict decoding) is not
+    statebox's wire envelope."""
     coders: dict[str, set[str]] = {"b64encode": set(), "b64decode": set()}
     for name, tree in _modules():
         for call in _calls(tree):
-            if _called_name(call) in coders and not name.startswith("backends/file/"):
-                coders[_called_name(call)].add(name)
-    assert coders == {"b64encode": {"core/envelope.py"}, "b64decode": {"wire/codec.py"}}
+            direction = _BASE64_CODERS.get(_called_name(call))
+            if direction and not name.startswith("backends/file/"):
+                coders[direction].add(name)
+    direktiv = "runner/direktiv/_gofmt.py"
+    assert coders == {
+        "b64encode": {"core/envelope.py", direktiv},
+        "b64decode": {"wire/codec.py", direktiv},
+    }
 
 
 # --- a mutation on the wire -------------------------------------------------------------

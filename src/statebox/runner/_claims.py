@@ -48,7 +48,7 @@ from ._cron import iso
 if TYPE_CHECKING:
     from ..core.results_beyond import LeaseResult
     from ..store import StateStore
-    from .model import DAG
+    from .forms import Runnable  # a DAG or a Direktiv workflow: both are scheduled
 
 __all__ = [
     "CLAIM_NAMESPACE",
@@ -73,7 +73,7 @@ DEFAULT_LEASE_TTL: Final = 30.0
 DEFAULT_CLAIM_TTL: Final = 7 * 24 * 3600.0
 
 #: ``say(dag, epoch, message)``: a line about one occurrence.
-Say = Callable[["DAG", int, str], None]
+Say = Callable[["Runnable", int, str], None]
 
 
 def occurrence_lease(dag: str, epoch: int) -> str:
@@ -96,7 +96,7 @@ class Occurrence:
     """One occurrence this scheduler claimed: its lease, its claim's version, its run
     slot and run once it starts."""
 
-    dag: DAG
+    dag: Runnable
     epoch: int
     lease: LeaseResult
     claim_version: int = 0
@@ -127,7 +127,7 @@ class Claims:
 
     # -- leases ------------------------------------------------------------------------
 
-    def lease(self, dag: DAG, epoch: int) -> LeaseResult:
+    def lease(self, dag: Runnable, epoch: int) -> LeaseResult:
         """The occurrence's lease; ``ConflictError`` when another scheduler holds it."""
         return self.store.acquire_lease(
             occurrence_lease(dag.name, epoch), self.lease_ttl, holder=f"{self.holder}/{epoch}"
@@ -147,7 +147,7 @@ class Claims:
                 continue
         return None
 
-    def lease_alive(self, dag: DAG, epoch: int) -> bool:
+    def lease_alive(self, dag: Runnable, epoch: int) -> bool:
         """Whether a scheduler (any) still holds the occurrence's lease."""
         lease = self.store.get_lease(occurrence_lease(dag.name, epoch))
         return lease is not None and lease.expires_at > self.store.clock.now_ns()
@@ -199,7 +199,7 @@ class Claims:
         except StateboxError as exc:
             self.say(occ.dag, occ.epoch, f"could not record {status}: {exc}")
 
-    def status(self, dag: DAG, epoch: int) -> str | None:
+    def status(self, dag: Runnable, epoch: int) -> str | None:
         """The status of the occurrence's claim (any scheduler's): None when there is no
         claim, ``""`` when it says none."""
         found = self.store.get(

@@ -10,13 +10,19 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from ..core.clock import format_timestamp
-from ..core.errors import StateboxError
-from ..core.model import RunContext
+from ..core.errors import (
+    ConflictError,
+    InvalidReferenceError,
+    NotFoundError,
+    StateboxError,
+    quoted,
+)
+from ..core.model import RunContext, validate_namespace
 from . import refs
 from ._dag_keys import ENV_NAME_RE
 from ._process import read_dotenv, run_quiet, shell_argv
@@ -24,6 +30,7 @@ from .model import DAG, Step
 
 if TYPE_CHECKING:
     from ..store import StateStore
+    from .records import RunRecord, RunRecords
 
 __all__ = [
     "SAFE_NAME",
@@ -31,8 +38,12 @@ __all__ = [
     "RunChild",
     "RunScope",
     "Visible",
+    "add_error",
+    "check_run_id",
     "describe",
+    "end_run_scope",
     "new_run_id",
+    "refuse_taken_run_id",
     "now_iso",
     "prepare_scope",
     "resolve_params",
@@ -175,6 +186,58 @@ def new_run_id() -> str:
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | secrets.randbits(62)
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` when it may name a run (its run scope's namespace, its log directory):
+    InvalidReferenceError saying why not."""
+    try:
+        validate_namespace(run_id)
+    except InvalidReferenceError:
+        raise InvalidReferenceError(
+            f'invalid run id {quoted(run_id)}: it must be a valid namespace (not empty, no "/" '
+            'or "\\", not "." or "..")'
+        ) from None
+    if run_id != run_id.strip():
+        raise InvalidReferenceError(f"invalid run id {quoted(run_id)}: white space around it")
+    return run_id
+
+
+def refuse_taken_run_id(records: RunRecords, run_id: str) -> None:
+    """ConflictError when ``records`` hold a run ``run_id`` (a run id given, not made)."""
+    try:
+        records.get(run_id)
+    except NotFoundError:
+        return
+    raise ConflictError(f"run {quoted(run_id)} already exists: give another id")
+
+
+def add_error(record: RunRecord, message: str) -> None:
+    """Add ``message`` to the record's error (after what it says, ``; ``-separated)."""
+    record.error = f"{record.error}; {message}" if record.error else message
+
+
+def end_run_scope(
+    store: StateStore, context: RunContext, record: RunRecord, leases: Iterable[str] = ()
+) -> None:
+    """What a run (``context.run_id``) leaves behind, cleared when it ends: the ``leases``
+    it still holds are released (another run may take them at once, not when their ttl
+    ends), then its ``run`` scope is deleted. What cannot be is added to the record's
+    error; the run keeps its status."""
+    run_id = context.run_id
+    assert run_id is not None
+    store = store.with_context(context)
+    for name in sorted(leases):
+        try:
+            lease = store.get_lease(name)
+            if lease is not None and lease.holder == run_id:
+                store.release_lease(name, token=lease.token, holder=run_id)
+        except StateboxError as exc:
+            add_error(record, f"lease {quoted(name)} could not be released: {describe(exc)}")
+    try:
+        store.delete_keyspace(scope="run", namespace=run_id)
+    except Exception as exc:  # a defect too: the record must still be saved final
+        add_error(record, f"the run scope could not be deleted: {describe(exc)}")
 
 
 def resolve_params(

@@ -28,24 +28,35 @@ from .model import (
     Where,
 )
 
-__all__ = ["DagParser", "parse"]
+__all__ = ["DagParser", "compose_documents", "parse"]
 
 
-def parse(path: str, text: str, warn: Warn) -> tuple[DAG | None, list[Problem]]:
-    """The DAG in ``text`` (the file ``path``'s), or None, and every problem found."""
+def compose_documents(path: str, text: str) -> tuple[list[Node], Problem | None]:
+    """The YAML documents of ``text`` (the file ``path``'s), empty ones left out — or
+    none and the syntax error, as one problem at its place (a DAG's or a Direktiv
+    workflow's file alike)."""
     import yaml  # type: ignore[import-untyped]
 
-    parser = DagParser(path, text, warn)
     try:
         documents = list(yaml.compose_all(text, Loader=yaml_loader()))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Where(path, mark.line + 1, mark.column + 1) if mark else Where(path, 1, 1)
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        return None, [Problem(where, f"invalid YAML: {requoted(what)}")]
+        return [], Problem(where, f"invalid YAML: {requoted(what)}")
     except yaml.YAMLError as exc:
-        return None, [Problem(Where(path, 1, 1), f"invalid YAML: {requoted(str(exc))}")]
-    documents = [d for d in documents if d is not None]
+        return [], Problem(Where(path, 1, 1), f"invalid YAML: {requoted(str(exc))}")
+    except RecursionError:  # PyYAML composes nested collections recursively
+        return [], Problem(Where(path, 1, 1), "invalid YAML: nested too deeply")
+    return [d for d in documents if d is not None], None
+
+
+def parse(path: str, text: str, warn: Warn) -> tuple[DAG | None, list[Problem]]:
+    """The DAG in ``text`` (the file ``path``'s), or None, and every problem found."""
+    parser = DagParser(path, text, warn)
+    documents, invalid = compose_documents(path, text)
+    if invalid is not None:
+        return None, [invalid]
     if not documents:
         return None, [Problem(Where(path, 1, 1), "empty file: a DAG needs steps")]
     for extra in documents[1:]:

@@ -25,20 +25,20 @@ from ._cron import Occurrences, iso
 
 if TYPE_CHECKING:
     from ..store import StateStore
-    from .model import DAG
+    from .forms import Runnable
 
 __all__ = ["DagState", "RunFn", "RunKeeper"]
 
-#: Runs one DAG: ``(dag, run_id, stop) -> the run's final status``.
-RunFn = Callable[["DAG", str, threading.Event], str]
+#: Runs one DAG or workflow: ``(dag, run_id, stop) -> the run's final status``.
+RunFn = Callable[["Runnable", str, threading.Event], str]
 
 
 @dataclass(eq=False)
 class DagState:
-    """One scheduled DAG: when it occurs, its next occurrence not yet handled, and its
-    occurrences this scheduler has queued and running."""
+    """One scheduled DAG (or Direktiv workflow): when it occurs, its next occurrence
+    not yet handled, and its occurrences this scheduler has queued and running."""
 
-    dag: DAG
+    dag: Runnable
     schedule: Occurrences
     next_epoch: int
     waiting: deque[Occurrence] = field(default_factory=deque)
@@ -190,7 +190,7 @@ class RunKeeper:
     def _fresh_run_id(self) -> str:
         return (self._new_run_id or new_run_id)()
 
-    def _say(self, dag: DAG, epoch: int, message: str) -> None:
+    def _say(self, dag: Runnable, epoch: int, message: str) -> None:
         self._log(f"{dag.name} @ {iso(epoch)}: {message}")
 
 
@@ -211,13 +211,15 @@ def _print_line(line: str) -> None:
 
 
 def _executor_run(store: StateStore, store_url: str | None, dags_dir: str | None) -> RunFn:
-    def run(dag: DAG, run_id: str, stop: threading.Event) -> str:
-        from .executor import RunOptions, run_dag
+    def run(dag: Runnable, run_id: str, stop: threading.Event) -> str:
+        from .executor import RunOptions
+        from .forms import run_any
 
         if store_url is None:
             raise RuntimeError("the scheduler needs the store's URL to run DAGs")
+        # A workflow's scheduled instance starts with the input {} (the engine's default).
         options = RunOptions(store_url=store_url, run_id=run_id, dags_dir=dags_dir)
-        record = run_dag(dag, store, options, stop=stop)
+        record = run_any(dag, store, options, stop=stop)
         return str(record.status)
 
     return run

@@ -1,9 +1,13 @@
-"""``statebox schedule DIR [--dags-dir DIR] [--lease-ttl S]``: run the DAGs in DIR on
-their ``schedule`` until SIGTERM/SIGINT (see :mod:`statebox.runner.scheduler`).
+"""``statebox schedule DIR [--dags-dir DIR] [--lease-ttl S]``: run the DAGs and Direktiv
+workflows in DIR on their schedules until SIGTERM/SIGINT (see
+:mod:`statebox.runner.scheduler`).
 
-Every ``*.yaml``/``*.yml`` file in DIR is loaded; those with a ``schedule`` run. A file
+Every ``*.yaml``/``*.yml`` file in DIR is loaded, by its form
+(:func:`statebox.runner.forms.load_any`); the DAGs with a ``schedule`` and the workflows
+with ``start: {type: scheduled, cron: …}`` run. A workflow is started with the input
+``{}`` at every occurrence, none skipped (Direktiv's cron starts every one). A file
 that does not load is reported on standard error and left out (as Dagu's scheduler
-does); DIR with no scheduled DAG at all is an error (exit 2). Each line the scheduler
+does); DIR with nothing scheduled at all is an error (exit 2). Each line the scheduler
 prints names the DAG, the occurrence and what happened to it.
 """
 
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..core.commands import AddCommand
     from ..store import StateStore
-    from .model import DAG
+    from .forms import Runnable
 
 
 def register(subparsers: Any, add_command: AddCommand) -> None:
@@ -33,9 +37,10 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "schedule",
-        help="run the DAGs in a directory on their cron schedules",
+        help="run the DAGs and workflows in a directory on their cron schedules",
         description=(
-            "Run every DAG file (*.yaml, *.yml) in DIR that has a `schedule` at each of\n"
+            "Run every DAG file (*.yaml, *.yml) in DIR that has a `schedule`, and every\n"
+            "Direktiv workflow with `start: {type: scheduled, cron: ...}`, at each of\n"
             "its occurrences, honouring max_active_runs and overlap_policy, until SIGTERM\n"
             "or SIGINT (then no run starts, running runs stop, and it exits 0).\n"
             "Schedulers on several machines sharing one store run each occurrence once."
@@ -58,20 +63,20 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser.set_defaults(handler=run)
 
 
-def load_scheduled(directory: str, *, warn: Callable[[str], None]) -> list[DAG]:
-    """The DAGs in ``directory`` that have a schedule; files that do not load are
-    reported through ``warn`` and left out."""
+def load_scheduled(directory: str, *, warn: Callable[[str], None]) -> list[Runnable]:
+    """The DAGs and workflows in ``directory`` that have a schedule; files that do not
+    load are reported through ``warn`` and left out."""
     from ..core.errors import NotFoundError, StateboxError, quoted
-    from .loader import load_dag
+    from .forms import load_any
 
     root = Path(directory)
     if not root.is_dir():
         raise NotFoundError(f"DAG directory {quoted(directory)} not found")
-    dags: list[DAG] = []
+    dags: list[Runnable] = []
     files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     for path in files:
         try:
-            dag = load_dag(str(path), warn=warn)
+            dag = load_any(str(path), warn=warn)
         except StateboxError as exc:
             warn(f"{path}: not scheduled, it does not load:\n{exc}")
             continue
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace, store: StateStore) -> int:
 
     dags = load_scheduled(args.directory, warn=warn)
     if not dags:
-        raise InvalidValueError(f"no DAG in {quoted(args.directory)} has a schedule")
+        raise InvalidValueError(f"no DAG or workflow in {quoted(args.directory)} has a schedule")
     lease_ttl = args.lease_ttl if args.lease_ttl is not None else DEFAULT_LEASE_TTL
     if not 0 < lease_ttl <= 86400:
         raise InvalidValueError(

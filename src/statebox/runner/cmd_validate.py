@@ -1,5 +1,6 @@
-"""``statebox validate FILE…``: check DAG files as ``statebox run`` would read them, and
-run nothing.
+"""``statebox validate FILE…``: check DAG files (Dagu's form) and Direktiv workflow files
+as ``statebox run`` would read them, and run nothing. Each file is checked by its form's
+loader (:func:`statebox.runner.forms.check_any`: ``states:`` is a workflow).
 
 Output:
 
@@ -8,8 +9,11 @@ Output:
 - standard error: every problem of every file, one per line,
   ``FILE:LINE:COLUMN: message`` (unknown keys with a did-you-mean, wrong types, invalid
   or duplicate ids, unknown dependencies, cycles, unknown actions and ``with`` fields,
-  references to unknown steps or outputs), and the warnings (an older camelCase key) as
-  ``FILE:LINE:COLUMN: warning: message``. Warnings do not make a file invalid.
+  references to unknown steps or outputs; for a workflow: unknown state types and keys,
+  transitions to unknown states, undeclared functions, invalid durations, cron
+  expressions and JSON Schemas, unbalanced ``jq(...)``), and the warnings (an older
+  camelCase key) as ``FILE:LINE:COLUMN: warning: message``. Warnings do not make a
+  file invalid.
 
 Exit code: 0 when every file is valid, 2 when any is not (a missing file included).
 """
@@ -29,33 +33,35 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "validate",
-        help="check DAG files (Dagu's form) and run nothing",
+        help="check DAG files (Dagu's form) or Direktiv workflows and run nothing",
         description=(
-            "Check each DAG file as `statebox run` reads it: YAML syntax, unknown keys\n"
-            "(with a did-you-mean), types, step ids, dependencies and cycles, actions and\n"
-            "their `with` fields, references to unknown steps or outputs. Every problem is\n"
-            "printed on standard error as FILE:LINE:COLUMN: message; each valid file as\n"
-            "`FILE: ok` on standard output. Exits 0 when all are valid, 2 otherwise."
+            "Check each DAG file (steps:) or Direktiv workflow file (states:) as\n"
+            "`statebox run` reads it: YAML syntax, unknown keys (with a did-you-mean),\n"
+            "types, ids, dependencies and cycles or transitions, actions, functions,\n"
+            "references to unknown steps or states. Every problem is printed on standard\n"
+            "error as FILE:LINE:COLUMN: message; each valid file as `FILE: ok` on\n"
+            "standard output. Exits 0 when all are valid, 2 otherwise."
         ),
         examples=[
             "statebox validate examples/feed-sync.yaml",
             "statebox validate dags/*.yaml",
             "statebox validate parent.yaml child.yml && statebox run parent.yaml",
+            "statebox validate examples/direktiv/*.yaml",
         ],
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="DAG files (YAML)")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="DAG or workflow files (YAML)")
     parser.set_defaults(handler=run, opens_store=False)  # reads files only
 
 
 def run(args: argparse.Namespace, store: StateStore | None) -> int:
-    from .loader import check_files
+    from .forms import check_any
 
     def warn(message: str) -> None:
         sys.stderr.write(message + "\n")
 
     failed = False
     for path in args.files:
-        problems = check_files([path], warn=warn)
+        problems = check_any([path], warn=warn)
         for problem in problems:
             sys.stderr.write(f"{problem}\n")
         if problems:

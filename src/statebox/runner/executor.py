@@ -42,24 +42,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ..core.errors import (
-    ConflictError,
-    InvalidReferenceError,
-    InvalidRequestError,
-    NotFoundError,
-    StateboxError,
-    quoted,
-)
-from ..core.model import RunContext, validate_namespace
+from ..core.errors import InvalidRequestError, StateboxError, quoted
+from ..core.model import RunContext
 from . import conditions
 from ._context import (
     ChildResult,
     RunScope,
     Visible,
+    check_run_id,
     describe,
+    end_run_scope,
     new_run_id,
     now_iso,
     prepare_scope,
+    refuse_taken_run_id,
     resolve_params,
 )
 from ._process import Cancelled
@@ -146,7 +142,7 @@ class _Run:
         self.halt = halt if halt is not None else self.stop
         #: This run's DAG and its ancestors' (see :class:`ParentRun`).
         self.chain = (*(parent.chain if parent else ()), (dag.name, _dag_file(dag)))
-        self.run_id = _check_run_id(options.run_id) if options.run_id else new_run_id()
+        self.run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
         self.root_dag = parent.root_dag if parent else dag.name
         self.root_run_id = parent.root_run_id if parent else self.run_id
         self.records = RunRecords(store)
@@ -177,12 +173,7 @@ class _Run:
         clock = time.monotonic()
         record, book = self.record, self.book
         if self.options.run_id:
-            try:
-                self.records.get(self.run_id)
-            except NotFoundError:
-                pass
-            else:
-                raise ConflictError(f"run {quoted(self.run_id)} already exists: give another id")
+            refuse_taken_run_id(self.records, self.run_id)
         timer = None
         if self.dag.timeout_sec:
             timer = threading.Timer(self.dag.timeout_sec, self._time_out)
@@ -200,8 +191,9 @@ class _Run:
         finally:
             if timer is not None:
                 timer.cancel()
-            self._release_leases()
-            self._purge_run_scope()
+            context = RunContext(dag=self.dag.name, root_dag=self.root_dag, run_id=self.run_id)
+            leases = self.scope.leases if self.scope is not None else ()
+            end_run_scope(self.store, context, record, leases)
             if record.status == "running":  # an unexpected error escaped
                 record.status = "failed"
             record.finished_at = now_iso()
@@ -254,32 +246,6 @@ class _Run:
     def _time_out(self) -> None:
         self.timed_out = True
         self.stop.set()
-
-    def _release_leases(self) -> None:
-        """Release the leases the run still holds (its steps acquired them; the run id
-        is their holder): another run may take them at once, not when their ttl ends."""
-        if self.scope is None or not self.scope.leases:
-            return
-        context = RunContext(dag=self.dag.name, root_dag=self.root_dag, run_id=self.run_id)
-        store = self.store.with_context(context)
-        for name in sorted(self.scope.leases):
-            try:
-                lease = store.get_lease(name)
-                if lease is not None and lease.holder == self.run_id:
-                    store.release_lease(name, token=lease.token, holder=self.run_id)
-            except StateboxError as exc:
-                message = f"lease {quoted(name)} could not be released: {describe(exc)}"
-                self.record.error = (
-                    f"{self.record.error}; {message}" if self.record.error else message
-                )
-
-    def _purge_run_scope(self) -> None:
-        context = RunContext(dag=self.dag.name, root_dag=self.root_dag, run_id=self.run_id)
-        try:
-            self.store.with_context(context).delete_keyspace(scope="run", namespace=self.run_id)
-        except StateboxError as exc:
-            message = f"the run scope could not be deleted: {describe(exc)}"
-            self.record.error = f"{self.record.error}; {message}" if self.record.error else message
 
     # -- what every step shares --------------------------------------------------------
 
@@ -356,17 +322,3 @@ class _Run:
 def _dag_file(dag: DAG) -> str:
     """What tells one DAG from another in a chain of sub-DAGs: its file's real path."""
     return os.path.realpath(dag.path) if dag.path else dag.name
-
-
-def _check_run_id(run_id: str) -> str:
-    """A run id names the run scope's namespace and the run's log directory."""
-    try:
-        validate_namespace(run_id)
-    except InvalidReferenceError:
-        raise InvalidReferenceError(
-            f'invalid run id {quoted(run_id)}: it must be a valid namespace (not empty, no "/" '
-            'or "\\", not "." or "..")'
-        ) from None
-    if run_id != run_id.strip():
-        raise InvalidReferenceError(f"invalid run id {quoted(run_id)}: white space around it")
-    return run_id

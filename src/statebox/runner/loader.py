@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..core.errors import NotFoundError, quoted
 from ._dag_fields import parse_param_string
@@ -71,10 +71,16 @@ __all__ = [
     "DagFileError",
     "Problem",
     "check_files",
+    "check_texts",
     "find_sub_dag",
     "load_dag",
     "parse_param_string",
+    "read_workflow_text",
+    "stderr_warn",
 ]
+
+#: Parses one file's text: ``(path, text, warn)`` → (the result or None, its problems).
+ParseText = Callable[[str, str, Warn], tuple[object, list[Problem]]]
 
 
 # -- public entry points ------------------------------------------------------------------
@@ -87,8 +93,8 @@ def load_dag(path: str, *, warn: Warn | None = None) -> DAG:
     ``warn`` receives each warning (an older camelCase key) as one line,
     ``file:line:column: warning: …``; by default they are written to standard error.
     """
-    text = _read(path)
-    dag, problems = parse(path, text, warn or _stderr_warn)
+    text = read_workflow_text(path)
+    dag, problems = parse(path, text, warn or stderr_warn)
     if problems or dag is None:
         raise DagFileError(problems)
     return dag
@@ -96,17 +102,25 @@ def load_dag(path: str, *, warn: Warn | None = None) -> DAG:
 
 def check_files(paths: Sequence[str], *, warn: Warn | None = None) -> list[Problem]:
     """Every problem in each of ``paths`` (an unreadable file is one problem), in order."""
+    return check_texts(paths, parse, warn)
+
+
+def check_texts(
+    paths: Sequence[str], parse_text: ParseText, warn: Warn | None, kind: str = "DAG file"
+) -> list[Problem]:
+    """Every problem ``parse_text`` finds in each of ``paths`` (an unreadable file is
+    one problem, naming it a ``kind``), in order: a DAG's or a Direktiv workflow's."""
     problems: list[Problem] = []
     for path in paths:
         try:
-            text = _read(path)
+            text = read_workflow_text(path, kind)
         except NotFoundError as exc:
             problems.append(Problem(Where(path, 1, 1), exc.message))
             continue
         except DagFileError as exc:
             problems.extend(exc.problems)
             continue
-        problems.extend(parse(path, text, warn or _stderr_warn)[1])
+        problems.extend(parse_text(path, text, warn or stderr_warn)[1])
     return problems
 
 
@@ -145,17 +159,22 @@ def find_sub_dag(name: str, parent_file: str | None, dags_dir: str | None) -> st
 # -- reading ------------------------------------------------------------------------------
 
 
-def _stderr_warn(message: str) -> None:
+def stderr_warn(message: str) -> None:
+    """A warning, one line on standard error (the loaders' default)."""
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
 
 
-def _read(path: str) -> str:
+def read_workflow_text(path: str, kind: str = "DAG file") -> str:
+    """The text of a workflow file (a DAG's, a Direktiv workflow's): UTF-8, a leading
+    BOM dropped, line ends made ``\\n``. :class:`~statebox.core.errors.NotFoundError`
+    (``no {kind} 'path'``) when there is no such file; :class:`DagFileError` (one
+    problem at 1:1) when it cannot be read or is not UTF-8."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise NotFoundError(f"no DAG file {quoted(path)}") from None
+        raise NotFoundError(f"no {kind} {quoted(path)}") from None
     except UnicodeDecodeError as exc:
         where = Where(path, 1, 1)
         raise DagFileError([Problem(where, f"not UTF-8 text (byte {exc.start})")]) from None

@@ -55,7 +55,7 @@ from ._schedule_runs import DagState, RunFn, RunKeeper
 if TYPE_CHECKING:
     from ..core.results_beyond import LeaseResult
     from ..store import StateStore
-    from .model import DAG
+    from .forms import Runnable
 
 __all__ = [
     "CLAIM_NAMESPACE",
@@ -81,7 +81,8 @@ MAX_SLEEP: Final = 5.0
 class Scheduler(RunKeeper):
     """Runs ``dags`` on their schedules until :meth:`stop`; see the module's text.
 
-    ``run`` runs one DAG (default: :func:`statebox.runner.executor.run_dag` with a
+    ``dags`` may hold Direktiv workflows too (``start: {type: scheduled}``). ``run``
+    runs one (default: :func:`statebox.runner.forms.run_any` with a
     :class:`~statebox.runner.executor.RunOptions` of ``store_url`` and ``dags_dir``);
     ``now`` is the clock (epoch seconds) occurrences are computed with, ``sleep`` how the
     loop waits (default: until the next occurrence, a run's end, or :meth:`stop`).
@@ -91,7 +92,7 @@ class Scheduler(RunKeeper):
     def __init__(
         self,
         store: StateStore,
-        dags: Sequence[DAG],
+        dags: Sequence[Runnable],
         *,
         store_url: str | None = None,
         dags_dir: str | None = None,
@@ -139,7 +140,7 @@ class Scheduler(RunKeeper):
     # -- public --------------------------------------------------------------------------
 
     @property
-    def dags(self) -> Mapping[str, DAG]:
+    def dags(self) -> Mapping[str, Runnable]:
         """The scheduled DAGs, by name."""
         return {name: state.dag for name, state in self._states.items()}
 
@@ -322,6 +323,6 @@ class Scheduler(RunKeeper):
         return self._claims.take_slot(occ)
 
 
-def _busy(dag: DAG) -> str:
+def _busy(dag: Runnable) -> str:
     n = dag.max_active_runs
     return f"{n} run{'s' if n != 1 else ''} active, max_active_runs {n}"

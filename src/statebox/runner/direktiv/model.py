@@ -18,7 +18,6 @@ from typing import Any, Final, Literal
 from ..model import DEFAULT_HIST_RETENTION_DAYS, Where
 
 __all__ = [
-    "ACTION_STATE_TYPES",
     "DEFAULT_ACTION_TIMEOUT_SEC",
     "PURE_STATE_TYPES",
     "STATE_TYPES",
@@ -50,16 +49,15 @@ STATE_TYPES: Final = (
 #: States with no side effect outside the instance's variables: a segment of them from
 #: a getter to a setter may be run again when the setter's version guard fails.
 PURE_STATE_TYPES: Final = frozenset({"getter", "setter", "noop", "switch", "validate", "delay"})
-#: States that call functions.
-ACTION_STATE_TYPES: Final = frozenset({"action", "foreach", "parallel"})
 #: Direktiv's default action timeout (15 minutes).
 DEFAULT_ACTION_TIMEOUT_SEC: Final = 15 * 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class Catch:
-    """``catch: [{error, transition}]``: ``error`` is the pattern as written (an
-    unanchored regular expression once ``*`` is read as ``.*``, as Direktiv does)."""
+    """``catch: [{error, transition}]``: ``error`` is the pattern as written (a lone
+    ``*`` matches any code, else an unanchored regular expression, as Direktiv reads it:
+    :func:`.errors.code_matches`)."""
 
     error: str
     transition: str | None = None
