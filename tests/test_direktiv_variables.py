@@ -2,7 +2,7 @@
 
 Encoding and decoding follow Direktiv v0.10's getter.go / setter.go; deletion is
 null-only (statebox's rule, documented); writes are guarded by the versions the instance
-read, all or nothing across scopes.
+read, all or nothing across scopes in one transaction (``transaction_across``).
 """
 
 from __future__ import annotations
@@ -299,28 +299,89 @@ def test_a_conflict_leaves_every_scope_unchanged(store: StateStore) -> None:
     assert a.get("namespace", "n") == "old"
 
 
-def _race(v: Variables, on_scope: str, action: Any) -> list[str]:
-    """Run ``action`` just before ``v``'s next transaction on ``on_scope`` (once): another
-    writer landing between two keyspaces' transactions of one write."""
-    real = v.store.transaction
-    seen: list[str] = []
+def _spy(v: Variables) -> list[list[tuple[Any, Any, list[Any]]]]:
+    """Record the parts of each ``transaction_across`` call of ``v``'s store; a
+    per-keyspace ``transaction`` fails the test."""
+    real = v.store.transaction_across
+    calls: list[list[tuple[Any, Any, list[Any]]]] = []
 
-    def transaction(ops: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["scope"])
-        if kwargs["scope"] == on_scope and seen.count(on_scope) == 1:
-            action()
-        return real(ops, **kwargs)
+    def across(parts: Any, **kwargs: Any) -> Any:
+        listed = [(scope, namespace, list(ops)) for scope, namespace, ops in parts]
+        calls.append(listed)
+        return real(listed, **kwargs)
 
-    v.store.transaction = transaction  # type: ignore[method-assign,assignment]
-    return seen
+    def one_keyspace(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a setter's variables are written in one transaction_across")
+
+    v.store.transaction_across = across  # type: ignore[method-assign]
+    v.store.transaction = one_keyspace  # type: ignore[method-assign]
+    return calls
 
 
-def test_a_later_keyspace_failing_undoes_the_earlier_ones(store: StateStore) -> None:
+def _racing(store: StateStore, action: Any, *, times: int = 1) -> None:
+    """Run ``action`` just before each of the next ``times`` writes reach ``store``'s
+    backend (``apply`` or ``apply_batch``; the action's own writes excepted): another
+    writer landing after an instance read its variables, before its write lands — the
+    place where only the write itself can find the conflict."""
+    backend = store.backend
+    state = {"fired": 0, "busy": False}
+
+    def hook(name: str) -> None:
+        real = getattr(backend, name)
+
+        def hooked(*args: Any, **kwargs: Any) -> Any:
+            if not state["busy"] and state["fired"] < times:
+                state["busy"] = True
+                try:
+                    action()
+                finally:
+                    state["busy"] = False
+                state["fired"] += 1
+            return real(*args, **kwargs)
+
+        setattr(backend, name, hooked)
+
+    hook("apply")
+    hook("apply_batch")
+
+
+def test_a_write_over_three_scopes_is_one_transaction(store: StateStore) -> None:
+    a = instance(store, "a")
+    a.get("workflow", "w")
+    calls = _spy(a)
+    a.write(
+        [
+            a.plan_set("namespace", "n", 3),
+            a.plan_set("workflow", "w", 2),
+            a.plan_set("instance", "i", 1),
+            a.plan_set("instance", "gone", None),
+        ]
+    )
+    assert len(calls) == 1
+    (parts,) = calls
+    assert [(scope, namespace) for scope, namespace, _ops in parts] == [
+        ("run", None),
+        ("dag", None),
+        ("global", None),
+    ]
+    # The variable read is guarded by the version read (0: missing); the others are not.
+    guards = {op.key: op.expected_version for _s, _n, ops in parts for op in ops}
+    assert guards == {"i": None, "gone": None, "w": 0, "n": None}
+    assert [a.get(s, k) for s, k in [("instance", "i"), ("workflow", "w"), ("namespace", "n")]] == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_a_conflict_in_the_namespace_part_writes_nothing_anywhere(store: StateStore) -> None:
     a, other = instance(store, "a"), instance(store, "other")
     set_one(a, "instance", "kept", "before")
     set_one(a, "workflow", "w", "before")
     a.get("namespace", "counter")  # guarded: version 0
-    seen = _race(a, "global", lambda: set_one(other, "namespace", "counter", 99))
+    # The other instance writes it after a's read, just before a's write: only the
+    # write itself can find the conflict.
+    _racing(store, lambda: set_one(other, "namespace", "counter", 99))
     with pytest.raises(VarConflict) as info:
         a.write(
             [
@@ -331,31 +392,139 @@ def test_a_later_keyspace_failing_undoes_the_earlier_ones(store: StateStore) -> 
             ]
         )
     assert info.value.keys == [("namespace", "counter")]
-    # Written in order (run, dag, global), the global one failed, the others undone.
-    assert seen[:3] == ["run", "dag", "global"]
-    assert a.read_raw("instance", "kept") == (b'"before"', "application/json")
+    assert "this instance read it missing, it is at version 1" in info.value.message
+    # Nothing of it was ever written: not written and undone, the versions never moved.
+    kept = store.get("kept", scope="run", namespace="a")
+    assert (kept.value, kept.version) == ("before", 1)
     assert a.read_raw("instance", "new") is None
-    assert a.read_raw("workflow", "w") == (b'"before"', "application/json")
+    assert store.get("new", scope="run", namespace="a").version == 0
+    w = store.get("w", scope="dag", namespace="wf")
+    assert (w.value, w.version) == ("before", 1)
     assert a.read_raw("namespace", "counter") == (b"99", "application/json")
 
 
-def test_an_undo_restores_binary_entries(store: StateStore) -> None:
+def test_a_conflict_names_every_guarded_variable_that_changed(store: StateStore) -> None:
     a, other = instance(store, "a"), instance(store, "other")
-    a.write_raw([("instance", "blob", b"\x00\x01", "image/png")])
-    a.get("workflow", "g")
-    _race(a, "dag", lambda: set_one(other, "workflow", "g", 1))
-    with pytest.raises(VarConflict):
-        a.write_raw([("instance", "blob", b"new", ""), ("workflow", "g", b"2", "")])
-    assert a.read_raw("instance", "blob") == (b"\x00\x01", "image/png")
+    a.get("instance", "i")
+    a.get("workflow", "w")
+    a.get("namespace", "n")
+
+    def meanwhile() -> None:
+        store.set("w", 1, scope="dag", namespace="wf")
+        set_one(other, "namespace", "n", 1)
+
+    _racing(store, meanwhile)
+    with pytest.raises(VarConflict) as info:
+        a.write(
+            [
+                a.plan_set(s, k, 5)
+                for s, k in [("instance", "i"), ("workflow", "w"), ("namespace", "n")]
+            ]
+        )
+    assert info.value.keys == [("workflow", "w"), ("namespace", "n")]
+    assert a.read_raw("instance", "i") is None
 
 
-def test_a_race_on_an_unguarded_variable_is_tried_again(store: StateStore) -> None:
+def test_a_race_on_an_unguarded_variable_is_no_conflict(store: StateStore) -> None:
     a, other = instance(store, "a"), instance(store, "other")
     set_one(a, "instance", "x", 0)
-    _race(a, "dag", lambda: set_one(other, "workflow", "free", "theirs"))
+    _racing(store, lambda: set_one(other, "workflow", "free", "theirs"))
+    # Never read by a: unguarded, the last writer wins.
     a.write([a.plan_set("instance", "x", 1), a.plan_set("workflow", "free", "ours")])
     assert a.get("workflow", "free") == "ours"
     assert a.get("instance", "x") == 1
+
+
+def test_a_concurrent_reader_never_sees_half_a_write(url: str) -> None:
+    """A setter writing ``i`` to instance, workflow and namespace variables, 150 times,
+    while a reader polls them in that order: each is read no earlier than the one
+    before, so all or nothing means every poll sees them non-decreasing; written one
+    keyspace after another, a poll would see the instance variable ahead."""
+    stop = threading.Event()
+    seen: list[tuple[int, int, int]] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            with open_store(url) as own:
+                while not stop.is_set():
+                    x = own.get("x", scope="run", namespace="writer").value or 0
+                    y = own.get("y", scope="dag", namespace="wf").value or 0
+                    z = own.get("z", scope="global").value or 0
+                    seen.append((x, y, z))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with open_store(url) as own:
+        w = instance(own, "writer")
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            last = 0
+            # 150 setters at least, and on until some poll has seen the writes under way
+            # (bounded): a reader that only ever saw before or after proves nothing.
+            while last < 150 or (last < 3000 and not any(0 < p[0] < last for p in seen)):
+                last += 1
+                w.write(
+                    [
+                        w.plan_set(s, k, last)
+                        for s, k in [("instance", "x"), ("workflow", "y"), ("namespace", "z")]
+                    ]
+                )
+        finally:
+            stop.set()
+            thread.join()
+    assert not errors
+    assert any(0 < poll[0] < last for poll in seen)  # a poll between the first and last
+    torn = [poll for poll in seen if not poll[0] <= poll[1] <= poll[2]]
+    assert torn == []
+
+
+def test_a_concurrent_reader_never_sees_a_write_that_conflicted(url: str) -> None:
+    """A setter over three scopes, 100 times, each time the namespace variable it read
+    written by another instance just before its write lands, while a reader polls its
+    instance and workflow variables: every write conflicts, and no poll ever sees
+    either written (written and undone after the fact, a poll could)."""
+    stop = threading.Event()
+    seen: set[Any] = set()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            with open_store(url) as own:
+                while not stop.is_set():
+                    seen.add(own.get("x", scope="run", namespace="writer").value)
+                    seen.add(own.get("y", scope="dag", namespace="wf").value)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with open_store(url) as own:
+        w, other = instance(own, "writer"), instance(own, "other")
+        set_one(w, "instance", "x", "old")
+        set_one(w, "workflow", "y", "old")
+        bumps = iter(range(1, 1000))
+        _racing(own, lambda: set_one(other, "namespace", "n", next(bumps)), times=1000)
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            for attempt in range(100):
+                w.get("namespace", "n")  # the guard: the version now
+                with pytest.raises(VarConflict):
+                    w.write(
+                        [
+                            w.plan_set("instance", "x", f"new {attempt}"),
+                            w.plan_set("workflow", "y", f"new {attempt}"),
+                            w.plan_set("namespace", "n", -1),
+                        ]
+                    )
+        finally:
+            stop.set()
+            thread.join()
+        assert own.get("x", scope="run", namespace="writer").version == 1
+        assert own.get("y", scope="dag", namespace="wf").version == 1
+        assert own.get("n", scope="global").value != -1
+    assert not errors
+    assert seen == {"old"}
 
 
 def test_the_last_write_of_a_variable_wins(store: StateStore) -> None:
@@ -430,20 +599,3 @@ def test_blob_values_pass_through_write(store: StateStore) -> None:
     v = instance(store)
     v.write([VarWrite("workflow", "f", Blob(b"abc", "text/plain"))])
     assert v.read_raw("workflow", "f") == (b"abc", "text/plain")
-
-
-def test_an_undo_never_overwrites_a_newer_write(store: StateStore) -> None:
-    a, other = instance(store, "a"), instance(store, "other")
-    set_one(a, "instance", "x", "before")
-    a.get("workflow", "g")
-
-    def meanwhile() -> None:
-        # Someone writes the instance variable a just wrote, and the guarded one.
-        store.set("x", "theirs", scope="run", namespace="a")
-        set_one(other, "workflow", "g", 1)
-
-    _race(a, "dag", meanwhile)
-    with pytest.raises(VarConflict):
-        a.write([a.plan_set("instance", "x", "ours"), a.plan_set("workflow", "g", 2)])
-    assert a.get("instance", "x") == "theirs"
-    assert a.get("workflow", "g") == 1

@@ -182,8 +182,10 @@ def test_an_oversized_record_is_refused_unread(root: Path) -> None:
 
 def test_a_write_the_store_could_not_read_back_is_refused(root: Path) -> None:
     with open_at(root, json_limit=8 << 20) as s:
-        with pytest.raises(ValueTooLargeError, match="file store"):
+        with pytest.raises(ValueTooLargeError, match="file store") as refused:
             s.set("k", "x" * (3 << 20), namespace=NS, scope=SCOPE)
+        # the key and its keyspace (a transaction across keyspaces may hold the key twice)
+        assert f'key "k" (scope "{SCOPE}", namespace "{NS}")' in refused.value.message
         assert not s.get("k", namespace=NS, scope=SCOPE).found
 
 

@@ -13,6 +13,7 @@ within a slice instead of holding it until the next change.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
@@ -275,6 +276,22 @@ class AsyncStateStore:
             scope=scope,
             namespace=namespace,
         )
+
+    async def transaction_across(
+        self,
+        parts: Iterable[
+            tuple[
+                str | Scope | None,
+                str | None,
+                Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+            ]
+        ],
+        *,
+        fencing: Fencing | None = None,
+    ) -> builtins.list[TransactionResult]:  # `list` is a method of this class
+        # Read a caller's iterators here, on the loop, not in the worker thread.
+        read = [(scope, namespace, [*operations]) for scope, namespace, operations in parts]
+        return await asyncio.to_thread(self.sync.transaction_across, read, fencing=fencing)
 
     async def acquire_lease(
         self, name: str, ttl: float, *, holder: str | None = None

@@ -187,6 +187,15 @@ class StateStore(WritesMixin, BeyondMixin):
             self._purge_quietly(ctx.now)
         return applied
 
+    def _apply_batch(
+        self, batches: list[tuple[Keyspace, list[Mutation]]], ctx: WriteContext
+    ) -> list[list[Applied]]:
+        """``backend.apply_batch``, counted as one write towards ``purge_every``."""
+        applied = self.backend.apply_batch(batches, ctx)
+        if self.purge_every and next(self._writes) % self.purge_every == 0:
+            self._purge_quietly(ctx.now)
+        return applied
+
     def _purge_quietly(self, now: int) -> None:
         # Opportunistic: the write already succeeded, so a busy database only delays
         # the purge (expired entries are invisible meanwhile anyway), and a remote store

@@ -81,8 +81,14 @@ class WritesMixin:
     json_limit: int
     jq_timeout: float | None
     update_attempts: int
+    purge_every: int
 
     if TYPE_CHECKING:  # defined by StateStore
+        from collections.abc import Iterator
+
+        _writes: Iterator[int]
+
+        def _purge_quietly(self, now: int) -> None: ...
 
         def keyspace(
             self, scope: str | Scope | None = None, namespace: str | None = None
@@ -97,6 +103,10 @@ class WritesMixin:
         def _apply(
             self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext
         ) -> list[Applied]: ...
+
+        def _apply_batch(
+            self, batches: list[tuple[Keyspace, list[Mutation]]], ctx: WriteContext
+        ) -> list[list[Applied]]: ...
 
     # -- update (SPEC §5) --------------------------------------------------------------
 
@@ -260,23 +270,62 @@ class WritesMixin:
         try:
             applied = self._apply(ks, mutations, ctx)
         except ConflictError as exc:
-            from .core.operations import operation_name
+            raise self._named_conflict(exc, mutations[exc.index]) from exc
+        return self._transaction_result(ks, mutations, applied)
 
-            failed = mutations[exc.index]
-            kind = "set" if isinstance(failed, Put) else "delete"
-            name = operation_name(f"transaction operation {exc.index}", kind, failed.key)
-            raise type(exc)(
-                f"{name} failed, nothing was written: {exc.message}",
-                index=exc.index,
-                current_version=exc.current_version,
-            ) from exc
+    def transaction_across(
+        self,
+        parts: Iterable[
+            tuple[
+                str | Scope | None,
+                str | None,
+                Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+            ]
+        ],
+        *,
+        fencing: Fencing | None = None,
+    ) -> list[TransactionResult]:
+        """Apply set/delete operations on several scope+namespace pairs, all or nothing:
+        one transaction across keyspaces.
+
+        Each part is ``(scope, namespace, operations)``, resolved as :meth:`transaction`
+        resolves its own; a keyspace appears at most once. All parts are applied through
+        one ``backend.apply_batch``: on a failed guard or fence anywhere nothing anywhere
+        is written, and the :class:`ConflictError` names the operation, its scope and
+        namespace, its ``index`` counting operations across all parts in order. Returns
+        one :class:`TransactionResult` per part, in order.
+        """
+        from .store_across import transaction_across
+
+        return transaction_across(self, parts, fencing)
+
+    @staticmethod
+    def _named_conflict(exc: ConflictError, failed: Mutation, where: str = "") -> ConflictError:
+        """A transaction's conflict ``exc`` again, naming the operation that failed (and
+        ``where`` it is: its keyspace, in a transaction across keyspaces)."""
+        from .core.operations import operation_name
+
+        kind = "set" if isinstance(failed, Put) else "delete"
+        name = operation_name(f"transaction operation {exc.index}", kind, failed.key)
+        return type(exc)(
+            f"{name}{' ' if where else ''}{where} failed, nothing was written: {exc.message}",
+            index=exc.index,
+            current_version=exc.current_version,
+        )
+
+    @staticmethod
+    def _transaction_result(
+        ks: Keyspace, mutations: list[Mutation], applied: list[Applied]
+    ) -> TransactionResult:
+        """The result of a transaction's ``mutations`` on ``ks``, applied as ``applied``."""
+        from .core.results_beyond import TransactionResult
+
         results: list[SetResult | DeleteResult] = []
         for mutation, outcome in zip(mutations, applied, strict=True):
             if outcome.current is None:
                 results.append(DeleteResult(ks, mutation.key, outcome.previous is not None))
             else:
-                new = outcome.current
-                results.append(_written(ks, new))
+                results.append(_written(ks, outcome.current))
         return TransactionResult(ks, results)
 
     def _mutation(

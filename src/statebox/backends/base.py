@@ -20,6 +20,16 @@ atomic. The rules, method by method:
     result, and appends a history record unless ``ctx.history_limit`` is 0, keeping
     only the newest ``ctx.history_limit`` records of that key. On any error nothing of
     the batch is visible. Returns one :class:`Applied` per mutation.
+``apply_batch(batches, ctx)``
+    :meth:`apply` across keyspaces: ``batches`` is a sequence of ``(keyspace,
+    mutations)`` pairs, applied all-or-nothing as one atomic section — all of them or, on
+    a failed guard or fence anywhere, none. Each keyspace appears at most once (else
+    :class:`~statebox.core.errors.InvalidRequestError`, nothing applied). A
+    :class:`~statebox.core.errors.ConflictError`'s ``index`` is the failing mutation's
+    position counted across all batches in order (flat). History, expiry and change
+    tokens are kept per keyspace exactly as ``apply`` keeps them. Returns one list of
+    :class:`Applied` per batch, in order. ``apply(ks, m, ctx)`` is
+    ``apply_batch([(ks, m)], ctx)[0]``; a backend may keep a faster path for it.
 ``history(keyspace, key, limit)``
     History records of the key, newest first (deletions included), at most ``limit``
     (0 = all kept).
@@ -79,7 +89,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from ..core.errors import BackendUnavailableError, ConfigurationError
+from ..core.errors import BackendUnavailableError, ConfigurationError, InvalidRequestError, quoted
 from ..core.model import Keyspace, KeyspaceInfo, keyspace_sort_key
 from ..core.records import (
     Applied,
@@ -121,6 +131,7 @@ __all__ = [
     "Mutation",
     "Put",
     "WriteContext",
+    "check_batches",
     "group_commit_of",
     "keyspace_sort_key",
 ]
@@ -186,6 +197,26 @@ def group_commit_of(backend: Backend) -> GroupCommit | None:
     return backend  # type: ignore[return-value]
 
 
+def check_batches(batches: Sequence[tuple[Keyspace, object]]) -> None:
+    """Refuse ``apply_batch``'s ``batches`` when a keyspace appears twice
+    (:class:`~statebox.core.errors.InvalidRequestError`), before anything is applied.
+
+    The one check of a repeated keyspace: the backends, the engine's
+    ``transaction_across`` and the server's ``POST /v1/apply`` all refuse it with this
+    message (the batches' second items are not looked at)."""
+    if len(batches) < 2:
+        return
+    seen: set[Keyspace] = set()
+    for keyspace, _ in batches:
+        if keyspace in seen:
+            raise InvalidRequestError(
+                f"a transaction across keyspaces names each keyspace once: scope "
+                f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)} appears "
+                "twice (put all of its operations in one batch)"
+            )
+        seen.add(keyspace)
+
+
 class Backend(ABC):
     """Abstract base of every backend; an incomplete one fails at construction."""
 
@@ -232,6 +263,16 @@ class Backend(ABC):
     def apply(
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]: ...
+
+    @abstractmethod
+    def apply_batch(
+        self, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]], ctx: WriteContext
+    ) -> list[list[Applied]]:
+        """Apply every batch's mutations all-or-nothing across keyspaces: all of them or,
+        on a failed guard or fence anywhere, none. Each keyspace appears at most once
+        (else :class:`~statebox.core.errors.InvalidRequestError`). A ``ConflictError``'s
+        ``index`` is the failing mutation's position counted across all batches in order
+        (flat). Returns each batch's :class:`Applied` list."""
 
     @abstractmethod
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]: ...

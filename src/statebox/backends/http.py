@@ -7,7 +7,9 @@ Each contract method is one request to the server's entries API (``/v1/entries``
 Several coordinators (comma-separated URLs): each keyspace goes to the coordinator that
 rendezvous hashing picks (:mod:`statebox.backends._routing`); a coordinator's id is its
 URL exactly as written, so write the list the same way on every worker (the order does
-not matter).
+not matter). A transaction across keyspaces (``apply_batch``) is one request, so its
+keyspaces must share a coordinator; keyspaces on several are refused before anything is
+sent.
 
 Failures: a read that cannot reach its coordinator is tried once more on the same one;
 a write that cannot is reported as :class:`~statebox.core.errors.BackendUnavailableError` and
@@ -41,7 +43,7 @@ from ..wire.codec import (
     format_seconds,
     updated_by_headers,
 )
-from ..wire.mutations import mutation_to_wire
+from ._http_batch import applied_from_wire, apply_body, batches_body, check_one_coordinator
 from ._http_transport import READ_TIMEOUT, Transport
 from ._routing import choose, lease_routing_key
 from .base import (
@@ -52,8 +54,8 @@ from .base import (
     HistoryRecord,
     Lease,
     Mutation,
-    Put,
     WriteContext,
+    check_batches,
 )
 
 __all__ = ["HttpBackend", "parse_coordinators"]
@@ -180,31 +182,53 @@ class HttpBackend(Backend):
     def apply(
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
-        # No history_limit: how much history is kept is the server's policy.
-        body = dumps_envelope({"ops": [mutation_to_wire(m, ctx.now) for m in mutations]})
-        headers = {NOW_HEADER: str(ctx.now), **updated_by_headers(ctx.updated_by)}
         data = self._call(
             keyspace.routing_key,
             "POST",
             self._space("apply", keyspace),
             write=True,
             exact=True,
-            body=body,
-            headers=headers,
+            body=apply_body(mutations, ctx.now),
+            headers=self._write_headers(ctx),
         )
-        written = {m.value.hash: m.value.data for m in mutations if isinstance(m, Put)}
-        results = data["results"]
-        if len(results) != len(mutations):
+        return applied_from_wire(data, mutations)
+
+    def apply_batch(
+        self, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]], ctx: WriteContext
+    ) -> list[list[Applied]]:
+        """One ``POST /v1/apply`` for the keyspaces with mutations, which must share a
+        coordinator (else refused before anything is sent); one keyspace with mutations
+        takes :meth:`apply`'s route (a conflict's flat index is then the same)."""
+        check_batches(batches)
+        sent = [(keyspace, mutations) for keyspace, mutations in batches if mutations]
+        # Only the keyspaces sent must share a coordinator: an empty batch writes nothing.
+        check_one_coordinator([keyspace for keyspace, _ in sent], self._owner)
+        if len(sent) <= 1:
+            applied = {k: self.apply(k, m, ctx) for k, m in sent}
+            return [applied.get(keyspace, []) for keyspace, _ in batches]
+        data = self._call(
+            sent[0][0].routing_key,
+            "POST",
+            "/v1/apply",
+            write=True,
+            exact=True,
+            body=batches_body(sent, ctx.now),
+            headers=self._write_headers(ctx),
+        )
+        answered = data["batches"]
+        if len(answered) != len(sent):
             raise BackendUnavailableError(
-                f"statebox server answered {len(results)} results for {len(mutations)} operations"
+                f"statebox server answered {len(answered)} batches for {len(sent)} keyspaces"
             )
-        return [
-            Applied(
-                None if r["previous"] is None else decode_entry(r["previous"]),
-                None if r["current"] is None else decode_entry(r["current"], written),
-            )
-            for r in results
-        ]
+        found = {
+            keyspace: applied_from_wire(result, mutations)
+            for (keyspace, mutations), result in zip(sent, answered, strict=True)
+        }
+        return [found.get(keyspace, []) for keyspace, _ in batches]
+
+    @staticmethod
+    def _write_headers(ctx: WriteContext) -> dict[str, str]:
+        return {NOW_HEADER: str(ctx.now), **updated_by_headers(ctx.updated_by)}
 
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
         data = self._call(
@@ -355,12 +379,11 @@ class HttpBackend(Backend):
 
     def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
         # The server's store deletes it atomically and keeps history by its own policy.
-        headers = {NOW_HEADER: str(ctx.now), **updated_by_headers(ctx.updated_by)}
         data = self._call(
             keyspace.routing_key,
             "DELETE",
             self._space("kv", keyspace),
             write=True,
-            headers=headers,
+            headers=self._write_headers(ctx),
         )
         return int(data["deleted"])

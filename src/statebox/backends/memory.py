@@ -30,6 +30,7 @@ from .base import (
     Lease,
     Mutation,
     WriteContext,
+    check_batches,
     keyspace_sort_key,
 )
 from .keyrange import prefix_upper_bound
@@ -45,6 +46,10 @@ class _Space:
     def __init__(self) -> None:
         self.entries: dict[bytes, Entry] = {}
         self.sorted_keys: list[bytes] = []
+
+
+#: A batch planned and not yet committed: its keyspace, mutations and outcomes.
+_Planned = tuple[Keyspace, _Space, Sequence[Mutation], list[Applied]]
 
 
 class MemoryBackend(Backend):
@@ -114,24 +119,52 @@ class MemoryBackend(Backend):
     ) -> list[Applied]:
         with self._lock:
             space = self._space(keyspace)
-            # Plan everything first against a private view, so a conflict anywhere
-            # leaves the store untouched.
-            staged: dict[bytes, Entry | None] = {}
-            results: list[Applied] = []
-            for index, mutation in enumerate(mutations):
-                raw_key = mutation.key.encode()
-                existing = staged[raw_key] if raw_key in staged else space.entries.get(raw_key)
-                current = existing if existing is not None and existing.is_live(ctx.now) else None
-                if mutation.fence is not None:
-                    check_fence(mutation.fence, self._leases.get(mutation.fence.lease), index=index)
-                new = plan(current, mutation, ctx, index=index)
-                staged[raw_key] = new
-                results.append(Applied(current, new))
+            results = self._plan(space, mutations, ctx, 0)
+            self._commit_all([(keyspace, space, mutations, results)], ctx)
+            return results
+
+    def apply_batch(
+        self, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]], ctx: WriteContext
+    ) -> list[list[Applied]]:
+        check_batches(batches)
+        with self._lock:
+            # Plan every batch before committing any: a conflict anywhere leaves the
+            # store untouched.
+            planned: list[_Planned] = []
+            offset = 0
+            for keyspace, mutations in batches:
+                space = self._space(keyspace)
+                results = self._plan(space, mutations, ctx, offset)
+                planned.append((keyspace, space, mutations, results))
+                offset += len(mutations)
+            self._commit_all(planned, ctx)
+            return [results for *_, results in planned]
+
+    def _plan(
+        self, space: _Space, mutations: Sequence[Mutation], ctx: WriteContext, offset: int
+    ) -> list[Applied]:
+        """Plan ``mutations`` against a private view (nothing is written); a conflict's
+        index counts from ``offset``."""
+        staged: dict[bytes, Entry | None] = {}
+        results: list[Applied] = []
+        for index, mutation in enumerate(mutations, offset):
+            raw_key = mutation.key.encode()
+            existing = staged[raw_key] if raw_key in staged else space.entries.get(raw_key)
+            current = existing if existing is not None and existing.is_live(ctx.now) else None
+            if mutation.fence is not None:
+                check_fence(mutation.fence, self._leases.get(mutation.fence.lease), index=index)
+            new = plan(current, mutation, ctx, index=index)
+            staged[raw_key] = new
+            results.append(Applied(current, new))
+        return results
+
+    def _commit_all(self, planned: Sequence[_Planned], ctx: WriteContext) -> None:
+        """Commit planned batches (holding the lock), then wake the watchers once."""
+        for keyspace, space, mutations, results in planned:
             for applied, mutation in zip(results, mutations, strict=True):
                 self._commit(keyspace, space, mutation.key.encode(), applied, ctx)
-            self._changes += 1
-            self._changed.notify_all()
-            return results
+        self._changes += 1
+        self._changed.notify_all()
 
     def _commit(
         self, keyspace: Keyspace, space: _Space, raw_key: bytes, applied: Applied, ctx: WriteContext

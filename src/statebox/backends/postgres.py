@@ -30,7 +30,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import ClassVar, TypeVar
 
@@ -44,7 +44,7 @@ from ._pg_schema import ensure_schema
 from ._pg_url import PgOptions, parse_pg_url
 from ._pg_watch import ChangeListener, bucket_of, channel_for
 from ._pg_write import write
-from .base import Capabilities
+from .base import Capabilities, Mutation
 from .sql import Change, Dialect, SqlBackend, SqlConnection
 
 __all__ = ["POSTGRES", "PostgresBackend"]
@@ -67,6 +67,13 @@ MAX_ATTEMPTS = 30
 _PIPELINE_SUPPORTED = psycopg.Pipeline.is_supported()
 #: Primary keys two transactions may both INSERT when a row is new.
 _RACED_INSERTS = frozenset({"statebox_entries_pkey", "statebox_leases_pkey"})
+
+
+#: Locks rows as the sort returns them (ORDER BY runs below FOR UPDATE): in key order.
+_LOCK_KEYS = (
+    "SELECT 1 FROM statebox_entries WHERE (scope, namespace, key) IN (SELECT * FROM "
+    "unnest(%s::text[], %s::bytea[], %s::bytea[])) ORDER BY scope, namespace, key FOR UPDATE"
+)
 
 
 class _Retry(Exception):
@@ -304,6 +311,25 @@ class PostgresBackend(SqlBackend):
                 "schema dropped?); reopen the store to create them again"
             )
         return BackendUnavailableError(f"PostgreSQL {self.where}: {reason}")
+
+    def _lock_keys(
+        self, db: SqlConnection, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]]
+    ) -> None:
+        """Lock the existing entries of a batch across keyspaces in one order, (scope,
+        namespace, key), before any is read for writing: two such transactions naming
+        the same keyspaces in opposite orders then queue rather than deadlock (each
+        would otherwise lock its first keyspace's rows and wait for the other's)."""
+        if len(batches) < 2:
+            return
+        keys = {
+            (keyspace.scope, keyspace.namespace.encode(), mutation.key.encode())
+            for keyspace, mutations in batches
+            for mutation in mutations
+        }
+        if not keys:
+            return
+        scopes, namespaces, names = zip(*keys, strict=True)
+        db.execute(_LOCK_KEYS, (list(scopes), list(namespaces), list(names)))
 
     # -- watch -------------------------------------------------------------------------
 

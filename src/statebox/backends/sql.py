@@ -27,6 +27,7 @@ from .base import (
     Lease,
     Mutation,
     WriteContext,
+    check_batches,
 )
 from .keyrange import prefix_upper_bound
 
@@ -310,6 +311,31 @@ class SqlBackend(Backend):
             ]
 
         return self._write(work)
+
+    def apply_batch(
+        self, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]], ctx: WriteContext
+    ) -> list[list[Applied]]:
+        check_batches(batches)
+
+        def work(db: SqlConnection) -> list[list[Applied]]:
+            # One transaction; a conflict's index counts across the batches (flat).
+            self._lock_keys(db, batches)
+            index = 0
+            out: list[list[Applied]] = []
+            for keyspace, mutations in batches:
+                out.append([])
+                for mutation in mutations:
+                    out[-1].append(self._apply_one(db, keyspace, mutation, ctx, index))
+                    index += 1
+            return out
+
+        return self._write(work)
+
+    def _lock_keys(
+        self, db: SqlConnection, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]]
+    ) -> None:
+        """Lock the entries ``apply_batch`` will write before it writes any (nothing to
+        do here: SQLite's write transaction holds the whole database)."""
 
     def _apply_one(
         self,

@@ -3,9 +3,9 @@ and how its declared query and body are read before the handler runs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio.to_thread
 from starlette.datastructures import QueryParams
@@ -26,9 +26,6 @@ __all__ = ["Call"]
 
 T = TypeVar("T")
 B = TypeVar("B", bound=Body)
-#: Levels a JSON body adds around the values it carries (``{"ops": [{"value": ...}]}``,
-#: ``{"patch": [{"value": ...}]}``): the values themselves are held to MAX_DEPTH.
-BODY_ENVELOPE: Final = 3
 
 
 class Call:
@@ -154,7 +151,7 @@ class Call:
         answering."""
         raw = await self.request.body()
         self.body_size = len(raw)
-        check_depth(raw, "request body", envelope=BODY_ENVELOPE)
+        check_depth(raw, "request body", envelope=model.envelope)
         if len(raw) > BIG_BATCH_BYTES:
             return await anyio.to_thread.run_sync(decode_body, model, raw, where)
         return decode_body(model, raw, where)
@@ -168,11 +165,12 @@ class Call:
             found.append(await self.body(route.body, route.name))
         return found
 
-    def batch(self, ops: Sequence[object]) -> bool:
-        """Check a transaction's size against ``max_txn_ops``; whether it is big enough
-        to be committed off the event loop, on the writer thread."""
-        check_op_count(len(ops), self.state.config.max_txn_ops)
-        return is_big_batch(len(ops), self.body_size)
+    def batch(self, count: int) -> bool:
+        """Check a transaction's size (``count`` operations) against ``max_txn_ops``;
+        whether it is big enough to be committed off the event loop, on the writer
+        thread."""
+        check_op_count(count, self.state.config.max_txn_ops)
+        return is_big_batch(count, self.body_size)
 
 
 @cache

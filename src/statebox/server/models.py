@@ -21,6 +21,7 @@ from ..web.fields import After
 __all__ = [
     "OPERATIONS_SCHEMA",
     "SCOPES",
+    "AppliedBatches",
     "AppliedResult",
     "ChangeToken",
     "DeleteOperation",
@@ -310,6 +311,12 @@ class AppliedEntry(msgspec.Struct):
 
 class AppliedResult(msgspec.Struct):
     results: list[AppliedEntry]
+
+
+class AppliedBatches(msgspec.Struct):
+    """Each batch's results, in the order of the request's batches."""
+
+    batches: list[AppliedResult]
 
 
 class ChangeToken(msgspec.Struct):

@@ -2,7 +2,8 @@
 
 These routes carry exactly what :class:`~statebox.backends.base.Backend` needs — whole
 entries with their timestamps, writers and expiry, history records, an all-or-nothing
-apply that answers with the entries before and after, and the change token that watch
+apply that answers with the entries before and after (on one keyspace, or on several at
+once: ``POST /v1/apply``, ``apply_batch``), and the change token that watch
 waits on — so a :class:`~statebox.StateStore` over ``http://`` behaves as one over the
 server's own store. They are plain JSON and documented in ``/openapi.json``, so any
 client may use them too.
@@ -10,17 +11,26 @@ client may use them too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
-from ..backends.base import Applied, Entry, Mutation, WriteContext
+from ..backends.base import Applied, Entry, Mutation, WriteContext, check_batches
 from ..core.envelope import dumps_envelope
-from ..core.errors import InvalidRequestError, NotFoundError, quoted
-from ..core.model import validate_key, validate_prefix
+from ..core.errors import (
+    ConflictError,
+    InvalidReferenceError,
+    InvalidRequestError,
+    InvalidValueError,
+    NotFoundError,
+    StateboxError,
+    quoted,
+)
+from ..core.model import Keyspace, validate_key, validate_prefix
 from ..store import StateStore
 from ..web import Answer, Body, Flag, Int64, Limit, Query, Router, Version
 from ..web.fields import AfterKey, WaitSeconds
@@ -31,6 +41,7 @@ from .call import Call
 from .guards import KEY_PATH
 from .models import (
     OPERATIONS_SCHEMA,
+    AppliedBatches,
     AppliedResult,
     ChangeToken,
     DeleteOperation,
@@ -38,6 +49,7 @@ from .models import (
     KeyPath,
     OneEntry,
     Records,
+    Scope,
     SetOperation,
     SpacePath,
 )
@@ -46,6 +58,8 @@ from .state import json_response
 from .watch import WAIT_TIMEOUT, until_disconnected
 
 __all__ = ["reset", "router", "test_router"]
+
+E = TypeVar("E", bound=StateboxError)
 
 router = Router("entries")
 #: Mounted in test mode only.
@@ -172,7 +186,7 @@ async def apply(call: Call, body: ApplyBody) -> Response:
     ks = call.granted
     if not body.ops:
         raise InvalidRequestError('apply needs "ops": a non-empty list of set/delete operations')
-    big = call.batch(body.ops)
+    big = call.batch(len(body.ops))
     store = call.store()
     ctx = WriteContext(
         now=call.now(), updated_by=call.updated_by(), history_limit=store.history_limit
@@ -199,6 +213,138 @@ def _applied_json(applied: list[Applied]) -> str:
         for a in applied
     )
     return f'{{"results":[{results}]}}'
+
+
+class KeyspaceOps(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One keyspace's operations in an apply across keyspaces."""
+
+    scope: Annotated[Scope, Meta(description="The keyspace's scope.")]
+    namespace: Annotated[
+        str, Meta(min_length=1, description="The namespace (no '/' or '\\', not '.' or '..').")
+    ]
+    ops: Annotated[
+        list[Annotated[msgspec.Raw, Meta(extra_json_schema=OPERATIONS_SCHEMA)]],
+        Meta(
+            extra_json_schema={"minItems": 1},
+            description="a non-empty list of set/delete operations",
+        ),
+    ]
+
+
+class ApplyAcrossBody(Body):
+    schema_models = (SetOperation, DeleteOperation)
+    # {"batches": [{"ops": [{"value": ...}]}]}: two levels more than {"ops": [...]}.
+    envelope = 5
+
+    batches: Annotated[
+        list[KeyspaceOps],
+        Meta(
+            extra_json_schema={"minItems": 1},
+            description="a non-empty list of keyspaces, each with its operations; a keyspace "
+            "appears at most once",
+        ),
+    ]
+
+
+@router.post(
+    "/v1/apply",
+    summary="entries API: apply mutations to several keyspaces all or nothing; answers "
+    "each batch's entries before and after",
+    body=ApplyAcrossBody,
+    responses={200: Answer(AppliedBatches)},
+    errors=(409,),
+)
+async def apply_across(call: Call, body: ApplyAcrossBody) -> Response:
+    """``Backend.apply_batch`` over HTTP: every keyspace needs a write grant (checked
+    before any operation is read), and the operations of all of them count together
+    against ``max_txn_ops``. A conflict's ``index`` counts across the batches in order;
+    its message, and a malformed operation's, names the batch and its keyspace."""
+    # First, before any loop over the batches: each batch needs an operation, so this
+    # bounds how many batches the checks below go through on the event loop.
+    big = call.batch(sum(len(batch.ops) for batch in body.batches))
+    spaces = _writable_keyspaces(call, body.batches)
+    store = call.store()
+    ctx = WriteContext(
+        now=call.now(), updated_by=call.updated_by(), history_limit=store.history_limit
+    )
+
+    def batches() -> list[tuple[Keyspace, Sequence[Mutation]]]:
+        found: list[tuple[Keyspace, Sequence[Mutation]]] = []
+        index = 0  # flat, as a conflict's index counts
+        for number, (keyspace, batch) in enumerate(zip(spaces, body.batches, strict=True)):
+            try:
+                ops = [batch_operation(raw) for raw in batch.ops]
+                mutations = [
+                    _mutation(call, store, op, index + i, ctx.now) for i, op in enumerate(ops)
+                ]
+            except (InvalidReferenceError, InvalidValueError) as exc:
+                raise _in_batch(exc, number, keyspace) from exc
+            found.append((keyspace, mutations))
+            index += len(ops)
+        return found
+
+    def commit(parts: list[tuple[Keyspace, Sequence[Mutation]]]) -> str:
+        applied = call.state.backend.apply_batch(parts, ctx)
+        return f'{{"batches":[{",".join(_applied_json(a) for a in applied)}]}}'
+
+    try:
+        if not big:
+            parts = batches()
+            return json_response(await call.state.write(partial(commit, parts)))
+        # On the writer thread: big values are read and normalized there.
+        return json_response(await call.state.write(lambda: commit(batches()), alone=True))
+    except ConflictError as exc:
+        number = _batch_of(body.batches, exc.index)
+        if number is None:
+            raise
+        raise _in_batch(exc, number, spaces[number]) from exc
+
+
+def _writable_keyspaces(call: Call, batches: Sequence[KeyspaceOps]) -> list[Keyspace]:
+    """Each batch's keyspace, validated and authorized for writing in order (the first
+    one the token may not write is the 403), each at most once, each with operations."""
+    if not batches:
+        raise InvalidRequestError(
+            'apply needs "batches": a non-empty list of {"scope", "namespace", "ops"}'
+        )
+    spaces: list[Keyspace] = []
+    for number, batch in enumerate(batches):
+        keyspace = call.state.keyspace(batch.scope, batch.namespace)
+        call.authorize("write", keyspace)
+        if not batch.ops:
+            raise InvalidRequestError(
+                f'batches[{number}] ({_named(keyspace)}) needs "ops": a non-empty list of '
+                "set/delete operations"
+            )
+        spaces.append(keyspace)
+    check_batches([(keyspace, None) for keyspace in spaces])  # the backends' own check
+    return spaces
+
+
+def _named(keyspace: Keyspace) -> str:
+    return f"scope {quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
+
+
+def _batch_of(batches: Sequence[KeyspaceOps], index: int) -> int | None:
+    """The number of the batch holding the operation at flat ``index``."""
+    for number, batch in enumerate(batches):
+        if index < len(batch.ops):
+            return number
+        index -= len(batch.ops)
+    return None
+
+
+def _in_batch(exc: E, number: int, keyspace: Keyspace) -> E:
+    """``exc`` again, its message naming batch ``number`` and its keyspace; a conflict
+    keeps its (flat) ``index`` and ``current_version``."""
+    message = f"batches[{number}] ({_named(keyspace)}): {exc.message}"
+    again = (
+        type(exc)(message, index=exc.index, current_version=exc.current_version)
+        if isinstance(exc, ConflictError)
+        else type(exc)(message)
+    )
+    again.params = exc.params
+    return again
 
 
 class ChangesQuery(Query):

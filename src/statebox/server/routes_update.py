@@ -207,7 +207,7 @@ class TransactionBody(Body):
 async def transaction(call: Call, body: TransactionBody) -> Response:
     ks = call.granted
     ops = body.ops
-    big = call.batch(ops)
+    big = call.batch(len(ops))
     store = call.store()
     fencing = authorized_fencing(call, body.fencing)
 

@@ -66,6 +66,10 @@ class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     schema_extra: ClassVar[dict[str, Any]] = {}
     schema_models: ClassVar[tuple[type[Any], ...]] = ()
+    #: Levels of arrays and objects the body may add around the values it carries
+    #: (``{"ops": [{"value": ...}]}``: 3): each value is held to the nesting limit on its
+    #: own, so a body that wraps its values deeper declares how many more levels it adds.
+    envelope: ClassVar[int] = 3
 
     #: How a field is named in this face's messages.
     @staticmethod

@@ -82,23 +82,24 @@ class FilePlan:
             metas = [meta] if loaded.meta is None else [meta, loaded.meta]
             self.before.append(Op("write", paths.meta, encode_meta(metas)))
         if final.content_type == JSON_CONTENT_TYPE:
-            record = _bounded(encode_record(keyspace, key, final), MAX_RECORD_BYTES, key)
+            record = _bounded(encode_record(keyspace, key, final), MAX_RECORD_BYTES, keyspace, key)
             self.primary.append(Op("write", paths.record, record, mtime_ns=final.updated_at))
             if old is not None and not old_is_json:
                 self.primary.append(Op("remove", paths.blob))
         else:
-            blob = _bounded(encode_blob(keyspace, key, final), MAX_BLOB_BYTES, key)
+            blob = _bounded(encode_blob(keyspace, key, final), MAX_BLOB_BYTES, keyspace, key)
             self.primary.append(Op("write", paths.blob, blob, mtime_ns=final.updated_at))
             if old_is_json:
                 self.primary.append(Op("remove", paths.record))
 
 
-def _bounded(data: bytes, limit: int, key: str) -> bytes:
+def _bounded(data: bytes, limit: int, keyspace: Keyspace, key: str) -> bytes:
     # Readers refuse bigger files unread (_reads.load): never write one.
     if len(data) > limit:
         raise ValueTooLargeError(
-            f"value too large for the file store: the record file of key {quoted(key)} would "
-            f"have {len(data)} bytes, and the file store reads records of at most {limit}"
+            f"value too large for the file store: the record file of key {quoted(key)} (scope "
+            f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}) would have "
+            f"{len(data)} bytes, and the file store reads records of at most {limit}"
         )
     return data
 

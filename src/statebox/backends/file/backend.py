@@ -4,8 +4,9 @@ A JSON entry is exactly a Dagu record (``_codec``); everything else statebox kee
 under ``<dir>/statebox/`` (``_layout``). How a write stays safe:
 
 * it holds the ``flock`` buckets of every key (and lease) it touches, in ascending order;
-* it reads the current entries and plans the whole batch with :mod:`statebox.core.versions`
-  before changing any file, so a conflict leaves everything untouched;
+* it reads the current entries and plans the whole batch — of one keyspace, or of several
+  (``apply_batch``) — with :mod:`statebox.core.versions` before changing any file, so a
+  conflict leaves everything untouched (``_batch``);
 * a batch that changes one record file commits by that file's atomic rename; one that
   changes several writes a journal first, rolled forward by whoever next touches those
   keys if its writer dies (``_writes``, ``_journal``).
@@ -30,14 +31,7 @@ from ...core.errors import (
 )
 from ...core.model import Keyspace
 from ...core.values import JSON_CONTENT_TYPE
-from ...core.versions import (
-    check_fence,
-    history_record,
-    plan,
-    plan_acquire,
-    plan_release,
-    plan_renew,
-)
+from ...core.versions import plan_acquire, plan_release, plan_renew
 from ..base import (
     Applied,
     Backend,
@@ -48,8 +42,10 @@ from ..base import (
     Lease,
     Mutation,
     WriteContext,
+    check_batches,
     keyspace_sort_key,
 )
+from ._batch import Batches, plan_batches, targets
 from ._dagulock import DaguLocks
 from ._fsio import Syncs, make_dirs, read_file, remove_file, replace_file
 from ._journal import (
@@ -65,7 +61,7 @@ from ._journal import (
 from ._keyspaces import keyspaces_in
 from ._layout import KeyPaths, Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
-from ._reads import Loaded, kept_history, key_from_name, load, meta_keys, names_in_range
+from ._reads import kept_history, key_from_name, load, meta_keys, names_in_range
 from ._sidecodec import MAX_META_BYTES, decode_lease, decode_meta, encode_lease
 from ._sweep import sweep_temp_files
 from ._writes import FilePlan
@@ -237,42 +233,20 @@ class FileBackend(Backend):
     def apply(
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
-        paths = {m.key: self._layout.key_paths(keyspace, m.key) for m in mutations}
-        buckets = {p.bucket for p in paths.values()}
-        for mutation in mutations:
-            if mutation.fence is not None:
-                buckets.add(self._layout.lease_path(mutation.fence.lease)[1])
-        with self._locked(buckets, [p.record_id for p in paths.values() if p.dagu]):
-            loaded: dict[str, Loaded] = {}
-            staged: dict[str, Entry | None] = {}
-            records: dict[str, list[HistoryRecord]] = {}
-            results: list[Applied] = []
-            for index, mutation in enumerate(mutations):
-                key = mutation.key
-                if key not in loaded:
-                    loaded[key] = load(paths[key], key, for_write=True)
-                existing = staged[key] if key in staged else loaded[key].entry
-                current = existing if existing is not None and existing.is_live(ctx.now) else None
-                if mutation.fence is not None:
-                    check_fence(mutation.fence, self._read_lease(mutation.fence.lease), index=index)
-                new = plan(current, mutation, ctx, index=index)
-                staged[key] = new
-                results.append(Applied(current, new))
-                record = history_record(current, new, ctx)
-                if record is not None:
-                    records.setdefault(key, []).append(record)
-            files = FilePlan()
-            for key, final in staged.items():
-                files.add_key(
-                    keyspace,
-                    key,
-                    paths[key],
-                    loaded[key],
-                    final,
-                    records.get(key, []),
-                    ctx.history_limit,
-                )
-            syncs = self._commit(buckets, files)
+        return self._apply_batches([(keyspace, mutations)], ctx)[0]
+
+    @_translating
+    def apply_batch(self, batches: Batches, ctx: WriteContext) -> list[list[Applied]]:
+        """Several keyspaces under one set of locks and (when more than one record file
+        changes) one journal: all-or-nothing, across crashes too."""
+        check_batches(batches)
+        return self._apply_batches(batches, ctx)
+
+    def _apply_batches(self, batches: Batches, ctx: WriteContext) -> list[list[Applied]]:
+        touched = targets(self._layout, batches)
+        with self._locked(touched.buckets, touched.records):
+            results, files = plan_batches(batches, touched.paths, ctx, self._read_lease)
+            syncs = self._commit(touched.buckets, files)
         syncs.flush()  # durable before we return, without holding the lock meanwhile
         return results
 

@@ -24,16 +24,12 @@ raises :class:`~.errors.VarConflict` (the engine then re-runs the states since t
 getter, or raises the conflict to the workflow). Variables never read are written
 unguarded (the last writer wins, as in Direktiv).
 
-All or nothing across scopes: statebox's transactions span one keyspace, so a write that
-touches several scopes runs one transaction per keyspace, in a fixed order (instance,
-workflow, namespace). Before the first, every variable's current entry is read and every
-guard checked; each transaction is then guarded by those entries (an unguarded variable
-too, so an undo restores what it replaced). When a later keyspace's transaction fails,
-the earlier ones are undone — each variable written back to the entry read before,
-guarded by the version just written, so an undo never overwrites a newer write (one that
-lands in that instant is kept, and only then is the write not all-or-nothing). A failure
-on a guarded variable is a :class:`~.errors.VarConflict`; one on an unguarded variable is
-a race with another writer, and the whole write is tried again.
+All or nothing across scopes: a write's variables, whatever their scopes, are written
+in ONE statebox transaction across keyspaces (:meth:`StateStore.transaction_across`,
+one part per keyspace, in the order instance, workflow, namespace): every variable this
+instance read guarded by the version it read, the others unguarded. A failed guard
+anywhere writes nothing anywhere — no scope's part is ever visible without the others —
+and is a :class:`~.errors.VarConflict` naming each guarded variable found changed.
 """
 
 from __future__ import annotations
