@@ -853,6 +853,20 @@ def test_an_empty_file_and_bad_bytes(tmp_path: Path) -> None:
     assert "not UTF-8" in problem.message
 
 
+def test_an_alias_bomb_is_refused_without_being_expanded(tmp_path: Path) -> None:
+    """Nine lines of aliases stand for 10**9 strings: reading the step's ``with`` tree
+    would never finish (and exhaust memory); the file is refused before it is read."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for prev, name in itertools.pairwise("abcdefghi"):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
+    text = "\n".join([*lines, "steps:", "  - action: state.set", "    with: {key: k, value: *i}"])
+    (problem,) = problems_of(tmp_path, text + "\n")
+    assert "more than 200000 values once its aliases are expanded" in problem.message
+    assert problem.where.line == 1
+    (recursive,) = problems_of(tmp_path, "steps:\n  - run: 'true'\n    env: &r [*r]\n")
+    assert "recursive alias" in recursive.message
+
+
 # -- references that are fine -------------------------------------------------------------
 
 

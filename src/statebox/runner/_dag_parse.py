@@ -18,7 +18,7 @@ from ._dag_checks import GraphChecks
 from ._dag_keys import DAG_KEYS, DAG_NAME_RE, HANDLER_KEYS
 from ._node_reader import Problem, Warn
 from ._step_parse import Draft, StepReader
-from ._yaml_nodes import Node, yaml_loader
+from ._yaml_nodes import MAX_DEPTH, Node, yaml_loader
 from .model import (
     DAG,
     DEFAULT_HIST_RETENTION_DAYS,
@@ -28,13 +28,44 @@ from .model import (
     Where,
 )
 
-__all__ = ["DagParser", "compose_documents", "parse"]
+__all__ = ["MAX_VALUES", "DagParser", "compose_documents", "parse"]
+
+#: The most values (keys, scalars, lists, mappings) a DAG or workflow file may hold,
+#: aliases expanded: far over any real file's, far under what would exhaust memory.
+MAX_VALUES = 200_000
+
+
+def _expanded_size(node: Node, memo: dict[int, int], depth: int = 0) -> int:
+    """How many values ``node`` holds with every alias expanded (each node counted once
+    per place it is used), without expanding them: a few lines of aliases can stand for
+    billions of values, which reading the tree would build. A recursive alias is
+    unbounded. Below :data:`MAX_DEPTH` nothing is counted: nothing is read there."""
+    if depth > MAX_DEPTH:
+        return 1
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_VALUES + 1  # while counting: reached again only through itself
+    size = 1
+    if node.id == "mapping":
+        children = [child for pair in node.value for child in pair]
+    elif node.id == "sequence":
+        children = list(node.value)
+    else:
+        children = []
+    for child in children:
+        size += _expanded_size(child, memo, depth + 1)
+        if size > MAX_VALUES:
+            break
+    memo[key] = size
+    return size
 
 
 def compose_documents(path: str, text: str) -> tuple[list[Node], Problem | None]:
     """The YAML documents of ``text`` (the file ``path``'s), empty ones left out — or
     none and the syntax error, as one problem at its place (a DAG's or a Direktiv
-    workflow's file alike)."""
+    workflow's file alike). A document that would expand to more than
+    :data:`MAX_VALUES` values (an alias bomb) is refused before anything reads it."""
     import yaml  # type: ignore[import-untyped]
 
     try:
@@ -48,7 +79,15 @@ def compose_documents(path: str, text: str) -> tuple[list[Node], Problem | None]
         return [], Problem(Where(path, 1, 1), f"invalid YAML: {requoted(str(exc))}")
     except RecursionError:  # PyYAML composes nested collections recursively
         return [], Problem(Where(path, 1, 1), "invalid YAML: nested too deeply")
-    return [d for d in documents if d is not None], None
+    documents = [d for d in documents if d is not None]
+    memo: dict[int, int] = {}
+    if any(_expanded_size(document, memo) > MAX_VALUES for document in documents):
+        return [], Problem(
+            Where(path, 1, 1),
+            f"the file holds more than {MAX_VALUES} values once its aliases are expanded "
+            "(an alias bomb, or a recursive alias?)",
+        )
+    return documents, None
 
 
 def parse(path: str, text: str, warn: Warn) -> tuple[DAG | None, list[Problem]]:

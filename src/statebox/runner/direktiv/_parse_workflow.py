@@ -20,47 +20,18 @@ from ...core.errors import quoted
 from .._dag_keys import did_you_mean
 from .._dag_parse import compose_documents
 from .._node_reader import Problem, Warn
-from .._yaml_nodes import MAX_DEPTH, Node
+from .._yaml_nodes import Node
 from ..model import Where
 from ._parse_keys import START_KEYS, TIMEOUT_KEYS, WORKFLOW_KEYS
 from ._parse_states import StateReader
 from .model import Function, State, Workflow
 
-__all__ = ["MAX_VALUES", "WorkflowParser", "parse"]
+__all__ = ["WorkflowParser", "parse"]
 
 #: The ``direktiv_api`` of a workflow file (Direktiv's other files are services, …).
 WORKFLOW_API = "workflow/v1"
 _START_TYPES = ("default", "scheduled")
-#: The most values (keys, scalars, lists, mappings) a workflow file may hold, aliases
-#: expanded: far over any real workflow's, far under what would exhaust memory.
-MAX_VALUES = 200_000
 _EVENT_STARTS = ("event", "eventsXor", "eventsAnd")
-
-
-def _expanded_size(node: Node, memo: dict[int, int], depth: int = 0) -> int:
-    """How many values ``node`` holds with every alias expanded (each node counted once
-    per place it is used), without expanding them: a few lines of aliases can stand for
-    billions of values, which reading the tree would build. A recursive alias is
-    unbounded. Below :data:`MAX_DEPTH` nothing is counted: nothing is read there."""
-    if depth > MAX_DEPTH:
-        return 1
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = MAX_VALUES + 1  # while counting: reached again only through itself
-    size = 1
-    if node.id == "mapping":
-        children = [child for pair in node.value for child in pair]
-    elif node.id == "sequence":
-        children = list(node.value)
-    else:
-        children = []
-    for child in children:
-        size += _expanded_size(child, memo, depth + 1)
-        if size > MAX_VALUES:
-            break
-    memo[key] = size
-    return size
 
 
 def parse(path: str, text: str, warn: Warn) -> tuple[Workflow | None, list[Problem]]:
@@ -71,14 +42,6 @@ def parse(path: str, text: str, warn: Warn) -> tuple[Workflow | None, list[Probl
         return None, [invalid]
     if not documents:
         return None, [Problem(Where(path, 1, 1), "empty file: a workflow needs states")]
-    if _expanded_size(documents[0], {}) > MAX_VALUES:
-        return None, [
-            Problem(
-                Where(path, 1, 1),
-                f"the file holds more than {MAX_VALUES} values once its aliases are expanded "
-                "(an alias bomb, or a recursive alias?)",
-            )
-        ]
     for extra in documents[1:]:
         parser.add(extra, "a second YAML document: give each workflow its own file")
     workflow = parser.workflow(documents[0])
