@@ -17,6 +17,7 @@ import mypy.api
 import pytest
 
 import statebox
+import statebox._aio_watch
 import statebox.aio
 from statebox import AsyncStateStore, InvalidValueError, RunContext, StateStore
 from statebox.core import results_beyond
@@ -197,7 +198,7 @@ def test_watch_iter_reports_what_the_sync_one_reports() -> None:
 
 
 def test_a_cancelled_watch_frees_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(statebox.aio, "_WATCH_SLICE", 0.05)
+    monkeypatch.setattr(statebox._aio_watch, "WATCH_SLICE", 0.05)
     store = statebox.open_store("memory://", context=RunContext(dag="feed"))
     astore = AsyncStateStore(store)
 
@@ -225,7 +226,7 @@ def test_a_cancelled_watch_frees_its_thread(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_watch_still_reports_changes_across_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(statebox.aio, "_WATCH_SLICE", 0.02)
+    monkeypatch.setattr(statebox._aio_watch, "WATCH_SLICE", 0.02)
     store = statebox.open_store("memory://", context=RunContext(dag="feed"))
     astore = AsyncStateStore(store)
 

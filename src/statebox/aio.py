@@ -7,7 +7,7 @@ drift from the sync one (and blocking storage I/O never blocks the event loop).
 
 ``watch`` and ``watch_iter`` run the sync watch loop itself in a thread, one step per
 batch; each wait inside it lasts one slice at most, so a cancelled task frees its thread
-within a slice instead of holding it until the next change.
+within a slice instead of holding it until the next change (:mod:`statebox._aio_watch`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
-from typing import Any, Final, cast
+from typing import Any
 
+from ._aio_watch import Following
 from .core.clock import Clock
 from .core.leases import Fencing
 from .core.model import Keyspace, RunContext, Scope
@@ -42,14 +42,10 @@ from .store import (
     MISSING,
     StateStore,
     _check_timeout,
-    _follow_batches,
     open_store,
 )
 from .transactions import DeleteOp, SetOp
 from .watch import Watcher
-
-#: The longest single wait of a watch thread: a cancelled task frees its thread this soon.
-_WATCH_SLICE: Final = 1.0
 
 __all__ = ["AsyncStateStore", "AsyncStoreOpener", "open_async_store"]
 
@@ -362,7 +358,7 @@ class AsyncStateStore:
             scope=scope,
             namespace=namespace,
         )
-        following = _Following(watcher, timeout)
+        following = Following(watcher, timeout)
         try:
             events = await following.next_batch() or []
         finally:
@@ -392,7 +388,7 @@ class AsyncStateStore:
             scope=scope,
             namespace=namespace,
         )
-        following = _Following(watcher, timeout)
+        following = Following(watcher, timeout)
         try:
             while (batch := await following.next_batch()) is not None:
                 for event in batch:
@@ -412,43 +408,6 @@ class AsyncStateStore:
         self, scope: str | Scope | None = None, namespace: str | None = None
     ) -> KeyspaceDeleteResult:
         return await asyncio.to_thread(self.sync.delete_keyspace, scope, namespace)
-
-
-class _WatchStopped(Exception):
-    """Ends the sync watch loop in its thread once the async side has gone."""
-
-
-class _SlicedWaits:
-    """The watcher as the sync watch loop sees it, each wait cut to one slice: between
-    slices the thread sees whether the async side still wants events."""
-
-    def __init__(self, watcher: Watcher, stop: threading.Event) -> None:
-        self._watcher = watcher
-        self._stop = stop
-
-    def poll(self, timeout: float) -> list[WatchEvent]:
-        if self._stop.is_set():
-            raise _WatchStopped
-        # Cutting a wait short changes nothing: the loop polls again until its deadline.
-        return self._watcher.poll(min(timeout, _WATCH_SLICE))
-
-
-class _Following:
-    """The sync watch loop (``store._follow_batches``), stepped from the event loop."""
-
-    def __init__(self, watcher: Watcher, timeout: float | None) -> None:
-        self._stop = threading.Event()
-        # The loop only calls ``poll``, which _SlicedWaits provides.
-        waits = cast(Watcher, _SlicedWaits(watcher, self._stop))
-        self._batches = _follow_batches(waits, timeout)
-
-    async def next_batch(self) -> list[WatchEvent] | None:
-        """The next non-empty batch, or None when the timeout has passed."""
-        return await asyncio.to_thread(next, self._batches, None)
-
-    def stop(self) -> None:
-        """Let a thread still waiting in the loop end at its next slice."""
-        self._stop.set()
 
 
 class AsyncStoreOpener:
