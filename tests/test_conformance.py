@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -22,12 +21,10 @@ from statebox import (
     ValueTooLargeError,
 )
 
-SHA_EMPTY_OBJECT = hashlib.sha256(b"{}").hexdigest()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+from .backends import (
+    conformance_backend_url,  # noqa: F401  (backend_url, sealed variants too)
+    entry_hash,
+)
 
 # --- addressing ----------------------------------------------------------------------
 
@@ -154,10 +151,11 @@ def test_values_are_normalized_and_hashed(store: StateStore) -> None:
     text = '{ "b": [1.2300, 1E5, 9007199254740993, -0], "a": "<&>", "a": "last" }'
     result = store.set("v", RawJSON(text))
     expected = b'{"a":"last","b":[1.2300,1E5,9007199254740993,-0]}'
-    assert result.hash == sha(expected)
+    digest = entry_hash(store, expected)  # SHA-256, keyed where the store seals
+    assert result.hash == digest
     got = store.get("v")
     assert got.stored is not None and got.stored.data == expected
-    assert got.to_json().endswith(f',"hash":"{sha(expected)}","value":{expected.decode()}}}')
+    assert got.to_json().endswith(f',"hash":"{digest}","value":{expected.decode()}}}')
 
 
 def test_identical_values_have_identical_hashes_whatever_their_layout(store: StateStore) -> None:
@@ -203,14 +201,14 @@ def test_size_limit_on_input_and_after_normalization(store: StateStore) -> None:
 def test_json_null_is_a_value(store: StateStore) -> None:
     result = store.set("k", None)
     got = store.get("k")
-    assert got.found and got.value is None and result.hash == sha(b"null")
+    assert got.found and got.value is None and result.hash == entry_hash(store, b"null")
     assert got.to_json().endswith('"value":null}')
 
 
 def test_binary_entries_keep_bytes_and_content_type(store: StateStore) -> None:
     data = bytes(range(256)) * 10
     result = store.set("files/blob", Blob(data, "application/gzip"))
-    assert result.hash == sha(data)
+    assert result.hash == entry_hash(store, data, "application/gzip")
     got = store.get("files/blob")
     assert got.stored is not None
     assert (got.stored.data, got.stored.content_type) == (data, "application/gzip")
@@ -321,7 +319,7 @@ def test_timestamps_are_rfc3339_utc(store: StateStore, clock: ManualClock) -> No
 
 def test_get_found_envelope(store: StateStore) -> None:
     store.set("cursors/feed", {"last_id": 123})
-    digest = sha(b'{"last_id":123}')
+    digest = entry_hash(store, b'{"last_id":123}')
     assert store.get("cursors/feed").to_json() == (
         '{"operation":"get","scope":"dag","namespace":"feed-sync","key":"cursors/feed",'
         f'"found":true,"version":1,"hash":"{digest}","value":{{"last_id":123}}}}'
@@ -354,7 +352,7 @@ def test_get_default_is_normalized_and_validated(store: StateStore) -> None:
 
 def test_set_envelope(store: StateStore) -> None:
     first = store.set("cursors/feed", {"last_id": 123}).to_json()
-    digest = sha(b'{"last_id":123}')
+    digest = entry_hash(store, b'{"last_id":123}')
     assert first == (
         '{"operation":"set","scope":"dag","namespace":"feed-sync","key":"cursors/feed",'
         f'"version":1,"hash":"{digest}","created":true}}'
@@ -374,7 +372,7 @@ def test_envelope_strings_are_raw_utf8_but_values_keep_go_escapes(store: StateSt
 
 def test_diff_on_a_missing_key_writes(store: StateStore) -> None:
     result = store.diff("snap", {"count": 1})
-    digest = sha(b'{"count":1}')
+    digest = entry_hash(store, b'{"count":1}')
     assert result.to_json() == (
         '{"operation":"diff","scope":"dag","namespace":"feed-sync","key":"snap",'
         f'"changed":true,"foundPrevious":false,"version":1,"hash":"{digest}",'
@@ -386,7 +384,7 @@ def test_diff_on_a_missing_key_writes(store: StateStore) -> None:
 def test_diff_unchanged_reports_the_stored_entry(store: StateStore) -> None:
     store.set("snap", {"count": 1})
     result = store.diff("snap", RawJSON('{ "count" : 1 }'))
-    digest = sha(b'{"count":1}')
+    digest = entry_hash(store, b'{"count":1}')
     assert result.to_json() == (
         '{"operation":"diff","scope":"dag","namespace":"feed-sync","key":"snap",'
         f'"changed":false,"foundPrevious":true,"previousVersion":1,"version":1,"hash":"{digest}",'
@@ -399,7 +397,7 @@ def test_diff_changed_writes_a_new_version(store: StateStore) -> None:
     store.set("snap", {"count": 1})
     result = store.diff("snap", {"count": 2})
     assert (result.changed, result.previous_version, result.version) == (True, 1, 2)
-    assert result.hash == sha(b'{"count":2}')
+    assert result.hash == entry_hash(store, b'{"count":2}')
     assert '"previous":{"count":1},"current":{"count":2}}' in result.to_json()
     assert store.get("snap").value == {"count": 2}
 
@@ -413,7 +411,8 @@ def test_diff_without_update_writes_nothing(store: StateStore) -> None:
     assert not store.get("snap").found
     store.set("snap", {"count": 1})
     changed = store.diff("snap", {"count": 2}, update=False)
-    assert (changed.changed, changed.version, changed.hash) == (True, 1, sha(b'{"count":1}'))
+    digest = entry_hash(store, b'{"count":1}')
+    assert (changed.changed, changed.version, changed.hash) == (True, 1, digest)
     assert store.get("snap").value == {"count": 1}
 
 
@@ -461,7 +460,7 @@ def test_list_envelope(store: StateStore, clock: ManualClock) -> None:
     store.set("cursors/feed", {"last_id": 1})
     clock.advance(3600)
     store.set("cursors/feed", {"last_id": 2})
-    digest = sha(b'{"last_id":2}')
+    digest = entry_hash(store, b'{"last_id":2}')
     line = store.list("cursors/").to_json()
     assert line == (
         '{"operation":"list","scope":"dag","namespace":"feed-sync","prefix":"cursors/",'

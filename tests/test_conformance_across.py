@@ -23,6 +23,7 @@ from statebox import (
 )
 from statebox.backends.base import Delete, Mutation, Put
 
+from .backends import conformance_backend_url  # noqa: F401  (backend_url, sealed variants too)
 from .server_util import later
 
 RUN = Keyspace("run", "run-1")

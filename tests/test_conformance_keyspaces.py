@@ -17,6 +17,8 @@ from statebox import (
 )
 from statebox.core.clock import format_timestamp
 
+from .backends import conformance_backend_url  # noqa: F401  (backend_url, sealed variants too)
+
 
 def _rows(store: StateStore, **options: object) -> list[tuple[str, str, int]]:
     result = store.keyspaces(**options)  # type: ignore[arg-type]

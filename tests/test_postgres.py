@@ -54,8 +54,9 @@ def _query(url: str) -> dict[str, str]:
 
 
 def backend_of(store: StateStore) -> PostgresBackend:
-    assert isinstance(store.backend, PostgresBackend)
-    return store.backend
+    backend = getattr(store.backend, "inner", store.backend)  # under the sealing layer
+    assert isinstance(backend, PostgresBackend)
+    return backend
 
 
 def ctx(now: int = 1, keep: int = 10) -> WriteContext:

@@ -158,7 +158,7 @@ def test_a_forked_child_watches_with_its_own_connection(tmp_path: Path) -> None:
     import os
 
     with open_store(f"sqlite:///{tmp_path / 'state.db'}", context=CTX) as store:
-        backend = store.backend
+        backend = store.backend.inner  # under the sealing layer open_store puts over it
         assert isinstance(backend, SqliteBackend)
         keyspace = store.keyspace()
         before = backend.change_token(keyspace)  # opens the parent's watch connection

@@ -6,14 +6,15 @@ runner call these methods and nothing below them. The logic of SPEC §5 that nee
 storage lives in its own modules — :mod:`statebox.transforms` (update),
 :mod:`statebox.transactions`, :mod:`statebox.core.leases`, :mod:`statebox.watch` — so the
 methods here stay thin. The operations beyond the plain reads and writes live in two
-mixins :class:`StateStore` inherits: :mod:`statebox.store_writes` (update, rollback,
-transactions) and :mod:`statebox.store_beyond` (leases, watch, keyspaces, expiry).
+mixins :class:`StateStore` inherits: :mod:`statebox.store_writes` (update, rollback),
+:mod:`statebox.store_across` (transactions) and :mod:`statebox.store_beyond` (history,
+leases, watch, keyspaces, expiry).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from .backends import Backend, open_backend
 from .backends.base import (
@@ -59,6 +60,7 @@ from .core.values import (
     normalize,
 )
 from .core.versions import check_guard
+from .store_across import TransactionsMixin
 from .store_beyond import (
     _PURGE_BATCH,
     BeyondMixin,
@@ -75,7 +77,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from typing import Any, Final
 
-    from .core.results_beyond import HistoryResult
+    from .core.secrecy import SecretPolicy
 
 # DEFAULT_HISTORY_LIMIT lives in .values; still importable from here, as before.
 __all__ = ["DEFAULT_HISTORY_LIMIT", "MISSING", "StateStore", "open_store"]
@@ -88,12 +90,18 @@ DEFAULT_UPDATE_ATTEMPTS: Final = 1000
 DEFAULT_PURGE_EVERY: Final = 256
 
 
-class StateStore(WritesMixin, BeyondMixin):
+class StateStore(WritesMixin, TransactionsMixin, BeyondMixin):
     """Persistent state over one backend. Thread-safe; close it (or use ``with``).
 
-    ``update``/``rollback``/``transaction`` come from
-    :class:`~statebox.store_writes.WritesMixin`; leases, watch, keyspaces and
-    ``purge_expired`` from :class:`~statebox.store_beyond.BeyondMixin`.
+    ``update``/``rollback`` come from :class:`~statebox.store_writes.WritesMixin`;
+    ``transaction``/``transaction_across`` from
+    :class:`~statebox.store_across.TransactionsMixin`; history, leases, watch, keyspaces
+    and ``purge_expired`` from :class:`~statebox.store_beyond.BeyondMixin`.
+
+    ``secret_policy`` says which keyspaces are secret (:mod:`statebox.core.secrecy`):
+    the backend's own (a sealed backend's), else the one of the environment. The
+    values the results carry from a secret keyspace are marked
+    (``StoredValue.secret``): the library gets them as they are, the renderers mask them.
     """
 
     def __init__(
@@ -108,6 +116,7 @@ class StateStore(WritesMixin, BeyondMixin):
         jq_timeout: float | None = None,
         update_attempts: int = DEFAULT_UPDATE_ATTEMPTS,
         purge_every: int = DEFAULT_PURGE_EVERY,
+        secret_policy: SecretPolicy | None = None,
     ) -> None:
         if history_limit < 0:
             raise ValueError("history_limit must be >= 0")
@@ -122,6 +131,13 @@ class StateStore(WritesMixin, BeyondMixin):
         self.jq_timeout = jq_timeout
         self.update_attempts = update_attempts
         self.purge_every = purge_every
+        if secret_policy is None:
+            secret_policy = getattr(backend, "secret_policy", None)
+        if secret_policy is None:  # a backend that does not seal: the environment's
+            from .core.secrecy import default_policy
+
+            secret_policy = default_policy()
+        self.secret_policy: SecretPolicy = secret_policy
         self._writes = itertools.count(1)
         self._keyspaces: dict[tuple[str | Scope | None, str | None], Keyspace] = {}
         # (context, context.updated_by()): built once, as a RunContext never changes.
@@ -141,6 +157,7 @@ class StateStore(WritesMixin, BeyondMixin):
             jq_timeout=self.jq_timeout,
             update_attempts=self.update_attempts,
             purge_every=self.purge_every,
+            secret_policy=self.secret_policy,
         )
 
     def close(self) -> None:
@@ -235,7 +252,7 @@ class StateStore(WritesMixin, BeyondMixin):
                 True,
                 entry.version,
                 entry.hash,
-                StoredValue(entry.data, entry.content_type),
+                StoredValue(entry.data, entry.content_type, self.secret_policy.is_secret(ks)),
                 entry.created_at,
                 entry.updated_at,
                 entry.updated_by,
@@ -250,7 +267,8 @@ class StateStore(WritesMixin, BeyondMixin):
         if default is MISSING:
             return GetResult(ks, key, False)
         value = self.normalize(default)
-        return GetResult(ks, key, False, stored=StoredValue(value.data, value.content_type))
+        secret = self.secret_policy.is_secret(ks)  # a default is shown as its keyspace's
+        return GetResult(ks, key, False, stored=StoredValue(value.data, value.content_type, secret))
 
     def set(
         self,
@@ -287,14 +305,17 @@ class StateStore(WritesMixin, BeyondMixin):
         update: bool = True,
         expected_version: int | None = None,
     ) -> DiffResult:
-        """Compare ``value`` with the stored one by hash; write it when changed and ``update``."""
+        """Compare ``value`` with the stored one; write it when changed and ``update``."""
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
         _check_expected(expected_version)
         normalized = self.normalize(value)
         current = self.backend.get(ks, key, self.clock.now_ns())
         check_guard(key, current, expected_version)
-        changed = current is None or current.hash != normalized.hash
+        # By the bytes, not the hashes: a secret entry's hash is keyed (an HMAC), never
+        # the plain SHA-256 of the value that ``normalized`` has. Equal bytes are what
+        # equal plain hashes meant (the hash covers the bytes only).
+        changed = current is None or current.data != normalized.data
         version = current.version if current is not None else 0
         digest = current.hash if current is not None else ""
         if changed and update:
@@ -303,6 +324,7 @@ class StateStore(WritesMixin, BeyondMixin):
             written = self._apply(ks, [put], self._write_context())[0].current
             assert written is not None
             version, digest = written.version, written.hash
+        secret = self.secret_policy.is_secret(ks)
         return DiffResult(
             ks,
             key,
@@ -311,8 +333,8 @@ class StateStore(WritesMixin, BeyondMixin):
             previous_version=current.version if current is not None else 0,
             version=version,
             hash=digest,
-            previous=_stored(current) if current is not None else None,
-            current=StoredValue(normalized.data, normalized.content_type),
+            previous=_stored(current, secret) if current is not None else None,
+            current=StoredValue(normalized.data, normalized.content_type, secret),
         )
 
     def delete(
@@ -354,6 +376,7 @@ class StateStore(WritesMixin, BeyondMixin):
             include_values=include_values,
             now=self.clock.now_ns(),
         )
+        secret = include_values and self.secret_policy.is_secret(ks)
         return ListResult(
             ks,
             prefix,
@@ -365,61 +388,12 @@ class StateStore(WritesMixin, BeyondMixin):
                     e.hash,
                     e.created_at,
                     e.updated_at,
-                    _stored(e) if include_values else None,
+                    _stored(e, secret) if include_values else None,
                     e.expires_at,
                 )
                 for e in entries
             ],
         )
-
-    # -- history (SPEC §5) -------------------------------------------------------------
-
-    def history(
-        self,
-        key: str,
-        *,
-        scope: str | Scope | None = None,
-        namespace: str | None = None,
-        limit: int = 0,
-        include_values: bool = False,
-    ) -> HistoryResult:
-        """Kept versions of a key, newest first, deletions included."""
-        ks = self.keyspace(scope, namespace)
-        key = validate_key(key)
-        _check_limit(limit)
-        records = self.backend.history(ks, key, limit)
-        expires_at = self._current_expiry(ks, key, records)
-        from .core.results_beyond import HistoryItem, HistoryResult  # not on a get's path
-
-        return HistoryResult(
-            ks,
-            key,
-            [
-                HistoryItem(
-                    r.version,
-                    r.hash,
-                    r.deleted,
-                    r.created_at,
-                    r.updated_at,
-                    r.updated_by,
-                    _stored(r) if include_values and not r.deleted else None,
-                    expires_at if i == 0 else None,
-                )
-                for i, r in enumerate(records)
-            ],
-        )
-
-    def _current_expiry(
-        self, ks: Keyspace, key: str, records: Sequence[HistoryRecord]
-    ) -> int | None:
-        """The TTL of the newest record when it is the live entry's version (history
-        records do not keep it; older versions no longer expire)."""
-        if not records or records[0].deleted:
-            return None
-        current = self.backend.get(ks, key, self.clock.now_ns())
-        if current is None or current.version != records[0].version:
-            return None
-        return current.expires_at
 
 
 def open_store(

@@ -1,29 +1,29 @@
-"""``transaction_across`` of :class:`~statebox.store.StateStore`: one transaction over
-several keyspaces (SPEC §5), applied through one :meth:`Backend.apply_batch
+"""Transactions of :class:`~statebox.store.StateStore` (SPEC §5): set/delete operations
+on one keyspace, or on several through one :meth:`Backend.apply_batch
 <statebox.backends.base.Backend.apply_batch>`, all or nothing.
 
-Apart from :mod:`statebox.store_writes` so that module stays readable; it is loaded only
-when a transaction across keyspaces runs (the CLI's ``get`` never pays for it). It imports
-nothing of the engine above it: what it needs of the store (resolving a keyspace, making
-a mutation, applying the batches, naming a conflict, building a result — each shared with
-``transaction``) it calls on the store it is given.
+Apart from :mod:`statebox.store_writes` so that module stays readable;
+:class:`StateStore` inherits them from :class:`TransactionsMixin`. It imports nothing of
+the engine above it: what it needs of the store (resolving a keyspace, making a
+mutation — ``WritesMixin._to_mutation``, shared with ``set`` and ``delete`` — applying
+the mutations) it calls on the store it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .backends.base import check_batches
+from .backends.base import Put, check_batches
 from .core.errors import ConflictError, InvalidReferenceError, InvalidValueError, quoted
-from .core.model import Keyspace
+from .core.leases import Fencing  # at run time: typing.get_type_hints reads the methods'
+from .core.model import Keyspace, Scope
+from .core.results import DeleteResult, SetResult
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol, TypeAlias
 
     from .backends.base import Applied, Mutation, WriteContext
-    from .core.leases import Fencing
-    from .core.model import Scope
     from .core.results_beyond import TransactionResult
     from .transactions import DeleteOp, SetOp
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     ]
 
     class Store(Protocol):
-        """What :func:`transaction_across` needs of :class:`~statebox.store.StateStore`."""
+        """What the transactions need of :class:`~statebox.store.StateStore`."""
 
         def keyspace(
             self, scope: str | Scope | None = None, namespace: str | None = None
@@ -45,28 +45,101 @@ if TYPE_CHECKING:
             self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
         ) -> Mutation: ...
 
+        def _apply(
+            self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext
+        ) -> list[Applied]: ...
+
         def _apply_batch(
             self, batches: list[tuple[Keyspace, list[Mutation]]], ctx: WriteContext
         ) -> list[list[Applied]]: ...
 
-        def _named_conflict(
-            self, exc: ConflictError, failed: Mutation, where: str = ""
-        ) -> ConflictError: ...
 
-        def _transaction_result(
-            self, ks: Keyspace, mutations: list[Mutation], applied: list[Applied]
-        ) -> TransactionResult: ...
+class TransactionsMixin:
+    """``transaction`` and ``transaction_across`` of :class:`~statebox.store.StateStore`."""
+
+    if TYPE_CHECKING:  # defined by StateStore (see Store)
+
+        def keyspace(
+            self, scope: str | Scope | None = None, namespace: str | None = None
+        ) -> Keyspace: ...
+
+        def _write_context(self) -> WriteContext: ...
+
+        def _mutation(
+            self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
+        ) -> Mutation: ...
+
+        def _apply(
+            self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext
+        ) -> list[Applied]: ...
+
+        def _apply_batch(
+            self, batches: list[tuple[Keyspace, list[Mutation]]], ctx: WriteContext
+        ) -> list[list[Applied]]: ...
+
+    def transaction(
+        self,
+        operations: Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+        *,
+        fencing: Fencing | None = None,
+        scope: str | Scope | None = None,
+        namespace: str | None = None,
+    ) -> TransactionResult:
+        """Apply set/delete operations on one scope+namespace, all or nothing.
+
+        Each operation has its own ``expected_version`` / ``create_only`` (and ``ttl``
+        for a set); ``fencing`` applies to every operation that has none of its own. On
+        a failed guard nothing is written and the :class:`ConflictError` carries the
+        failing operation's ``index`` and names it.
+        """
+        ks = self.keyspace(scope, namespace)
+        from .core.results_beyond import TransactionResult
+        from .transactions import parse_operation
+
+        ops = [parse_operation(raw, i) for i, raw in enumerate(operations)]
+        ctx = self._write_context()
+        mutations = [self._mutation(op, i, ctx.now, fencing) for i, op in enumerate(ops)]
+        if not mutations:
+            return TransactionResult(ks, [])
+        try:
+            applied = self._apply(ks, mutations, ctx)
+        except ConflictError as exc:
+            raise named_conflict(exc, mutations[exc.index]) from exc
+        return transaction_result(ks, mutations, applied)
+
+    def transaction_across(
+        self,
+        parts: Iterable[
+            tuple[
+                str | Scope | None,
+                str | None,
+                Iterable[SetOp | DeleteOp | Mapping[str, Any]],
+            ]
+        ],
+        *,
+        fencing: Fencing | None = None,
+    ) -> list[TransactionResult]:
+        """Apply set/delete operations on several scope+namespace pairs, all or nothing:
+        one transaction across keyspaces.
+
+        Each part is ``(scope, namespace, operations)``, resolved as :meth:`transaction`
+        resolves its own; a keyspace appears at most once. All parts are applied through
+        one ``backend.apply_batch``: on a failed guard or fence anywhere nothing anywhere
+        is written, and the :class:`ConflictError` names the operation, its scope and
+        namespace, its ``index`` counting operations across all parts in order. Returns
+        one :class:`TransactionResult` per part, in order.
+        """
+        return _transaction_across(self, parts, fencing)
 
 
 def _where(ks: Keyspace) -> str:
     return f"in scope {quoted(ks.scope)}, namespace {quoted(ks.namespace)}"
 
 
-def transaction_across(
+def _transaction_across(
     store: Store, parts: Iterable[Part], fencing: Fencing | None
 ) -> list[TransactionResult]:
-    """See :meth:`WritesMixin.transaction_across <statebox.store_writes.WritesMixin.
-    transaction_across>`."""
+    """See :meth:`TransactionsMixin.transaction_across`."""
     from .transactions import parse_operation
 
     listed: list[tuple[Keyspace, list[Any]]] = []
@@ -106,12 +179,43 @@ def transaction_across(
             if found is None:
                 raise
             ks, failed = found
-            raise store._named_conflict(exc, failed, _where(ks)) from exc
+            raise named_conflict(exc, failed, _where(ks)) from exc
     outcomes = iter(applied)
     return [
-        store._transaction_result(ks, mutations, next(outcomes) if mutations else [])
+        transaction_result(ks, mutations, next(outcomes) if mutations else [])
         for ks, mutations in batches
     ]
+
+
+def named_conflict(exc: ConflictError, failed: Mutation, where: str = "") -> ConflictError:
+    """A transaction's conflict ``exc`` again, naming the operation that failed (and
+    ``where`` it is: its keyspace, in a transaction across keyspaces)."""
+    from .core.operations import operation_name
+
+    kind = "set" if isinstance(failed, Put) else "delete"
+    name = operation_name(f"transaction operation {exc.index}", kind, failed.key)
+    return type(exc)(
+        f"{name}{' ' if where else ''}{where} failed, nothing was written: {exc.message}",
+        index=exc.index,
+        current_version=exc.current_version,
+    )
+
+
+def transaction_result(
+    ks: Keyspace, mutations: list[Mutation], applied: list[Applied]
+) -> TransactionResult:
+    """The result of a transaction's ``mutations`` on ``ks``, applied as ``applied``
+    (no values: a transaction reports versions, never what it wrote)."""
+    from .core.results_beyond import TransactionResult
+
+    results: list[SetResult | DeleteResult] = []
+    for mutation, outcome in zip(mutations, applied, strict=True):
+        new = outcome.current
+        if new is None:
+            results.append(DeleteResult(ks, mutation.key, outcome.previous is not None))
+        else:
+            results.append(SetResult(ks, new.key, new.version, new.hash, new.version == 1))
+    return TransactionResult(ks, results)
 
 
 def _flat_mutation(

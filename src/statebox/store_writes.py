@@ -1,18 +1,19 @@
-"""Update, rollback and transactions of :class:`~statebox.store.StateStore` (SPEC §5).
+"""Update and rollback of :class:`~statebox.store.StateStore` (SPEC §5), and the mapping
+of every write to the mutation a backend applies.
 
 The writes that read before they write — a transform retried under contention, a past
-version written back, several mutations applied all or nothing — are a group of their
-own, apart from the plain reads and writes in :mod:`statebox.store` so that module stays
-readable. :class:`StateStore` inherits them from :class:`WritesMixin`; the sentinel
-:data:`MISSING` and the result builders they share with the store live here too. Nothing
-here imports more than :mod:`statebox.store` already did (the CLI's ``get`` loads it).
+version written back — are a group of their own, apart from the plain reads and writes
+in :mod:`statebox.store` so that module stays readable (transactions are in
+:mod:`statebox.store_across`). :class:`StateStore` inherits them from
+:class:`WritesMixin`; the sentinel :data:`MISSING` and the result builders they share
+with the store live here too. Nothing here imports more than :mod:`statebox.store`
+already did (the CLI's ``get`` loads it).
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterable, Mapping
 
 from .backends.base import (
     Applied,
@@ -29,11 +30,13 @@ from .core.errors import (
     InvalidReferenceError,
     InvalidValueError,
     NotFoundError,
+    StateboxError,
+    ValueTooLargeError,
     quoted,
 )
 from .core.leases import Fencing, as_fence
 from .core.model import Keyspace, Scope, validate_key
-from .core.results import DeleteResult, SetResult, StoredValue
+from .core.results import SetResult, StoredValue
 from .core.values import JSON_CONTENT_TYPE, NormalizedValue, RawJSON
 from .core.versions import check_guard
 from .store_beyond import _check_expected, _check_version
@@ -43,8 +46,9 @@ if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
     from typing import Any, Final
 
     from .backends import Backend
-    from .core.results_beyond import TransactionResult
+    from .core.secrecy import SecretPolicy
     from .transactions import DeleteOp, SetOp
+    from .transforms import Transform
 
 
 class _Missing(enum.Enum):
@@ -59,18 +63,41 @@ _BACKOFF_BASE = 0.001
 _BACKOFF_CAP = 0.05
 
 
-def _stored(entry: Entry | HistoryRecord) -> StoredValue:
-    return StoredValue(entry.data, entry.content_type)
+def _stored(entry: Entry | HistoryRecord, secret: bool = False) -> StoredValue:
+    return StoredValue(entry.data, entry.content_type, secret)
 
 
 def _written(
-    ks: Keyspace, new: Entry, operation: str = "set", *, reported: bool = False, retries: int = 0
+    ks: Keyspace,
+    new: Entry,
+    operation: str = "set",
+    *,
+    reported: bool = False,
+    retries: int = 0,
+    secret: bool = False,
 ) -> SetResult:
-    """The result of a write that left ``new``; ``reported`` adds the value written."""
-    stored = _stored(new) if reported else None
+    """The result of a write that left ``new``; ``reported`` adds the value written
+    (``secret``: of a secret keyspace, masked when rendered)."""
+    stored = _stored(new, secret) if reported else None
     return SetResult(
         ks, new.key, new.version, new.hash, new.version == 1, stored, operation, retries
     )
+
+
+def _failure(transform: Transform, exc: StateboxError) -> str:
+    """The kind of failure of a transform, in words that quote nothing of the value."""
+    from .transforms import JqTransform, MergePatch
+
+    what = (
+        "the jq expression"
+        if isinstance(transform, JqTransform)
+        else "the merge patch"
+        if isinstance(transform, MergePatch)
+        else "the JSON patch"
+    )
+    if isinstance(exc, ValueTooLargeError):
+        return f"{what} made the value too large"
+    return f"{what} could not be applied to the value"
 
 
 class WritesMixin:
@@ -82,6 +109,7 @@ class WritesMixin:
     jq_timeout: float | None
     update_attempts: int
     purge_every: int
+    secret_policy: SecretPolicy
 
     if TYPE_CHECKING:  # defined by StateStore
         from collections.abc import Iterator
@@ -156,6 +184,7 @@ class WritesMixin:
             limit=self.json_limit,
         )
         start = "null" if default is MISSING else self._json_text(default, "default")
+        secret = self.secret_policy.is_secret(ks)
         fence = as_fence(fencing)
         conflict: ConflictError | None = None
         for attempt in range(self.update_attempts):
@@ -174,7 +203,7 @@ class WritesMixin:
                     f"({current.content_type}); transforms apply to JSON values"
                 )
             before = current.data.decode("utf-8") if current is not None else start
-            value = self.normalize(RawJSON(transform.apply(before)))
+            value = self._transformed(transform, before, key, secret)
             expires_at = (
                 self._expires_at(ttl, ctx.now)
                 if ttl is not None
@@ -192,13 +221,31 @@ class WritesMixin:
                 conflict = exc
                 continue
             assert new is not None
-            return _written(ks, new, "update", reported=True, retries=attempt)
+            return _written(ks, new, "update", reported=True, retries=attempt, secret=secret)
         assert conflict is not None
         raise ConflictError(
             f"update of key {quoted(key)} gave up after {self.update_attempts} attempts: other "
             f"writers kept changing it (last: {conflict.message})",
             current_version=conflict.current_version,
         ) from conflict
+
+    def _transformed(
+        self, transform: Transform, before: str, key: str, secret: bool
+    ) -> NormalizedValue:
+        """``transform`` applied to ``before``, normalized. On a secret keyspace a
+        failure says what failed but not how: jq's messages, a patch's, and the
+        printed result of a jq program may all quote the value (``error(.)``)."""
+        try:
+            return self.normalize(RawJSON(transform.apply(before)))
+        except StateboxError as exc:
+            if not secret:
+                raise
+            hidden = type(exc)(
+                f"update of secret key {quoted(key)} failed: {_failure(transform, exc)}; "
+                "the value is not shown"
+            )
+            hidden.params = exc.params
+            raise hidden from None
 
     def rollback(
         self,
@@ -239,94 +286,8 @@ class WritesMixin:
         put = Put(key, value, guard, expires_at=expires_at, fence=as_fence(fencing))
         new = self._apply(ks, [put], ctx)[0].current
         assert new is not None
-        return _written(ks, new, "rollback", reported=True)
-
-    # -- transactions (SPEC §5) --------------------------------------------------------
-
-    def transaction(
-        self,
-        operations: Iterable[SetOp | DeleteOp | Mapping[str, Any]],
-        *,
-        fencing: Fencing | None = None,
-        scope: str | Scope | None = None,
-        namespace: str | None = None,
-    ) -> TransactionResult:
-        """Apply set/delete operations on one scope+namespace, all or nothing.
-
-        Each operation has its own ``expected_version`` / ``create_only`` (and ``ttl``
-        for a set); ``fencing`` applies to every operation that has none of its own. On
-        a failed guard nothing is written and the :class:`ConflictError` carries the
-        failing operation's ``index`` and names it.
-        """
-        ks = self.keyspace(scope, namespace)
-        from .core.results_beyond import TransactionResult
-        from .transactions import parse_operation
-
-        ops = [parse_operation(raw, i) for i, raw in enumerate(operations)]
-        ctx = self._write_context()
-        mutations = [self._mutation(op, i, ctx.now, fencing) for i, op in enumerate(ops)]
-        if not mutations:
-            return TransactionResult(ks, [])
-        try:
-            applied = self._apply(ks, mutations, ctx)
-        except ConflictError as exc:
-            raise self._named_conflict(exc, mutations[exc.index]) from exc
-        return self._transaction_result(ks, mutations, applied)
-
-    def transaction_across(
-        self,
-        parts: Iterable[
-            tuple[
-                str | Scope | None,
-                str | None,
-                Iterable[SetOp | DeleteOp | Mapping[str, Any]],
-            ]
-        ],
-        *,
-        fencing: Fencing | None = None,
-    ) -> list[TransactionResult]:
-        """Apply set/delete operations on several scope+namespace pairs, all or nothing:
-        one transaction across keyspaces.
-
-        Each part is ``(scope, namespace, operations)``, resolved as :meth:`transaction`
-        resolves its own; a keyspace appears at most once. All parts are applied through
-        one ``backend.apply_batch``: on a failed guard or fence anywhere nothing anywhere
-        is written, and the :class:`ConflictError` names the operation, its scope and
-        namespace, its ``index`` counting operations across all parts in order. Returns
-        one :class:`TransactionResult` per part, in order.
-        """
-        from .store_across import transaction_across
-
-        return transaction_across(self, parts, fencing)
-
-    @staticmethod
-    def _named_conflict(exc: ConflictError, failed: Mutation, where: str = "") -> ConflictError:
-        """A transaction's conflict ``exc`` again, naming the operation that failed (and
-        ``where`` it is: its keyspace, in a transaction across keyspaces)."""
-        from .core.operations import operation_name
-
-        kind = "set" if isinstance(failed, Put) else "delete"
-        name = operation_name(f"transaction operation {exc.index}", kind, failed.key)
-        return type(exc)(
-            f"{name}{' ' if where else ''}{where} failed, nothing was written: {exc.message}",
-            index=exc.index,
-            current_version=exc.current_version,
-        )
-
-    @staticmethod
-    def _transaction_result(
-        ks: Keyspace, mutations: list[Mutation], applied: list[Applied]
-    ) -> TransactionResult:
-        """The result of a transaction's ``mutations`` on ``ks``, applied as ``applied``."""
-        from .core.results_beyond import TransactionResult
-
-        results: list[SetResult | DeleteResult] = []
-        for mutation, outcome in zip(mutations, applied, strict=True):
-            if outcome.current is None:
-                results.append(DeleteResult(ks, mutation.key, outcome.previous is not None))
-            else:
-                results.append(_written(ks, outcome.current))
-        return TransactionResult(ks, results)
+        secret = self.secret_policy.is_secret(ks)
+        return _written(ks, new, "rollback", reported=True, secret=secret)
 
     def _mutation(
         self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None

@@ -71,6 +71,7 @@ class Watcher:
         prefix: str | None = None,
         after_version: int | None = None,
         include_values: bool = False,
+        secret: bool = False,
     ) -> None:
         assert (key is None) != (prefix is None)
         self.backend = backend
@@ -79,6 +80,9 @@ class Watcher:
         self.key = key
         self.prefix = prefix
         self.include_values = include_values
+        #: The keyspace is secret: the values of its events are marked so (masked when
+        #: rendered, unless revealed).
+        self.secret = secret
         self._token = backend.change_token(keyspace)
         self._baseline: dict[str, _Known] = {}
         for entry_key, entry in self._look().items():
@@ -137,7 +141,9 @@ class Watcher:
                     before.version if before is not None else 0,
                     entry.version,
                     entry.hash,
-                    StoredValue(entry.data, entry.content_type) if self.include_values else None,
+                    StoredValue(entry.data, entry.content_type, self.secret)
+                    if self.include_values
+                    else None,
                 )
             )
         return events

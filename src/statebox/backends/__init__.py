@@ -8,7 +8,43 @@ from collections.abc import Callable
 from ..core.errors import ConfigurationError, quoted
 from .base import Backend
 
-__all__ = ["Backend", "open_backend", "register_backend"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .sealing.backend import SealedBackend, seal_backend
+    from .sealing.keyring import generate_key
+    from .sealing.rotate import ROTATED_BY, RotateReport, rotate
+
+__all__ = [
+    "ROTATED_BY",
+    "Backend",
+    "RotateReport",
+    "SealedBackend",
+    "generate_key",
+    "open_backend",
+    "register_backend",
+    "rotate",
+    "seal_backend",
+]
+
+# The sealing layer's names, for the faces (which import no backend module but this
+# one and the contract): imported when first asked for, not at every start-up.
+_SEALING = {
+    "SealedBackend": "statebox.backends.sealing.backend",
+    "seal_backend": "statebox.backends.sealing.backend",
+    "generate_key": "statebox.backends.sealing.keyring",
+    "rotate": "statebox.backends.sealing.rotate",
+    "RotateReport": "statebox.backends.sealing.rotate",
+    "ROTATED_BY": "statebox.backends.sealing.rotate",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _SEALING.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __import__(module)
+    return getattr(sys.modules[module], name)
+
 
 # scheme -> (module, class, pip extra that provides its driver or None)
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
@@ -44,7 +80,15 @@ def _scheme(url: str) -> str:
 
 
 def open_backend(url: str) -> Backend:
-    """Open the backend a store URL names (``memory://``, ``sqlite:///…``, …)."""
+    """Open the backend a store URL names (``memory://``, ``sqlite:///…``, …), with the
+    values of secret keyspaces sealed at rest (``sealing.seal_backend``: the policy and
+    keys come from the environment; the remote store's server seals them itself)."""
+    from .sealing.backend import seal_backend
+
+    return seal_backend(_open(url))
+
+
+def _open(url: str) -> Backend:
     scheme = _scheme(url)
     if scheme in _FACTORIES:
         return _FACTORIES[scheme](url)

@@ -163,6 +163,9 @@ class Capabilities(NamedTuple):
     #: The storage keeps history to a limit of its own (the remote store: its server's
     #: ``--history-limit``): ``WriteContext.history_limit`` is not used.
     own_history_limit: bool = False
+    #: The storage seals secret keyspaces' values itself (the remote store: its server
+    #: holds the key), so ``open_backend`` does not wrap it in ``SealedBackend``.
+    seals_secrets: bool = False
 
 
 class GroupCommit(Protocol):

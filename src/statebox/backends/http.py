@@ -99,6 +99,7 @@ class HttpBackend(Backend):
         cross_machine=True,
         durable=True,
         own_history_limit=True,  # the server's --history-limit
+        seals_secrets=True,  # the server seals secret keyspaces with its own key
     )
 
     def __init__(self, url: str, *, token: str | None = None) -> None:

@@ -72,6 +72,7 @@ COMMANDS: dict[str, str] = {
     "keyspaces": "statebox.cli.cmd_keyspaces",
     "purge": "statebox.cli.cmd_purge",
     "watch": "statebox.cli.cmd_watch",
+    "secrets": "statebox.cli.cmd_secrets",
 }
 
 #: The entry point group through which other faces add commands (``serve``, from the
@@ -193,8 +194,8 @@ def _run(argv: list[str], collector: _StartupCollector) -> int:
         result = args.handler(args, store)
         if isinstance(result, int):  # a command that printed its own output: its exit code
             return result
-        if result is not None:
-            write_result(result, args.format)
+        if result is not None:  # --reveal: on the commands that print values
+            write_result(result, args.format, getattr(args, "reveal", False))
     return 0
 
 

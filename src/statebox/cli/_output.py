@@ -91,9 +91,13 @@ def render_table(data: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_result(result: Envelope, fmt: str) -> None:
-    """Print one result to standard output as UTF-8 bytes, whatever the locale says."""
-    text = envelope_json(result) if fmt == "json" else render_table(envelope(result))
+def write_result(result: Envelope, fmt: str, reveal: bool = False) -> None:
+    """Print one result to standard output as UTF-8 bytes, whatever the locale says;
+    values of secret keyspaces masked unless ``reveal`` (``--reveal``)."""
+    if fmt == "json":
+        text = envelope_json(result, reveal)
+    else:
+        text = render_table(envelope(result, reveal))
     out = sys.stdout.buffer
     out.write(text.encode("utf-8") + b"\n")
     out.flush()

@@ -21,6 +21,7 @@ __all__ = [
     "EXIT_CODES",
     "UsageError",
     "add_command",
+    "add_reveal_option",
     "checked",
     "new_parser",
     "value_option_strings",
@@ -303,3 +304,13 @@ def add_command(
     )
     _add_common(parser, after_command=True)
     return parser
+
+
+def add_reveal_option(parser: argparse.ArgumentParser) -> None:
+    """``--reveal``, on a command that prints values: the values of secret keyspaces
+    (``STATEBOX_SECRET_NAMESPACES`` and the builtins) are masked otherwise."""
+    parser.add_argument(
+        "--reveal",
+        action="store_true",
+        help='print the values of secret keyspaces (else each is "***" with "masked": true)',
+    )

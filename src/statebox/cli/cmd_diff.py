@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..core import params
 from ._input import JsonArgs
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -22,9 +22,9 @@ def register(subparsers: Subparsers) -> None:
         "diff",
         help="compare a value with the stored one (and store it when it changed)",
         description=(
-            "Compare VALUE with the stored value by hash. 'changed' is true when the key is\n"
-            "missing or the value differs; a changed value is then written (guarded by the\n"
-            "version compared against) unless --no-update is given."
+            "Compare VALUE with the stored value (their normalized bytes). 'changed' is true\n"
+            "when the key is missing or the value differs; a changed value is then written\n"
+            "(guarded by the version compared against) unless --no-update is given."
         ),
         examples=[
             "statebox diff snapshots/api @response.json",
@@ -48,6 +48,7 @@ def register(subparsers: Subparsers) -> None:
         type=checked(params.expected_version, "--expected-version"),
         help="fail with exit code 4 unless the stored version is N (0: key must not exist)",
     )
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core import params
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def register(subparsers: Subparsers) -> None:
         type=checked(params.version, "--version"),
         help="read kept past version N (see 'statebox history') instead of the current one",
     )
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 

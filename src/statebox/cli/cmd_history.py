@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core import params
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -40,6 +40,7 @@ def register(subparsers: Subparsers) -> None:
         help="at most N versions (0: all kept)",
     )
     parser.add_argument("--include-values", action="store_true", help="include each value")
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core import params
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -49,6 +49,7 @@ def register(subparsers: Subparsers) -> None:
         type=checked(params.after_key, "--after"),
         help="only keys after KEY (for paging)",
     )
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 

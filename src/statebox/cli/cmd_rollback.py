@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..core import params
 from ._beyond import add_fencing_option, fencing_from
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -47,6 +47,7 @@ def register(subparsers: Subparsers) -> None:
         help="roll back only if the current version is N, else exit code 4",
     )
     add_fencing_option(parser)
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 

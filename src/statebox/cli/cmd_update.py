@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..core import params
 from ._beyond import add_fencing_option, add_ttl_option, fencing_from
 from ._input import JsonArgs
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -58,6 +58,7 @@ def register(subparsers: Subparsers) -> None:
         help="update only if the stored version is N (no internal retry), else exit code 4",
     )
     add_fencing_option(parser)
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core import params
-from ._parser import add_command, checked
+from ._parser import add_command, add_reveal_option, checked
 
 if TYPE_CHECKING:
     import argparse
@@ -57,6 +57,7 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--include-values", action="store_true", help="add each new value")
     parser.add_argument("--once", action="store_true", help="exit after the first change")
+    add_reveal_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -77,4 +78,4 @@ def run(args: argparse.Namespace, store: StateStore) -> None:
     else:
         events = store.watch_iter(args.key, **options)
     for event in events:
-        write_result(event, args.format)
+        write_result(event, args.format, args.reveal)

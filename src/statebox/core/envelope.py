@@ -11,8 +11,12 @@ the results' fields instead.
 Envelope strings are raw UTF-8 (no ``\\u`` escaping, no HTML escaping); a stored JSON
 value is embedded as its normalized bytes, unchanged (:class:`EmbeddedJSON`).
 
+A value of a secret keyspace (``StoredValue.secret``) is masked — ``"value": "***"``
+with ``"masked": true`` — unless the caller renders with ``reveal=True`` (the CLI's
+``--reveal``, the server's ``?reveal=true`` once the caller's grant allows it).
+
 Pure: it imports nothing beyond what a CLI ``get`` already loads (the result modules,
-``json``, ``os``, ``re``; ``base64`` only for a binary value).
+``json``, ``os``, ``re``, ``contextvars``; ``base64`` only for a binary value).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 
 from .clock import format_timestamp
 from .model import Keyspace
@@ -35,7 +40,7 @@ from .results import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # rendered by .envelope_beyond, loaded with the first of them
-    from typing import Any, TypeAlias
+    from typing import Any, Final, TypeAlias
 
     from .results_beyond import (
         HistoryItem,
@@ -50,6 +55,7 @@ if TYPE_CHECKING:  # rendered by .envelope_beyond, loaded with the first of them
     )
 
 __all__ = [
+    "MASK",
     "EmbeddedJSON",
     "Result",
     "dumps_envelope",
@@ -130,21 +136,36 @@ def dumps_envelope(obj: Any) -> str:
 
 # -- the public entry points -------------------------------------------------------------
 
+#: What a masked value shows in place of the value.
+MASK: Final = "***"
+# Whether the envelope being rendered shows secret values: a context variable, so the
+# renderers deep inside (a list's entries, a history's versions) need no parameter, and
+# concurrent renders (the server's requests, each in its own task) never see another's.
+_REVEAL: ContextVar[bool] = ContextVar("statebox_reveal", default=False)
 
-def envelope(result: Result) -> dict[str, Any]:
+
+def envelope(result: Result, reveal: bool = False) -> dict[str, Any]:
     """The envelope's fields in the SPEC's order; a stored JSON value as
-    :class:`EmbeddedJSON` (encode with :func:`dumps_envelope`)."""
-    return renderer(type(result))(result)
+    :class:`EmbeddedJSON` (encode with :func:`dumps_envelope`). Values of secret
+    keyspaces are masked unless ``reveal``."""
+    render = renderer(type(result))
+    token = _REVEAL.set(reveal)
+    try:
+        return render(result)
+    finally:
+        _REVEAL.reset(token)
 
 
-def envelope_json(result: Result) -> str:
-    """The envelope as the exact compact JSON line the CLI prints and HTTP answers."""
-    return dumps_envelope(envelope(result))
+def envelope_json(result: Result, reveal: bool = False) -> str:
+    """The envelope as the exact compact JSON line the CLI prints and HTTP answers
+    (secret values masked unless ``reveal``)."""
+    return dumps_envelope(envelope(result, reveal))
 
 
-def envelope_data(result: Result) -> dict[str, Any]:
-    """The envelope as plain Python data (values parsed)."""
-    parsed: dict[str, Any] = json.loads(envelope_json(result))
+def envelope_data(result: Result, reveal: bool = False) -> dict[str, Any]:
+    """The envelope as plain Python data (values parsed; secret values masked unless
+    ``reveal``)."""
+    parsed: dict[str, Any] = json.loads(envelope_json(result, reveal))
     return parsed
 
 
@@ -175,7 +196,12 @@ def _load_beyond() -> bool:
 
 def value_fields(stored: StoredValue) -> dict[str, Any]:
     """``value`` for the envelope: embedded JSON, or base64 for a binary entry (then
-    with ``contentType`` and ``encoding``)."""
+    with ``contentType`` and ``encoding``). A secret value, unless the envelope reveals
+    it: ``"***"`` and ``masked: true`` (a binary one keeps its ``contentType``)."""
+    if stored.secret and not _REVEAL.get():
+        if stored.is_json:
+            return {"value": MASK, "masked": True}
+        return {"value": MASK, "contentType": stored.content_type, "masked": True}
     if stored.is_json:
         return {"value": EmbeddedJSON(stored.text)}
     import base64  # binary entries are rare: not paid at every CLI start-up
@@ -237,7 +263,10 @@ def _diff(result: DiffResult) -> dict[str, Any]:
         out["hash"] = result.hash
     if result.previous is not None:
         out["previous"] = value_fields(result.previous)["value"]
-    out["current"] = value_fields(result.current)["value"]
+    current = value_fields(result.current)
+    out["current"] = current["value"]
+    if current.get("masked"):  # previous is of the same keyspace: masked alike
+        out["masked"] = True
     return out
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .clock import format_timestamp
-from .envelope import _address, _without, envelope, value_fields
+from .envelope import _address, _without, renderer, value_fields
 from .results_beyond import (
     HistoryItem,
     HistoryResult,
@@ -84,8 +84,10 @@ def _purge(result: PurgeResult) -> dict[str, Any]:
 def _transaction(result: TransactionResult) -> dict[str, Any]:
     out = _address("transaction", result.keyspace)
     # Each operation's own envelope, numbered, without the keyspace the whole one names.
+    # Rendered by its renderer, not envelope(): that would set reveal again, to its own
+    # default, for the parts of an envelope rendered with reveal.
     out["results"] = [
-        {"index": i, **_without(envelope(r), "scope", "namespace")}
+        {"index": i, **_without(renderer(type(r))(r), "scope", "namespace")}
         for i, r in enumerate(result.results)
     ]
     return out

@@ -20,6 +20,7 @@ one CLI exit code and the one HTTP status it maps to, so every face reports it a
     ├── BackendUnavailableError        exit 1  HTTP 503   database busy or unreachable
     ├── TooManyRequestsError           exit 1  HTTP 429   a per-client limit reached (watches)
     ├── CorruptEntryError              exit 1  HTTP 500   a stored record cannot be parsed
+    ├── SecretKeyError                 exit 1  HTTP 500   no, a malformed or the wrong secret key
     └── PermissionDeniedError          exit 1  HTTP 403   no grant; a web origin not allowed
         ├── UnauthenticatedError       exit 1  HTTP 401   no or unknown bearer token
         └── MisdirectedRequestError    exit 1  HTTP 421   a Host header the server does not answer
@@ -52,6 +53,7 @@ __all__ = [
     "PermissionDeniedError",
     "PreconditionFailedError",
     "RequestTimeoutError",
+    "SecretKeyError",
     "StateboxError",
     "TooManyRequestsError",
     "UnauthenticatedError",
@@ -319,6 +321,16 @@ class CorruptEntryError(StateboxError):
     exit_code = 1
     http_status = 500
     kind = "corrupt_entry"
+
+
+class SecretKeyError(StateboxError):
+    """The key to seal or open a secret value is missing or malformed, or a value was
+    sealed under a key id the keyring does not hold (the wrong key). A value that fails
+    authentication under a key the keyring holds is a :class:`CorruptEntryError`."""
+
+    exit_code = 1
+    http_status = 500
+    kind = "secret_key"
 
 
 class PermissionDeniedError(StateboxError):

@@ -61,10 +61,17 @@ __all__ = [
 
 
 class StoredValue(NamedTuple):
-    """A stored value: its bytes and content type; parsed on demand."""
+    """A stored value: its bytes and content type; parsed on demand.
+
+    ``secret``: the value belongs to a secret keyspace (:mod:`statebox.core.secrecy`).
+    The library still holds the real bytes (whoever has the store has the key); the
+    renderers mask it unless asked to reveal it (:func:`statebox.core.envelope.envelope`),
+    and so does its ``repr`` (a value printed in a traceback or a log stays hidden).
+    """
 
     data: bytes
     content_type: str = JSON_CONTENT_TYPE
+    secret: bool = False
 
     @property
     def is_json(self) -> bool:
@@ -78,6 +85,17 @@ class StoredValue(NamedTuple):
     def parse(self) -> Any:
         """The value as Python data (JSON entries), or the raw bytes (binary entries)."""
         return json.loads(self.data) if self.is_json else self.data
+
+
+def _stored_value_repr(self: StoredValue) -> str:
+    """The repr of every field, but the data of a secret value masked."""
+    if not self.secret:
+        return f"StoredValue(data={self.data!r}, content_type={self.content_type!r})"
+    return f"StoredValue(data=<masked>, content_type={self.content_type!r}, secret=True)"
+
+
+# Set after the class is built: the NamedTuple builders give every class their own repr.
+StoredValue.__repr__ = _stored_value_repr  # type: ignore[method-assign,assignment]
 
 
 # The envelope conveniences of every result. Results are NamedTuples (cheap to define: the

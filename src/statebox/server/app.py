@@ -159,12 +159,21 @@ def create_app(
     clock: Clock | None = None,
 ) -> Starlette:
     """The statebox HTTP API over one store (a URL, an open backend, or an open
-    :class:`StateStore`: its backend, and its clock unless ``clock`` is given)."""
+    :class:`StateStore`: its backend, and its clock unless ``clock`` is given).
+
+    A backend given as an object is sealed as ``open_backend`` seals the one it opens
+    (:func:`~statebox.backends.sealing.backend.seal_backend`: unchanged when it seals
+    already), so secret keyspaces are sealed at rest however the server was made."""
     if isinstance(store, StateStore):
         clock = clock if clock is not None else store.clock
         store = store.backend
     config = config if config is not None else ServerConfig()
-    backend = open_backend(store) if isinstance(store, str) else store
+    if isinstance(store, str):
+        backend = open_backend(store)
+    else:
+        from ..backends import seal_backend
+
+        backend = seal_backend(store)
     url = store if isinstance(store, str) else backend.url
     state = ServerState(url, backend, config, clock if clock is not None else SystemClock())
 

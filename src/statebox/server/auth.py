@@ -9,6 +9,7 @@ A tokens file (YAML, or JSON when it ends in ``.json``) lists every token::
         grants:
           - {access: write, scope: dag, namespace: "feed-*"}
           - {access: read, scope: "*", namespace: shared}
+          - {access: read, scope: custom, namespace: "atlan-*-credentials", reveal: true}
 
 ``access`` is ``read`` or ``write`` (write includes read); ``scope`` and ``namespace``
 are glob patterns (``*``, ``?``, ``[...]``, matched case-sensitively), ``*`` when left
@@ -17,6 +18,12 @@ a write with a lease needs a read grant on it, besides the write grant on the ke
 The store-wide operations (``purge``) need a write grant on ``*``/``*``; listing the
 keyspaces (``GET /v1/keyspaces``) shows each token only those it has a read grant on, and
 deleting a whole keyspace needs a write grant on it.
+
+``reveal: true`` (default false) lets the grant's keyspaces that are secret
+(:mod:`statebox.core.secrecy`) show their values: ``?reveal=true`` on the routes that
+answer values, and the entries API (``/v1/entries``, ``/v1/records``), which the remote
+store reads plaintext through. Without it a secret value is answered masked, and asking
+to reveal it is a 403. The anonymous caller (a server without tokens) may reveal.
 
 Presented secrets are hashed and compared with every token's digest in constant time
 (:func:`hmac.compare_digest`); no secret is ever logged or echoed.
@@ -54,6 +61,8 @@ class Grant:
     access: Access
     scope: str = "*"
     namespace: str = "*"
+    #: The values of its secret keyspaces may be shown (``?reveal=true``, entries API).
+    reveal: bool = False
 
     def allows(self, access: Access, scope: str, namespace: str) -> bool:
         if access is Access.WRITE and self.access is not Access.WRITE:
@@ -73,6 +82,15 @@ class Principal:
         if self.unrestricted:
             return True
         return any(g.allows(access, keyspace.scope, keyspace.namespace) for g in self.grants)
+
+    def can_reveal(self, keyspace: Keyspace) -> bool:
+        """A grant with ``reveal: true`` on ``keyspace`` (any access: each reads)."""
+        if self.unrestricted:
+            return True
+        return any(
+            g.reveal and g.allows(Access.READ, keyspace.scope, keyspace.namespace)
+            for g in self.grants
+        )
 
     def can_everything(self, access: Access) -> bool:
         """A grant on every scope and namespace (store-wide operations need one)."""
@@ -154,7 +172,7 @@ def _principal(item: Mapping[str, Any], name: str, where: str) -> Principal:
         here = f"{where}.grants[{number}]"
         if not isinstance(grant, Mapping):
             raise ConfigurationError(f"{here}: expected a mapping")
-        unknown = set(grant) - {"access", "scope", "namespace"}
+        unknown = set(grant) - {"access", "scope", "namespace", "reveal"}
         if unknown:
             raise ConfigurationError(f"{here}: unknown field(s) {', '.join(sorted(unknown))}")
         try:
@@ -169,7 +187,10 @@ def _principal(item: Mapping[str, Any], name: str, where: str) -> Principal:
             or not namespace
         ):
             raise ConfigurationError(f"{here}: 'scope' and 'namespace' must be non-empty strings")
-        grants.append(Grant(access, scope, namespace))
+        reveal = grant.get("reveal", False)
+        if not isinstance(reveal, bool):
+            raise ConfigurationError(f"{here}: 'reveal' must be true or false")
+        grants.append(Grant(access, scope, namespace, reveal))
     return Principal(name, tuple(grants))
 
 

@@ -82,6 +82,33 @@ class Call:
                 f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
             )
 
+    def secret(self, keyspace: Keyspace) -> bool:
+        """Whether ``keyspace``'s values are secret (the server's policy)."""
+        return self.state.secret_policy.is_secret(keyspace)
+
+    def reveal(self, wanted: bool, keyspace: Keyspace) -> bool:
+        """``?reveal=true`` (``wanted``) allowed: on a secret keyspace it needs a grant
+        with ``reveal: true`` (else 403); elsewhere it changes nothing."""
+        if wanted and self.secret(keyspace):
+            self.authorize_reveal(keyspace)
+        return wanted
+
+    def authorize_reveal(self, keyspace: Keyspace, what: str = "") -> None:
+        """A 403 unless the caller may see the values of ``keyspace`` (a secret one);
+        ``what`` needs them, when not ``?reveal=true`` (an entries API route)."""
+        if not self.principal.can_reveal(keyspace):
+            hint = (
+                "the /v1/kv routes answer its values masked"
+                if what
+                else "without ?reveal=true its values are answered masked"
+            )
+            raise PermissionDeniedError(
+                f"token {quoted(self.principal.name)} has no reveal grant on scope "
+                f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}, a secret "
+                f"keyspace: {what or '?reveal=true'} needs a grant with reveal: true on it "
+                f"({hint})"
+            )
+
     def authorize_everything(self, access: Access) -> None:
         if not self.principal.can_everything(access):
             raise PermissionDeniedError(

@@ -4,7 +4,7 @@ authorized before any write (:func:`~statebox.server.routes_leases.authorize_fen
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from msgspec import Meta
 from starlette.responses import Response
@@ -14,6 +14,7 @@ from ..core.envelope import envelope_json
 from ..core.errors import ConflictError, FencingError, InvalidRequestError, quoted
 from ..core.leases import Fencing
 from ..core.results import SetResult
+from ..web import Flag, Query
 from .call import Call
 from .routes_leases import authorize_fence
 from .state import json_response
@@ -22,6 +23,8 @@ __all__ = [
     "ETAG",
     "GUARD",
     "KEY_PATH",
+    "Reveal",
+    "RevealQuery",
     "authorized_fencing",
     "doc",
     "etag",
@@ -94,9 +97,25 @@ async def guarded_write(call: Call, header: bool, fn: Any, *, alone: bool = Fals
         raise
 
 
-def written(result: SetResult) -> Response:
-    return json_response(envelope_json(result), headers=etag(result.version))
+def written(result: SetResult, reveal: bool = False) -> Response:
+    return json_response(envelope_json(result, reveal), headers=etag(result.version))
 
 
 def doc(text: str) -> Meta:
     return Meta(description=text)
+
+
+#: ``?reveal=true`` of a route that answers values (checked by ``Call.reveal``).
+Reveal = Annotated[
+    Flag,
+    doc(
+        "Show the values of a secret keyspace instead of masking them (needs a grant "
+        "with reveal: true on it, else 403)."
+    ),
+]
+
+
+class RevealQuery(Query):
+    """The query of a write that answers the value it wrote (update, rollback, diff)."""
+
+    reveal: Reveal = False

@@ -54,6 +54,12 @@ __all__ = [
 Scope = Literal["dag", "root_dag", "run", "global", "custom", "statebox"]
 SCOPES: tuple[str, ...] = typing.get_args(Scope)
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+#: Set (true) when ``value`` is a secret keyspace's, masked as ``"***"``: asked without
+#: ``?reveal=true``.
+Masked = (
+    Annotated[bool, Meta(description='The value is secret and masked ("***"); see ?reveal=true.')]
+    | UnsetType
+)
 
 
 # --- parameters -------------------------------------------------------------------------
@@ -145,6 +151,7 @@ class GetResult(_Addressed):
     value: Any = UNSET
     contentType: str | UnsetType = UNSET
     encoding: Literal["base64"] | UnsetType = UNSET
+    masked: Masked = UNSET
 
 
 class SetResult(_Addressed):
@@ -155,6 +162,7 @@ class SetResult(_Addressed):
     value: Any = UNSET
     contentType: str | UnsetType = UNSET
     encoding: Literal["base64"] | UnsetType = UNSET
+    masked: Masked = UNSET
 
 
 class DiffResult(_Addressed):
@@ -166,6 +174,7 @@ class DiffResult(_Addressed):
     version: Version | UnsetType = UNSET
     hash: str | UnsetType = UNSET
     previous: Any = UNSET
+    masked: Masked = UNSET
 
 
 class DeleteResult(_Addressed):
@@ -186,6 +195,7 @@ class ListedEntry(msgspec.Struct, kw_only=True):
     value: Any = UNSET
     contentType: str | UnsetType = UNSET
     encoding: Literal["base64"] | UnsetType = UNSET
+    masked: Masked = UNSET
 
 
 class ListResult(_Addressed):
@@ -204,6 +214,7 @@ class HistoryVersion(msgspec.Struct, kw_only=True):
     value: Any = UNSET
     contentType: str | UnsetType = UNSET
     encoding: Literal["base64"] | UnsetType = UNSET
+    masked: Masked = UNSET
 
 
 class HistoryResult(_Addressed):
@@ -259,6 +270,7 @@ class WatchEvent(msgspec.Struct, kw_only=True):
     value: Any = UNSET
     contentType: str | UnsetType = UNSET
     encoding: Literal["base64"] | UnsetType = UNSET
+    masked: Masked = UNSET
 
 
 class WatchResult(_Addressed):
@@ -290,6 +302,16 @@ class Entry(msgspec.Struct, kw_only=True):
     encoding: Literal["base64"] | UnsetType = UNSET
     expiresAt: str | UnsetType = UNSET
     deleted: bool | UnsetType = UNSET
+    keyedHash: (
+        Annotated[
+            bool,
+            Meta(
+                description="Of a secret keyspace: the hash is keyed with the server's key "
+                "(the receiver cannot check the value against it)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class OneEntry(msgspec.Struct):

@@ -38,6 +38,8 @@ from .guards import (
     ETAG,
     GUARD,
     KEY_PATH,
+    Reveal,
+    RevealQuery,
     doc,
     etag,
     fencing_query,
@@ -81,6 +83,7 @@ class GetQuery(Query):
     default: Annotated[str, doc("JSON text answered when missing.")] | None = None
     required: Annotated[Flag, doc("Missing is 404 (wins over default).")] = False
     version: Annotated[Version, doc("A past version from the history.")] | None = None
+    reveal: Reveal = False
 
 
 @router.get(
@@ -93,6 +96,7 @@ class GetQuery(Query):
 )
 async def kv_get(call: Call, query: GetQuery) -> Response:
     ks = call.granted
+    reveal = call.reveal(query.reveal, ks)
     if query.default is not None:
         check_depth(query.default, "?default=")
     store = call.reader()
@@ -108,7 +112,7 @@ async def kv_get(call: Call, query: GetQuery) -> Response:
         )
     )
     return json_response(
-        envelope_json(result), headers=etag(result.version) if result.found else None
+        envelope_json(result, reveal), headers=etag(result.version) if result.found else None
     )
 
 
@@ -206,6 +210,7 @@ class ListQuery(Query):
     limit: Annotated[Limit, doc("At most this many (0: all).")] = 0
     after: Annotated[AfterKey, doc("Continue after this key.")] | None = None
     include_values: Annotated[Flag, doc("Include each value.")] = False
+    reveal: Reveal = False
 
 
 @router.get(
@@ -218,6 +223,7 @@ class ListQuery(Query):
 )
 async def kv_list(call: Call, query: ListQuery) -> Response:
     ks = call.granted
+    reveal = call.reveal(query.reveal, ks)
     store = call.reader()
     result = await call.state.read(
         partial(
@@ -230,7 +236,7 @@ async def kv_list(call: Call, query: ListQuery) -> Response:
             after=query.after,
         )
     )
-    return json_response(envelope_json(result))
+    return json_response(envelope_json(result, reveal))
 
 
 _BASE64: Final = Meta(extra_json_schema={"enum": ["base64"]})
@@ -246,16 +252,18 @@ class DiffBody(Body):
 
 @router.post(
     "/v1/diff" + KEY_PATH,
-    summary="diff: compare by hash, write when changed",
+    summary="diff: compare with the stored value, write when changed",
     path_params=KeyPath,
+    query=RevealQuery,
     headers=IfMatch,
     body=DiffBody,
     responses={200: Answer(DiffResult)},
     errors=(409, 412),
     access="write",
 )
-async def diff(call: Call, body: DiffBody) -> Response:
+async def diff(call: Call, query: RevealQuery, body: DiffBody) -> Response:
     ks = call.granted
+    reveal = call.reveal(query.reveal, ks)
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "diff")
     if body.encoding is None and body.contentType is None:
@@ -279,4 +287,4 @@ async def diff(call: Call, body: DiffBody) -> Response:
             expected_version=expected,
         ),
     )
-    return json_response(envelope_json(result))
+    return json_response(envelope_json(result, reveal))

@@ -7,6 +7,9 @@ once: ``POST /v1/apply``, ``apply_batch``), and the change token that watch
 waits on — so a :class:`~statebox.StateStore` over ``http://`` behaves as one over the
 server's own store. They are plain JSON and documented in ``/openapi.json``, so any
 client may use them too.
+
+On a secret keyspace they carry plaintext, so the routes that answer values need a grant
+with ``reveal: true`` there (:mod:`.entries_shown`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
-from ..backends.base import Applied, Entry, Mutation, WriteContext, check_batches
+from ..backends.base import Mutation, WriteContext, check_batches
 from ..core.envelope import dumps_envelope
 from ..core.errors import (
     ConflictError,
@@ -38,6 +41,7 @@ from ..wire.codec import batch_operation, entry_json, record_json
 from ..wire.mutations import mutation_from_wire
 from .auth import Access
 from .call import Call
+from .entries_shown import ShownEntries, secret_values
 from .guards import KEY_PATH
 from .models import (
     OPERATIONS_SCHEMA,
@@ -66,10 +70,6 @@ router = Router("entries")
 test_router = Router("test")
 
 
-def _entry_or_null(entry: Entry | None) -> str:
-    return "null" if entry is None else entry_json(entry)
-
-
 @router.get(
     "/v1/entries" + KEY_PATH,
     summary="entries API: one whole entry (404 when missing)",
@@ -79,6 +79,7 @@ def _entry_or_null(entry: Entry | None) -> str:
 )
 async def get_entry(call: Call) -> Response:
     ks = call.granted
+    keyed = secret_values(call, ks, "reading an entry through the entries API")
     key = validate_key(call.request.path_params["key"])
     entry = await call.state.read(partial(call.state.backend.get, ks, key, call.now()))
     if entry is None:
@@ -86,7 +87,7 @@ async def get_entry(call: Call) -> Response:
             f"key {quoted(key)} not found in scope {quoted(ks.scope)}, namespace "
             f"{quoted(ks.namespace)}"
         )
-    return json_response(f'{{"entry":{entry_json(entry)}}}')
+    return json_response(f'{{"entry":{entry_json(entry, keyed_hash=keyed)}}}')
 
 
 class ScanQuery(Query):
@@ -108,6 +109,9 @@ async def scan_entries(call: Call, query: ScanQuery) -> Response:
     ks = call.granted
     prefix = validate_prefix(query.prefix)
     include_values = query.include_values
+    keyed = call.secret(ks)
+    if include_values and keyed:
+        call.authorize_reveal(ks, "scanning with include_values")
     entries = await call.state.read(
         partial(
             call.state.backend.scan,
@@ -119,7 +123,7 @@ async def scan_entries(call: Call, query: ScanQuery) -> Response:
             now=call.now(),
         )
     )
-    items = ",".join(entry_json(e, include_value=include_values) for e in entries)
+    items = ",".join(entry_json(e, include_value=include_values, keyed_hash=keyed) for e in entries)
     return json_response(f'{{"entries":[{items}]}}')
 
 
@@ -140,6 +144,7 @@ class RecordsQuery(Query):
 )
 async def records(call: Call, query: RecordsQuery) -> Response:
     ks = call.granted
+    keyed = secret_values(call, ks, "reading history records")
     key = validate_key(call.request.path_params["key"])
     backend = call.state.backend
     if query.version is not None:
@@ -147,7 +152,8 @@ async def records(call: Call, query: RecordsQuery) -> Response:
         found = [] if record is None else [record]
     else:
         found = await call.state.read(partial(backend.history, ks, key, query.limit))
-    return json_response(f'{{"records":[{",".join(record_json(r) for r in found)}]}}')
+    items = ",".join(record_json(r, keyed_hash=keyed) for r in found)
+    return json_response(f'{{"records":[{items}]}}')
 
 
 def _mutation(call: Call, store: StateStore, raw: Any, index: int, now: int) -> Mutation:
@@ -191,6 +197,7 @@ async def apply(call: Call, body: ApplyBody) -> Response:
     ctx = WriteContext(
         now=call.now(), updated_by=call.updated_by(), history_limit=store.history_limit
     )
+    shown = ShownEntries(call, [ks])
 
     def mutations() -> list[Mutation]:
         ops = [batch_operation(raw) for raw in body.ops]
@@ -199,20 +206,12 @@ async def apply(call: Call, body: ApplyBody) -> Response:
     if not big:
         batch = mutations()
         applied = await call.state.write(partial(call.state.backend.apply, ks, batch, ctx))
-        return json_response(_applied_json(applied))
+        return json_response(shown.applied_json(0, applied))
 
     def commit() -> str:  # on the writer thread: big values are read and normalized there
-        return _applied_json(call.state.backend.apply(ks, mutations(), ctx))
+        return shown.applied_json(0, call.state.backend.apply(ks, mutations(), ctx))
 
     return json_response(await call.state.write(commit, alone=True))
-
-
-def _applied_json(applied: list[Applied]) -> str:
-    results = ",".join(
-        f'{{"previous":{_entry_or_null(a.previous)},"current":{_entry_or_null(a.current)}}}'
-        for a in applied
-    )
-    return f'{{"results":[{results}]}}'
 
 
 class KeyspaceOps(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -263,6 +262,7 @@ async def apply_across(call: Call, body: ApplyAcrossBody) -> Response:
     # bounds how many batches the checks below go through on the event loop.
     big = call.batch(sum(len(batch.ops) for batch in body.batches))
     spaces = _writable_keyspaces(call, body.batches)
+    shown = ShownEntries(call, spaces)
     store = call.store()
     ctx = WriteContext(
         now=call.now(), updated_by=call.updated_by(), history_limit=store.history_limit
@@ -285,7 +285,8 @@ async def apply_across(call: Call, body: ApplyAcrossBody) -> Response:
 
     def commit(parts: list[tuple[Keyspace, Sequence[Mutation]]]) -> str:
         applied = call.state.backend.apply_batch(parts, ctx)
-        return f'{{"batches":[{",".join(_applied_json(a) for a in applied)}]}}'
+        answers = ",".join(shown.applied_json(i, a) for i, a in enumerate(applied))
+        return f'{{"batches":[{answers}]}}'
 
     try:
         if not big:

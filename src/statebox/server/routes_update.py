@@ -20,6 +20,8 @@ from .guards import (
     ETAG,
     GUARD,
     KEY_PATH,
+    Reveal,
+    RevealQuery,
     authorized_fencing,
     doc,
     guarded_write,
@@ -72,14 +74,16 @@ def _given(raw: Raw | UnsetType) -> Any:
     "/v1/update" + KEY_PATH,
     summary="update: atomic read-modify-write with jq, a merge patch or a JSON patch",
     path_params=KeyPath,
+    query=RevealQuery,
     headers=IfMatch,
     body=UpdateBody,
     responses={200: Answer(SetResult, headers=ETAG)},
     errors=(409, 412),
     access="write",
 )
-async def update(call: Call, body: UpdateBody) -> Response:
+async def update(call: Call, query: RevealQuery, body: UpdateBody) -> Response:
     ks = call.granted
+    reveal = call.reveal(query.reveal, ks)
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "update")
     store = call.store()
@@ -103,7 +107,7 @@ async def update(call: Call, body: UpdateBody) -> Response:
 
     # alone: a jq transform may take a while, so no group of writes waits on it
     result = await guarded_write(call, header, work, alone=True)
-    return written(result)
+    return written(result, reveal)
 
 
 class RollbackBody(Body):
@@ -116,14 +120,16 @@ class RollbackBody(Body):
     "/v1/rollback" + KEY_PATH,
     summary="rollback: write a kept past version back as a new version",
     path_params=KeyPath,
+    query=RevealQuery,
     headers=IfMatch,
     body=RollbackBody,
     responses={200: Answer(SetResult, headers=ETAG)},
     errors=(409, 412),
     access="write",
 )
-async def rollback(call: Call, body: RollbackBody) -> Response:
+async def rollback(call: Call, query: RevealQuery, body: RollbackBody) -> Response:
     ks = call.granted
+    reveal = call.reveal(query.reveal, ks)
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "rollback")
     store = call.store()
@@ -140,12 +146,13 @@ async def rollback(call: Call, body: RollbackBody) -> Response:
             namespace=ks.namespace,
         ),
     )
-    return written(result)
+    return written(result, reveal)
 
 
 class HistoryQuery(Query):
     limit: Annotated[Limit, doc("At most this many (0: all kept).")] = 0
     include_values: Annotated[Flag, doc("Include each version's value.")] = False
+    reveal: Reveal = False
 
 
 @router.get(
@@ -158,6 +165,7 @@ class HistoryQuery(Query):
 )
 async def history(call: Call, query: HistoryQuery) -> Response:
     ks = call.granted
+    reveal = call.reveal(query.reveal, ks)
     store = call.reader()
     result = await call.state.read(
         partial(
@@ -169,7 +177,7 @@ async def history(call: Call, query: HistoryQuery) -> Response:
             include_values=query.include_values,
         )
     )
-    return json_response(envelope_json(result))
+    return json_response(envelope_json(result, reveal))
 
 
 def _operation(call: Call, raw: Raw, index: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..core.errors import (
     quoted,
 )
 from ..core.model import Keyspace, RunContext, resolve_keyspace
+from ..core.secrecy import SecretPolicy, default_policy
 from ..store import StateStore
 from .auth import ANONYMOUS, Principal
 from .changes_hub import ChangeHub
@@ -80,6 +81,11 @@ class ServerState:
     def _attach(self, backend: Backend) -> None:
         """Serve ``backend``: how its work is run, and no engine of the one before."""
         self.backend = backend
+        #: Which keyspaces are secret: the sealed backend's policy (the one it seals
+        #: with), else the environment's. Their values are masked in every answer
+        #: unless revealed, and the entries API needs a reveal grant on them.
+        policy: SecretPolicy | None = getattr(backend, "secret_policy", None)
+        self.secret_policy = policy if policy is not None else default_policy()
         if self.changes is not None:
             self.changes.close()
         self.changes = ChangeHub(backend)
@@ -119,6 +125,7 @@ class ServerState:
             # a group commit on the event loop. The server purges on its own schedule
             # (app.py, alone on the writer thread).
             purge_every=0,
+            secret_policy=self.secret_policy,
         )
 
     def keyspace(self, scope: str, namespace: str) -> Keyspace:

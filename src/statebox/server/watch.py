@@ -34,6 +34,7 @@ from ..watch import Watcher
 from ..web import Answer, Flag, Query, Router
 from ..web.fields import After, WaitSeconds
 from .call import Call
+from .guards import Reveal
 from .models import SpacePath
 from .models import WatchResult as WatchAnswer
 from .state import json_response
@@ -58,6 +59,7 @@ class WatchQuery(Query):
     after_version: Annotated[After, Meta(description="The version already known.")] | None = None
     include_values: Annotated[Flag, Meta(description="Include the new values.")] = False
     timeout: Annotated[WaitSeconds, WAIT_TIMEOUT] | None = None
+    reveal: Reveal = False
 
 
 async def _watcher(call: Call, query: WatchQuery) -> Watcher:
@@ -108,6 +110,7 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[T]])
     access="read",
 )
 async def long_poll(call: Call, query: WatchQuery) -> Response:
+    reveal = call.reveal(query.reveal, call.granted)
     wait = 30.0 if query.timeout is None else query.timeout
     timeout = min(wait, call.state.config.max_wait)
     with call.state.watch_slot(call.principal):
@@ -118,7 +121,7 @@ async def long_poll(call: Call, query: WatchQuery) -> Response:
     if events is None:  # the client left: nobody reads this
         return Response(status_code=204)
     result = WatchResult(watcher.keyspace, watcher.key, watcher.prefix, events)
-    return json_response(envelope_json(result))
+    return json_response(envelope_json(result, reveal))
 
 
 class _WatchStream(StreamingResponse):
@@ -156,6 +159,7 @@ class _WatchStream(StreamingResponse):
     access="read",
 )
 async def event_stream(call: Call, query: WatchQuery) -> Response:
+    reveal = call.reveal(query.reveal, call.granted)
     timeout = query.timeout
     slot = ExitStack()  # given back by the response when the stream ends
     slot.enter_context(call.state.watch_slot(call.principal))
@@ -175,7 +179,8 @@ async def event_stream(call: Call, query: WatchQuery) -> Response:
                 return
             events = await _next_events(call, watcher, min(remaining, SLICE))
             for event in events:
-                yield f"event: {event.event}\ndata: {envelope_json(event)}\n\n".encode()
+                data = envelope_json(event, reveal)
+                yield f"event: {event.event}\ndata: {data}\n\n".encode()
             if not events:
                 yield b": keep-alive\n\n"
 

@@ -8,7 +8,9 @@ Values travel as JSON: a JSON entry's normalized text is embedded verbatim as ``
 (a binary entry's bytes as base64 with ``"encoding": "base64"``). A receiver that needs
 the exact stored bytes parses with :func:`loads_exact`, which keeps every number literal
 as written, and normalizes again: normalization is idempotent, so it gets the very bytes
-the sender stored, and checks them against ``hash``.
+the sender stored, and checks them against ``hash`` — unless the entry says
+``"keyedHash": true``: the value of a secret keyspace, whose hash is an HMAC under the
+server's key (:mod:`statebox.backends.sealing`), which the receiver cannot recompute.
 """
 
 from __future__ import annotations
@@ -220,7 +222,7 @@ def _value_bytes(
         raise CorruptEntryError(
             f"entry with content type {quoted(content_type)} came without base64"
         )
-    if actual != digest:
+    if actual != digest and obj.get("keyedHash") is not True:
         raise CorruptEntryError("an entry's value does not match its hash: refusing it")
     return data
 
@@ -253,20 +255,25 @@ def _head(item: Entry | HistoryRecord) -> dict[str, Any]:
     }
 
 
-def entry_json(entry: Entry, *, include_value: bool = True) -> str:
-    """One entry as the entries API sends it (``value`` last)."""
+def entry_json(entry: Entry, *, include_value: bool = True, keyed_hash: bool = False) -> str:
+    """One entry as the entries API sends it (``value`` last); ``keyed_hash``: of a
+    secret keyspace, its hash keyed (``"keyedHash": true``)."""
     head = _head(entry)
     if entry.expires_at is not None:
         head["expiresAt"] = format_timestamp(entry.expires_at)
+    if keyed_hash:
+        head["keyedHash"] = True
     if not include_value:
         return str(_dumps(head))
     return _with_value(head, entry.data, entry.content_type)
 
 
-def record_json(record: HistoryRecord) -> str:
+def record_json(record: HistoryRecord, *, keyed_hash: bool = False) -> str:
     """One history record: like an entry, with ``deleted: true`` and no value for a
     deletion."""
     head = _head(record)
+    if keyed_hash:
+        head["keyedHash"] = True
     if record.deleted:
         head["deleted"] = True
         return str(_dumps(head))

@@ -1,0 +1,319 @@
+"""``SealedBackend``: secret keyspaces encrypted at rest, as one layer over any backend.
+
+The layer sits between the engine and a backend and speaks the backend contract
+(``backends/base.py``) on both sides. For a keyspace the :class:`SecretPolicy` does not
+name, every call goes straight through. For a secret keyspace:
+
+- each Put is sealed (``cipher.py``) for the version the backend will give it: the
+  associated data names scope, namespace, key and version, so a ciphertext moved to
+  another entry or version fails authentication. A guarded Put (``expected_version`` E,
+  or ``create_only``) gets version E + 1 (or 1). An unguarded Put's version is read in
+  the same call and the layer adds the guard ``expected_version=<what it read>`` (0:
+  missing, which an expired entry is); a later Put of the same key in the batch follows
+  from the ones before it (a Delete leaves the key missing: the next Put is version 1).
+  A conflict on a guard the layer added means another writer came between the read and
+  the write: the layer reads again and retries, so the caller gets the last-writer-wins
+  write it asked for. A conflict on the caller's own guard propagates unchanged, with
+  its flat index (the layer never adds or removes a mutation).
+- reads (``get``, ``scan``, ``history``, ``get_version``) open each sealed value with
+  the associated data of its own version and give back the value's content type and
+  bytes (``scan`` without values reads and opens them too, then drops the bytes: the
+  hash and content type are known only then).
+- the hash the engine sees is keyed (HMAC under the key that sealed the value,
+  ``cipher.keyed_hash``),
+  so a hash reveals nothing about a low-entropy secret; it is computed, never stored.
+  The backend stores the SHA-256 of the sealed bytes as any entry's hash, so its own
+  checks hold (the file backend verifies a record against it). History records are
+  written by the backend from the sealed Put: the storage never holds a secret value in
+  clear, history included.
+
+Deletes, leases, change tokens, expiry, keyspace listing and deletion, group commit and
+anything else the backend has pass through unchanged. An entry of a secret keyspace that
+is not sealed (written before its namespace was declared secret) is read as it is;
+``statebox secrets rotate`` seals it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ...core.errors import BackendUnavailableError, CorruptEntryError, SecretKeyError
+from ...core.model import Keyspace
+from ...core.records import Applied, Entry, HistoryRecord, Mutation, WriteContext
+from ...core.secrecy import SecretPolicy, default_policy
+from ..base import Backend, GroupCommit, KeyspaceInfo, Lease, group_commit_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, TypeVar
+
+    from .keyring import Keyring
+
+    T = TypeVar("T")
+    E = TypeVar("E", Entry, HistoryRecord)
+
+__all__ = ["SEALED_CONTENT_TYPE", "SealedBackend", "seal_backend"]
+
+#: The content type a sealed value is stored with (its own is inside the ciphertext).
+#: Defined here, not in ``cipher.py`` (which re-exports it): every read of a secret
+#: keyspace compares against it, and ``cipher`` is imported only when one is sealed.
+SEALED_CONTENT_TYPE: Final = "application/vnd.statebox.sealed"
+#: The wrapper's own attributes; any other is the inner backend's (``__setattr__``).
+_OWN: Final = frozenset({"inner", "policy", "environ", "url", "capabilities"})
+
+
+class SealedBackend(Backend):
+    """``inner`` with the values of the keyspaces ``policy`` names sealed at rest."""
+
+    def __init__(
+        self,
+        inner: Backend,
+        policy: SecretPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.inner = inner
+        if policy is None:  # the environment's, as the keys are
+            policy = default_policy() if environ is None else SecretPolicy.from_env(environ)
+        self.policy = policy
+        #: Where the keys are read from (``STATEBOX_SECRET_KEY`` …): None = os.environ.
+        self.environ = environ
+        self.url = inner.url
+        # The inner backend's promises are this one's: the server reads them from the
+        # instance (a class attribute on every other backend, hence not set as one).
+        self.__dict__["capabilities"] = inner.capabilities
+
+    @property
+    def secret_policy(self) -> SecretPolicy:
+        return self.policy
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names this class lacks (a SQLite backend's path, say).
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A name this class lacks is the inner backend's, to set as to read (a test
+        # that patches a SQL backend's _apply_one through the store's backend).
+        inner = self.__dict__.get("inner")
+        if inner is None or name in _OWN or hasattr(type(self), name):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(inner, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        # As __setattr__: the undoing of such a patch.
+        inner = self.__dict__.get("inner")
+        if inner is None or name in _OWN or hasattr(type(self), name):
+            object.__delattr__(self, name)
+        else:
+            delattr(inner, name)
+
+    def __repr__(self) -> str:
+        return f"SealedBackend({self.inner!r})"
+
+    # -- keys and values ---------------------------------------------------------------
+
+    def keyring(self, *, create: bool) -> Keyring | None:
+        """The keys now (a rotation replacing the key file is picked up)."""
+        from .keyring import load_keyring
+
+        return load_keyring(self.environ, create=create)
+
+    def sealing_keyring(self) -> Keyring:
+        """The keys to seal with: the key file is created when there is none."""
+        ring = self.keyring(create=True)
+        if ring is None:  # load_keyring creates the file: only a broken one gets here
+            raise SecretKeyError("no secret key to seal with")
+        return ring
+
+    def open_entry(self, keyspace: Keyspace, entry: Entry) -> Entry:
+        """``entry`` as the engine sees it: its value opened and its hash keyed, when
+        sealed (an entry stored in clear is given as it is)."""
+        return self._open(keyspace, entry)
+
+    def _open(self, keyspace: Keyspace, item: E) -> E:
+        if item.content_type != SEALED_CONTENT_TYPE:
+            return item
+        from .cipher import keyed_hash, open_value
+
+        content_type, data, key = open_value(
+            self.keyring(create=False), keyspace, item.key, item.version, item.data
+        )
+        return item._replace(
+            data=data, content_type=content_type, hash=keyed_hash(key, content_type, data)
+        )
+
+    def _open_history(
+        self, keyspace: Keyspace, records: list[HistoryRecord]
+    ) -> list[HistoryRecord]:
+        """``records`` opened. A deletion marker holds no value but the sealed content
+        type and the stored hash of the version it deleted: it is given that version's
+        content type and keyed hash, found in ``records`` or read."""
+        opened = [r if r.deleted else self._open(keyspace, r) for r in records]
+        live = {r.version: r for r in opened if not r.deleted}
+        out = []
+        for record in opened:
+            if record.deleted and record.content_type == SEALED_CONTENT_TYPE:
+                deleted = live.get(record.version)
+                if deleted is None:
+                    found = self.inner.get_version(keyspace, record.key, record.version)
+                    deleted = self._open(keyspace, found) if found is not None else None
+                if deleted is not None:
+                    record = record._replace(content_type=deleted.content_type, hash=deleted.hash)
+            out.append(record)
+        return out
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
+        entry = self.inner.get(keyspace, key, now)
+        if (
+            entry is None
+            or entry.content_type != SEALED_CONTENT_TYPE
+            or not self.policy.is_secret(keyspace)
+        ):
+            return entry
+        return self._open(keyspace, entry)
+
+    def scan(
+        self,
+        keyspace: Keyspace,
+        prefix: str,
+        *,
+        after: str | None,
+        limit: int,
+        include_values: bool,
+        now: int,
+    ) -> list[Entry]:
+        if not self.policy.is_secret(keyspace):
+            return self.inner.scan(
+                keyspace, prefix, after=after, limit=limit, include_values=include_values, now=now
+            )
+        # With the values even when not asked for: a sealed entry's keyed hash and its
+        # content type are known only once it is opened.
+        entries = self.inner.scan(
+            keyspace, prefix, after=after, limit=limit, include_values=True, now=now
+        )
+        opened = [self._open(keyspace, entry) for entry in entries]
+        return opened if include_values else [entry._replace(data=b"") for entry in opened]
+
+    def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
+        records = self.inner.history(keyspace, key, limit)
+        if not self.policy.is_secret(keyspace):
+            return records
+        return self._open_history(keyspace, records)
+
+    def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None:
+        record = self.inner.get_version(keyspace, key, version)
+        if record is None or not self.policy.is_secret(keyspace):
+            return record
+        return self._open(keyspace, record)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def apply(
+        self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
+    ) -> list[Applied]:
+        if not self.policy.is_secret(keyspace):
+            return self.inner.apply(keyspace, mutations, ctx)
+        from ._writes import apply_sealed
+
+        return apply_sealed(self, [(keyspace, mutations)], ctx, single=True)[0]
+
+    def apply_batch(
+        self, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]], ctx: WriteContext
+    ) -> list[list[Applied]]:
+        if not any(self.policy.is_secret(keyspace) for keyspace, _ in batches):
+            return self.inner.apply_batch(batches, ctx)
+        from ._writes import apply_sealed
+
+        return apply_sealed(self, batches, ctx, single=False)
+
+    def previous_entry(self, keyspace: Keyspace, entry: Entry | None) -> Entry | None:
+        """The entry a write replaced, opened. The write is done whatever happens here:
+        one that cannot be opened (sealed under a lost key: the write replaced it) is
+        reported without its value rather than failing a committed write."""
+        if entry is None:
+            return None
+        try:
+            return self._open(keyspace, entry)
+        except (SecretKeyError, CorruptEntryError):
+            return entry._replace(data=b"")
+
+    # -- passed through ----------------------------------------------------------------
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def reset(self) -> Backend:
+        return SealedBackend(self.inner.reset(), self.policy, self.environ)
+
+    def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
+        return self.inner.acquire_lease(name, holder, ttl_ns, now)
+
+    def renew_lease(self, name: str, holder: str, token: int, ttl_ns: int, now: int) -> Lease:
+        return self.inner.renew_lease(name, holder, token, ttl_ns, now)
+
+    def release_lease(self, name: str, holder: str, token: int, now: int) -> bool:
+        return self.inner.release_lease(name, holder, token, now)
+
+    def get_lease(self, name: str, now: int) -> Lease | None:
+        return self.inner.get_lease(name, now)
+
+    def change_token(self, keyspace: Keyspace) -> int:
+        return self.inner.change_token(keyspace)
+
+    def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
+        return self.inner.wait_for_change(keyspace, token, timeout)
+
+    def store_change_token(self) -> int | None:
+        return self.inner.store_change_token()
+
+    def wait_for_store_change(self, token: int, timeout: float) -> int:
+        return self.inner.wait_for_store_change(token, timeout)
+
+    def purge_expired(self, now: int, limit: int = 1000) -> int:
+        return self.inner.purge_expired(now, limit)
+
+    def list_keyspaces(
+        self, scope: str | None, *, after: Keyspace | None, limit: int, now: int
+    ) -> list[KeyspaceInfo]:
+        return self.inner.list_keyspaces(scope, after=after, limit=limit, now=now)
+
+    def delete_keyspace(self, keyspace: Keyspace, ctx: WriteContext) -> int:
+        return self.inner.delete_keyspace(keyspace, ctx)
+
+    # -- group commit (when the inner backend has it: capabilities.group_commit) --------
+
+    def _group(self) -> GroupCommit:
+        group = group_commit_of(self.inner)
+        if group is None:
+            raise AttributeError(f"{type(self.inner).__name__} has no group commit")
+        return group
+
+    @property
+    def timeout(self) -> float:
+        return self._group().timeout
+
+    def write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        return self._group().write_together(calls)
+
+    def try_write_together(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception] | None:
+        return self._group().try_write_together(calls)
+
+    def locked_error(self) -> BackendUnavailableError:
+        return self._group().locked_error()
+
+
+def seal_backend(
+    backend: Backend,
+    policy: SecretPolicy | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Backend:
+    """``backend`` with its secret keyspaces sealed: unchanged when it seals them itself
+    (the remote store, whose server holds the key) or is sealed already."""
+    if backend.capabilities.seals_secrets or isinstance(backend, SealedBackend):
+        return backend
+    return SealedBackend(backend, policy, environ)
