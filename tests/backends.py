@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -119,14 +120,18 @@ def entry_hash(
     data: bytes,
     content_type: str = "application/json",
     keyspace: Keyspace | None = None,
+    *,
+    key: str,
 ) -> str:
-    """The hash ``store`` reports for ``data`` in ``keyspace`` (the store's default one):
-    SHA-256 of the bytes (SPEC §2), or, where the store seals the keyspace, the keyed hash
-    (docs/secrets.md): HMAC-SHA256 over content type, newline and bytes, under the key
+    """The hash ``store`` reports for ``data`` as the value of ``key`` in ``keyspace``
+    (the store's default one): SHA-256 of the bytes (SPEC §2), or, where the store seals
+    the keyspace, the keyed hash (docs/secrets.md): HMAC-SHA256 over the JSON array
+    ``[scope, namespace, key, content type]``, a newline and the bytes, under the key
     HKDF-SHA256 derives from the sealing key with info ``statebox entry hash``. Computed
     here from that definition, not by the code under test."""
+    keyspace = keyspace or store.keyspace()
     policy = getattr(store.backend, "policy", None)  # a SealedBackend's
-    if policy is None or not policy.is_secret(keyspace or store.keyspace()):
+    if policy is None or not policy.is_secret(keyspace):
         return hashlib.sha256(data).hexdigest()
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -135,5 +140,6 @@ def entry_hash(
     hash_key = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"statebox entry hash"
     ).derive(base64.urlsafe_b64decode(primary))
-    message = content_type.encode() + b"\n" + data
+    address = [str(keyspace.scope), keyspace.namespace, key, content_type]
+    message = json.dumps(address, separators=(",", ":")).encode() + b"\n" + data
     return hmac.new(hash_key, message, "sha256").hexdigest()

@@ -218,7 +218,7 @@ def test_an_unknown_state_type_is_refused(store_url: str, bad: Any) -> None:
         build_state_store_path("wf", bad)
 
 
-@pytest.mark.parametrize("app", ["a/b", "x\\y"])
+@pytest.mark.parametrize("app", ["a/b", "x\\y", "..", "../../../../etc", "", "."])
 def test_an_app_name_that_makes_no_namespace_is_a_clear_error(
     store_url: str, monkeypatch: pytest.MonkeyPatch, app: str
 ) -> None:
@@ -227,6 +227,16 @@ def test_an_app_name_that_makes_no_namespace_is_a_clear_error(
         run(StateStore.get_state("wf", StateType.WORKFLOWS))
     with pytest.raises(ConfigurationError, match="ATLAN_APPLICATION_NAME"):
         run(StateStore.save_state("k", 1, "wf", StateType.CREDENTIALS))
+    # the path refuses it alike: "../../../../etc" would leave the base
+    with pytest.raises(ConfigurationError, match=r"ATLAN_APPLICATION_NAME=.*folder"):
+        build_state_store_path("wf", StateType.WORKFLOWS)
+
+
+def test_an_app_name_with_a_nul_is_refused() -> None:
+    from statebox.compat.atlan._naming import _app_problem  # no environment holds a NUL
+
+    assert _app_problem("a\0b") == "it contains a NUL character"
+    assert _app_problem("appName") is None and _app_problem("a..b") is None
 
 
 # --- merging, replacing ------------------------------------------------------------------

@@ -240,7 +240,10 @@ def test_a_memory_backend_is_read_on_the_loop_and_reset() -> None:
         calls: ClassVar[list[bool]] = []
 
         def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
-            self.calls.append(_on_event_loop())
+            # (not the sealing layer's look-up in the store's registry of secret
+            # keyspaces, made by the write that first touches a keyspace, on its thread)
+            if keyspace != ("statebox", "secret-keyspaces"):
+                self.calls.append(_on_event_loop())
             return super().get(keyspace, key, now)
 
     app = create_app(Recording(), ServerConfig(test_mode=True))

@@ -151,7 +151,7 @@ def test_values_are_normalized_and_hashed(store: StateStore) -> None:
     text = '{ "b": [1.2300, 1E5, 9007199254740993, -0], "a": "<&>", "a": "last" }'
     result = store.set("v", RawJSON(text))
     expected = b'{"a":"last","b":[1.2300,1E5,9007199254740993,-0]}'
-    digest = entry_hash(store, expected)  # SHA-256, keyed where the store seals
+    digest = entry_hash(store, expected, key="v")  # SHA-256, keyed where the store seals
     assert result.hash == digest
     got = store.get("v")
     assert got.stored is not None and got.stored.data == expected
@@ -159,10 +159,11 @@ def test_values_are_normalized_and_hashed(store: StateStore) -> None:
 
 
 def test_identical_values_have_identical_hashes_whatever_their_layout(store: StateStore) -> None:
+    # One key written three times: a sealed store's keyed hash is bound to the key too.
     a = store.set("a", RawJSON('{"x": 1, "y": [true, null]}'))
-    b = store.set("b", RawJSON('{\n  "y": [true,null],\n  "x": 1\n}\n'))
-    c = store.set("c", {"y": [True, None], "x": 1})
-    assert a.hash == b.hash == c.hash
+    b = store.set("a", RawJSON('{\n  "y": [true,null],\n  "x": 1\n}\n'))
+    c = store.set("a", {"y": [True, None], "x": 1})
+    assert a.hash == b.hash == c.hash == entry_hash(store, b'{"x":1,"y":[true,null]}', key="a")
 
 
 def test_one_and_one_point_zero_are_different(store: StateStore) -> None:
@@ -201,14 +202,14 @@ def test_size_limit_on_input_and_after_normalization(store: StateStore) -> None:
 def test_json_null_is_a_value(store: StateStore) -> None:
     result = store.set("k", None)
     got = store.get("k")
-    assert got.found and got.value is None and result.hash == entry_hash(store, b"null")
+    assert got.found and got.value is None and result.hash == entry_hash(store, b"null", key="k")
     assert got.to_json().endswith('"value":null}')
 
 
 def test_binary_entries_keep_bytes_and_content_type(store: StateStore) -> None:
     data = bytes(range(256)) * 10
     result = store.set("files/blob", Blob(data, "application/gzip"))
-    assert result.hash == entry_hash(store, data, "application/gzip")
+    assert result.hash == entry_hash(store, data, "application/gzip", key="files/blob")
     got = store.get("files/blob")
     assert got.stored is not None
     assert (got.stored.data, got.stored.content_type) == (data, "application/gzip")
@@ -319,7 +320,7 @@ def test_timestamps_are_rfc3339_utc(store: StateStore, clock: ManualClock) -> No
 
 def test_get_found_envelope(store: StateStore) -> None:
     store.set("cursors/feed", {"last_id": 123})
-    digest = entry_hash(store, b'{"last_id":123}')
+    digest = entry_hash(store, b'{"last_id":123}', key="cursors/feed")
     assert store.get("cursors/feed").to_json() == (
         '{"operation":"get","scope":"dag","namespace":"feed-sync","key":"cursors/feed",'
         f'"found":true,"version":1,"hash":"{digest}","value":{{"last_id":123}}}}'
@@ -352,7 +353,7 @@ def test_get_default_is_normalized_and_validated(store: StateStore) -> None:
 
 def test_set_envelope(store: StateStore) -> None:
     first = store.set("cursors/feed", {"last_id": 123}).to_json()
-    digest = entry_hash(store, b'{"last_id":123}')
+    digest = entry_hash(store, b'{"last_id":123}', key="cursors/feed")
     assert first == (
         '{"operation":"set","scope":"dag","namespace":"feed-sync","key":"cursors/feed",'
         f'"version":1,"hash":"{digest}","created":true}}'
@@ -372,7 +373,7 @@ def test_envelope_strings_are_raw_utf8_but_values_keep_go_escapes(store: StateSt
 
 def test_diff_on_a_missing_key_writes(store: StateStore) -> None:
     result = store.diff("snap", {"count": 1})
-    digest = entry_hash(store, b'{"count":1}')
+    digest = entry_hash(store, b'{"count":1}', key="snap")
     assert result.to_json() == (
         '{"operation":"diff","scope":"dag","namespace":"feed-sync","key":"snap",'
         f'"changed":true,"foundPrevious":false,"version":1,"hash":"{digest}",'
@@ -384,7 +385,7 @@ def test_diff_on_a_missing_key_writes(store: StateStore) -> None:
 def test_diff_unchanged_reports_the_stored_entry(store: StateStore) -> None:
     store.set("snap", {"count": 1})
     result = store.diff("snap", RawJSON('{ "count" : 1 }'))
-    digest = entry_hash(store, b'{"count":1}')
+    digest = entry_hash(store, b'{"count":1}', key="snap")
     assert result.to_json() == (
         '{"operation":"diff","scope":"dag","namespace":"feed-sync","key":"snap",'
         f'"changed":false,"foundPrevious":true,"previousVersion":1,"version":1,"hash":"{digest}",'
@@ -397,7 +398,7 @@ def test_diff_changed_writes_a_new_version(store: StateStore) -> None:
     store.set("snap", {"count": 1})
     result = store.diff("snap", {"count": 2})
     assert (result.changed, result.previous_version, result.version) == (True, 1, 2)
-    assert result.hash == entry_hash(store, b'{"count":2}')
+    assert result.hash == entry_hash(store, b'{"count":2}', key="snap")
     assert '"previous":{"count":1},"current":{"count":2}}' in result.to_json()
     assert store.get("snap").value == {"count": 2}
 
@@ -411,7 +412,7 @@ def test_diff_without_update_writes_nothing(store: StateStore) -> None:
     assert not store.get("snap").found
     store.set("snap", {"count": 1})
     changed = store.diff("snap", {"count": 2}, update=False)
-    digest = entry_hash(store, b'{"count":1}')
+    digest = entry_hash(store, b'{"count":1}', key="snap")
     assert (changed.changed, changed.version, changed.hash) == (True, 1, digest)
     assert store.get("snap").value == {"count": 1}
 
@@ -460,7 +461,7 @@ def test_list_envelope(store: StateStore, clock: ManualClock) -> None:
     store.set("cursors/feed", {"last_id": 1})
     clock.advance(3600)
     store.set("cursors/feed", {"last_id": 2})
-    digest = entry_hash(store, b'{"last_id":2}')
+    digest = entry_hash(store, b'{"last_id":2}', key="cursors/feed")
     line = store.list("cursors/").to_json()
     assert line == (
         '{"operation":"list","scope":"dag","namespace":"feed-sync","prefix":"cursors/",'

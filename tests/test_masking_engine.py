@@ -31,7 +31,7 @@ from statebox import (
 from statebox.aio import AsyncStateStore
 from statebox.backends.memory import MemoryBackend
 from statebox.core.envelope import envelope, envelope_data, envelope_json
-from statebox.core.errors import ConfigurationError
+from statebox.core.errors import ConfigurationError, SecretKeyError
 from statebox.core.model import Keyspace
 from statebox.core.results import TransactionResult
 from statebox.core.secrecy import SecretPolicy
@@ -238,6 +238,34 @@ def test_diff_on_a_sealed_store_compares_values_not_keyed_hashes(
         assert store.get("login", **CREDS).version == 1
         changed = store.diff("login", {"password": "new"}, **CREDS)
         assert changed.changed is True and changed.version == 2
+
+
+# --- past versions under a lost key ------------------------------------------------------------
+
+
+def test_an_intact_past_version_reads_when_the_current_one_cannot_be_opened() -> None:
+    """``get(version=N)`` reads version N itself: the current entry, sealed under a key
+    the reader no longer has, does not block it (it raises on its own read only)."""
+    from statebox.backends import SealedBackend
+    from statebox.backends.sealing.keyring import generate_key
+
+    inner, policy = MemoryBackend(), SecretPolicy(["custom/creds"])
+
+    def sealed(key: str) -> StateStore:
+        backend = SealedBackend(inner, policy, {"STATEBOX_SECRET_KEY": key})
+        return StateStore(backend, context=RunContext(dag="d"), clock=ManualClock())
+
+    old_key, lost_key = generate_key(), generate_key()
+    reader = sealed(old_key)
+    reader.set("login", VALUE, ttl=600, **CREDS)
+    assert reader.get("login", version=1, **CREDS) == reader.get("login", **CREDS)  # its TTL too
+    sealed(lost_key).set("login", {"password": "new"}, **CREDS)  # version 2: another key
+    with pytest.raises(SecretKeyError):
+        reader.get("login", **CREDS)
+    with pytest.raises(SecretKeyError):
+        reader.get("login", version=2, **CREDS)
+    old = reader.get("login", version=1, **CREDS)
+    assert (old.found, old.version, old.value, old.expires_at) == (True, 1, VALUE, None)
 
 
 # --- the reveal grant -------------------------------------------------------------------------

@@ -164,28 +164,74 @@ def test_a_keyspace_that_is_not_secret_is_never_masked(server: ServerProcess) ->
 
 
 def test_writes_that_answer_values_mask_them_unless_revealed(server: ServerProcess) -> None:
-    with as_token(server, WRITER) as writer:
+    with as_token(server, REVEALER) as revealer:  # may reveal: shown only when asked
         url = f"/v1/update{CREDS}/counter"
-        first = writer.post(url, json={"merge": {"pin": SECRET}, "default": {}})
+        first = revealer.post(url, json={"merge": {"pin": SECRET}, "default": {}})
         assert first.status_code == 200 and _masked(first.json()), first.text
         assert SECRET not in first.text
-        refused = writer.post(url + "?reveal=true", json={"merge": {"n": 1}})
-        assert refused.status_code == 403 and "reveal" in refused.json()["error"]["message"]
-        rolled = writer.post(f"/v1/rollback{CREDS}/counter", json={"version": 1})
-        assert rolled.status_code == 200 and _masked(rolled.json())
-        diff = writer.post(f"/v1/diff{CREDS}/counter", json={"value": {"pin": SECRET}})
+        diff = revealer.post(f"/v1/diff{CREDS}/counter", json={"value": {"pin": SECRET}})
         assert diff.status_code == 200, diff.text
         answer = diff.json()
         assert answer["changed"] is False  # by value: the sealed entry's hash is keyed
         assert answer["current"] == answer["previous"] == "***" and answer["masked"] is True
         assert SECRET not in diff.text
-        refused = writer.post(f"/v1/diff{CREDS}/counter?reveal=true", json={"value": 1})
-        assert refused.status_code == 403
-    with as_token(server, REVEALER) as revealer:
         shown = revealer.post(f"/v1/update{CREDS}/counter?reveal=true", json={"merge": {"n": 2}})
         assert shown.status_code == 200 and shown.json()["value"] == {"pin": SECRET, "n": 2}
+    with as_token(server, WRITER) as writer:  # writes, and rolls back, masked
+        rolled = writer.post(f"/v1/rollback{CREDS}/counter", json={"version": 1})
+        assert rolled.status_code == 200 and _masked(rolled.json())
+        refused = writer.post(f"/v1/rollback{CREDS}/counter?reveal=true", json={"version": 1})
+        assert refused.status_code == 403 and "reveal" in refused.json()["error"]["message"]
+    with as_token(server, REVEALER) as revealer:
         back = revealer.post(f"/v1/rollback{CREDS}/counter?reveal=true", json={"version": 1})
         assert back.status_code == 200 and back.json()["value"] == {"pin": SECRET}
+
+
+def _refused_without_reveal(answer: httpx.Response, what: str) -> None:
+    assert answer.status_code == 403, answer.text
+    error = answer.json()["error"]
+    assert error["kind"] == "permission_denied"
+    for word in ('"writer"', '"custom"', '"creds"', "no reveal grant", "reveal: true", what):
+        assert word in error["message"], (word, error)
+    assert SECRET not in answer.text
+
+
+def test_diff_and_update_of_a_secret_keyspace_need_the_reveal_grant(
+    server: ServerProcess,
+) -> None:
+    """Their answers depend on the stored value (diff's ``changed``, a patch ``test``
+    op or a jq expression succeeding or failing): without the grant they would confirm
+    a guessed value. Set, delete and transactions read no value: write is enough."""
+    guesses = (
+        {"patch": [{"op": "test", "path": "/password", "value": SECRET}]},
+        {"patch": [{"op": "test", "path": "/password", "value": "wrong"}]},
+        {"jq": f'if .password == "{SECRET}" then . else error("no") end'},
+        {"merge": {"seen": True}},
+    )
+    with as_token(server, WRITER) as writer:
+        for value in (VALUE, {"password": "wrong"}):  # the same answer, right or wrong
+            for reveal in ("", "?reveal=true"):
+                answer = writer.post(f"/v1/diff{CREDS}/login{reveal}", json={"value": value})
+                _refused_without_reveal(answer, "a diff")
+        for body in guesses:
+            answer = writer.post(f"/v1/update{CREDS}/login", json=body)
+            _refused_without_reveal(answer, "an update")
+        assert writer.get(f"/v1/kv{CREDS}/login").json()["version"] == 2  # nothing written
+        # the plain writes need no reveal grant
+        assert writer.put(f"/v1/kv{CREDS}/blind", json={"pin": SECRET}).status_code == 200
+        ops = {"ops": [{"op": "set", "key": "blind", "value": {"pin": 1}}]}
+        assert writer.post(f"/v1/txn{CREDS}", json=ops).status_code == 200
+        assert writer.delete(f"/v1/kv{CREDS}/blind").json()["deleted"] is True
+        # and on a keyspace that is not secret, diff and update need write only
+        diff = writer.post(f"/v1/diff{PLAIN}/login", json={"value": {"x": 1}, "update": False})
+        assert diff.status_code == 200 and diff.json()["changed"] is True
+        update = writer.post(f"/v1/update{PLAIN}/counter", json={"merge": {"n": 1}, "default": {}})
+        assert update.status_code == 200, update.text
+    with as_token(server, REVEALER) as revealer:  # the grant: the answers depend on it
+        same = revealer.post(f"/v1/diff{CREDS}/login", json={"value": VALUE, "update": False})
+        assert same.status_code == 200 and same.json()["changed"] is True  # version 2's
+        tested = revealer.post(f"/v1/update{CREDS}/login", json=guesses[1])
+        assert tested.status_code == 422, tested.text
 
 
 def test_the_entries_api_needs_the_reveal_grant_on_a_secret_keyspace(

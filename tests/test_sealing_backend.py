@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from statebox.backends.base import Backend, Mutation, WriteContext
 from statebox.backends.memory import MemoryBackend
 from statebox.backends.sealing import SEALED_CONTENT_TYPE, SealedBackend, _writes
+from statebox.backends.sealing.backend import REGISTRY
 from statebox.backends.sealing.keyring import key_id
 from statebox.backends.sqlite import SqliteBackend
 from statebox.core.errors import (
@@ -49,12 +51,16 @@ def env_for(*keys: bytes) -> dict[str, str]:
     return {"STATEBOX_SECRET_KEY": ",".join(b64(k) for k in keys)}
 
 
-def expected_hash(key: bytes, content_type: str, data: bytes) -> str:
+def expected_hash(
+    key: bytes, content_type: str, data: bytes, *, entry: str, keyspace: Keyspace = SECRET
+) -> str:
     """The keyed hash as docs/secrets.md defines it, computed here independently."""
     hash_key = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"statebox entry hash"
     ).derive(key)
-    return hmac.new(hash_key, content_type.encode() + b"\n" + data, "sha256").hexdigest()
+    address = [keyspace.scope, keyspace.namespace, entry, content_type]
+    message = json.dumps(address, separators=(",", ":")).encode() + b"\n" + data
+    return hmac.new(hash_key, message, "sha256").hexdigest()
 
 
 def value(data: bytes, content_type: str = JSON) -> NormalizedValue:
@@ -106,7 +112,7 @@ def test_a_secret_value_is_stored_sealed_and_read_back(
     assert applied.previous is None and applied.current is not None
     assert (applied.current.data, applied.current.content_type) == (data, JSON)
     assert applied.current.version == 1
-    assert applied.current.hash == expected_hash(KEY_A, JSON, data)
+    assert applied.current.hash == expected_hash(KEY_A, JSON, data, entry="db")
     assert applied.current.hash != hashlib.sha256(data).hexdigest()
     assert_sealed_at_rest(inner, SECRET, "db", data)
     got = layer.get(SECRET, "db", NOW)
@@ -119,22 +125,32 @@ def test_a_binary_value_keeps_its_content_type(layer: SealedBackend, content_typ
     layer.apply(SECRET, [Put("blob", value(data, content_type))], ctx())
     got = layer.get(SECRET, "blob", NOW)
     assert got is not None and (got.data, got.content_type) == (data, content_type)
-    assert got.hash == expected_hash(KEY_A, content_type, data)
+    assert got.hash == expected_hash(KEY_A, content_type, data, entry="blob")
 
 
-def test_equal_values_hash_alike_under_one_key_only(inner: Backend) -> None:
-    layer = SealedBackend(inner, POLICY, env_for(KEY_A))
-    layer.apply(SECRET, [put("a", b"1234"), put("b", b"1234"), put("c", b"1235")], ctx())
-    a, b, c = (layer.get(SECRET, k, NOW) for k in "abc")
-    assert a is not None and b is not None and c is not None
-    assert a.hash == b.hash != c.hash
+def test_a_hash_is_bound_to_its_entry_not_to_its_version(inner: Backend) -> None:
+    layer = SealedBackend(inner, SecretPolicy(["custom/vault*"]), env_for(KEY_A))
+    layer.apply(SECRET, [put("a", b"1234"), put("guess", b"1234"), put("c", b"1235")], ctx())
+    a, guess, c = (layer.get(SECRET, k, NOW) for k in ("a", "guess", "c"))
+    assert a is not None and guess is not None and c is not None
+    # A writer of another key cannot confirm a guess of "a" by comparing the hashes.
+    assert len({a.hash, guess.hash, c.hash}) == 3
+    layer.apply(Keyspace("custom", "vault2"), [put("a", b"1234")], ctx())
+    elsewhere = layer.get(Keyspace("custom", "vault2"), "a", NOW)
+    assert elsewhere is not None and elsewhere.hash != a.hash
+    # The same key's value written again hashes alike (watches and diffs see no change).
+    layer.apply(SECRET, [put("a", b"9")], ctx())
+    layer.apply(SECRET, [put("a", b"1234")], ctx())
+    hashes_by_version = {r.version: r.hash for r in layer.history(SECRET, "a", 0)}
+    assert hashes_by_version[3] == hashes_by_version[1] == a.hash != hashes_by_version[2]
     other = SealedBackend(inner, POLICY, env_for(KEY_B, KEY_A))
     other.apply(SECRET, [put("d", b"1234")], ctx())
     d = other.get(SECRET, "d", NOW)
-    assert d is not None and d.hash != a.hash
+    assert d is not None and d.hash != expected_hash(KEY_A, JSON, b"1234", entry="d")
+    assert d.hash == expected_hash(KEY_B, JSON, b"1234", entry="d")
     # An entry's hash is that of the key that sealed it: the same under the new keyring.
-    again = other.get(SECRET, "a", NOW)
-    assert again is not None and again.hash == a.hash
+    again = other.get(SECRET, "c", NOW)
+    assert again is not None and again.hash == c.hash
 
 
 def test_a_keyspace_not_secret_passes_through(
@@ -166,7 +182,7 @@ def assert_every_version_opens(layer: SealedBackend, key: str) -> None:
         if not record.deleted:
             assert record.data.startswith(b'{"n":'), record
             assert record.content_type == JSON
-            assert record.hash == expected_hash(KEY_A, JSON, record.data)
+            assert record.hash == expected_hash(KEY_A, JSON, record.data, entry=key)
             if record.version not in seen:  # the newest record of a version number
                 assert layer.get_version(SECRET, key, record.version) == record
             seen.add(record.version)
@@ -288,9 +304,9 @@ def count_applies(layer: SealedBackend) -> list[int]:
     calls = [0]
     real_apply, real_batch = layer.inner.apply, layer.inner.apply_batch
 
-    def apply(*args: object) -> list[Applied]:
-        calls[0] += 1
-        return real_apply(*args)  # type: ignore[arg-type]
+    def apply(keyspace: Keyspace, *args: object) -> list[Applied]:
+        calls[0] += keyspace != REGISTRY  # not the layer's entry in the store's registry
+        return real_apply(keyspace, *args)  # type: ignore[arg-type]
 
     def apply_batch(*args: object) -> list[list[Applied]]:
         calls[0] += 1
@@ -410,7 +426,8 @@ def test_what_a_write_replaced_is_given_opened(layer: SealedBackend) -> None:
     layer.apply(SECRET, [put("k", n(1))], ctx())
     [second] = layer.apply(SECRET, [put("k", n(2))], ctx())
     assert second.previous is not None
-    assert (second.previous.data, second.previous.hash) == (n(1), expected_hash(KEY_A, JSON, n(1)))
+    digest = expected_hash(KEY_A, JSON, n(1), entry="k")
+    assert (second.previous.data, second.previous.hash) == (n(1), digest)
     [deleted] = layer.apply(SECRET, [Delete("k")], ctx())
     assert deleted.current is None and deleted.previous is not None
     assert deleted.previous.data == n(2)
@@ -435,15 +452,38 @@ def test_scan_history_and_versions_are_opened(layer: SealedBackend) -> None:
     ]
     without = layer.scan(SECRET, "", after=None, limit=0, include_values=False, now=NOW)
     assert [(e.key, e.data, e.content_type, e.hash) for e in without] == [
-        ("a", b"", JSON, expected_hash(KEY_A, JSON, n(3)))
+        ("a", b"", JSON, expected_hash(KEY_A, JSON, n(3), entry="a"))
     ]
     history = layer.history(SECRET, "b", 0)
     assert [(r.version, r.deleted, r.data) for r in history] == [(1, True, b""), (1, False, n(2))]
     # The deletion marker names the hash and content type of the version it deleted.
-    assert history[0].hash == history[1].hash == expected_hash(KEY_A, JSON, n(2))
+    assert history[0].hash == history[1].hash == expected_hash(KEY_A, JSON, n(2), entry="b")
     assert history[0].content_type == JSON
     limited = layer.history(SECRET, "b", 1)  # the deleted version read to find them
     assert limited[0].hash == history[1].hash
     record = layer.get_version(SECRET, "a", 1)
     assert record is not None and record.data == n(1)
     assert layer.get_version(SECRET, "a", 9) is None
+
+
+def test_deletion_markers_name_what_they_deleted_across_recreations(layer: SealedBackend) -> None:
+    """Version 1 three times over (delete, re-create): each deletion marker is given the
+    content type and keyed hash of the value it deleted, not of another version 1."""
+    for i in (1, 2, 3):
+        layer.apply(SECRET, [put("b", n(i))], ctx())
+        if i < 3:
+            layer.apply(SECRET, [Delete("b")], ctx())
+    history = layer.history(SECRET, "b", 0)
+    assert [(r.version, r.deleted, r.data) for r in history] == [
+        (1, False, n(3)),
+        (1, True, b""),
+        (1, False, n(2)),
+        (1, True, b""),
+        (1, False, n(1)),
+    ]
+    hashes = [expected_hash(KEY_A, JSON, n(i), entry="b") for i in (3, 2, 2, 1, 1)]
+    assert [r.hash for r in history] == hashes
+    assert {r.content_type for r in history} == {JSON}
+    # The last marker shown without the value it deleted: that one is read (not the
+    # newest version 1, which get_version gives).
+    assert [r.hash for r in layer.history(SECRET, "b", 4)] == hashes[:4]

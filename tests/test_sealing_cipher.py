@@ -174,4 +174,4 @@ def test_without_cryptography_the_error_says_what_to_install(
         'secret keyspaces need the cryptography package: run: pip install "statebox[secrets]"'
     )
     with pytest.raises(ConfigurationError, match="cryptography"):
-        cipher.keyed_hash(KEY_A, "application/json", b"1")
+        cipher.keyed_hash(KEY_A, Keyspace("custom", "v"), "k", "application/json", b"1")

@@ -29,7 +29,7 @@ from statebox.backends.sealing.keyring import (
     write_key_file,
 )
 from statebox.config import statebox_home
-from statebox.core.errors import ConfigurationError, SecretKeyError
+from statebox.core.errors import SecretKeyError
 
 
 def _key(n: int) -> bytes:
@@ -140,7 +140,8 @@ def test_the_first_seal_creates_the_key_file_0600(tmp_path: Path) -> None:
     assert ring is not None and ring.source == f"the key file {path}"
     assert _mode(path) == 0o600
     assert path.read_text() == _text(ring.primary) + "\n"
-    assert os.listdir(path.parent) == ["secret.key"]  # no temporary file left
+    # no temporary file left; the lock the creation took (as a rotation does) stays
+    assert sorted(os.listdir(path.parent)) == ["secret.key", "secret.key.lock"]
     again = load_keyring(env, create=True)
     assert again is not None and again.keys == ring.keys
     assert load_keyring(env, create=False) is again  # unchanged file: not read again
@@ -171,12 +172,12 @@ def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
     env = {KEY_FILE_ENV: str(path)}
     assert load_keyring(env, create=False) is not None
     path.chmod(0o640)
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(SecretKeyError) as caught:
         load_keyring(env, create=True)  # refused even though the file is known already
     assert str(path) in str(caught.value) and "640" in str(caught.value)
     assert "chmod 600" in str(caught.value)
     path.chmod(0o604)
-    with pytest.raises(ConfigurationError, match="604"):
+    with pytest.raises(SecretKeyError, match="604"):
         read_key_file(str(path))
 
 
@@ -251,4 +252,4 @@ def test_processes_creating_the_key_file_at_once_end_with_one_key(tmp_path: Path
         assert len(ids) == 1
         assert len(read_key_file(str(path))) == 1
         assert ids == {key_id(read_key_file(str(path))[0])}
-        assert os.listdir(path.parent) == ["secret.key"]
+        assert sorted(os.listdir(path.parent)) == ["secret.key", "secret.key.lock"]

@@ -251,3 +251,19 @@ def test_a_writer_that_keeps_the_old_key_first_is_reported(
     with pytest.raises(ConfigurationError, match="after 3 passes") as caught:
         rotate(layer, environ=layer.environ, now=now)
     assert "old key" in str(caught.value)
+
+
+def test_rotation_keeps_every_history_record(inner: Backend, key_file: Path) -> None:
+    """A key with 30 versions kept (its writers' limit is 50) keeps all 30 and gains the
+    re-seal's record: the rotation's own limit (10 by default) trims nothing."""
+    layer = file_layer(inner, key_file)
+    keep_50 = CTX._replace(history_limit=50)
+    for n in range(1, 31):
+        layer.apply(VAULT, [put("a", b"%d" % n)], keep_50)
+    layer.apply(VAULT, [put("short", b"1")], CTX)
+    report = rotate(layer, environ=layer.environ, now=now)
+    assert report.resealed == 2
+    history = layer.history(VAULT, "a", 0)  # every record still opens (OLD is kept)
+    assert [r.version for r in history] == list(range(31, 0, -1))
+    assert [r.data for r in history] == [b"30"] + [b"%d" % n for n in range(30, 0, -1)]
+    assert [r.version for r in layer.history(VAULT, "short", 0)] == [2, 1]

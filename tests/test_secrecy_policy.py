@@ -168,3 +168,28 @@ def test_a_pattern_matches_as_fnmatchcase_on_scope_and_namespace(
     )
     builtin = scope == "custom" and fnmatch.fnmatchcase(namespace, "atlan-*-credentials")
     assert policy.is_secret(Keyspace(scope, namespace)) == (expected or builtin)
+
+
+def test_a_policy_with_a_lookup_asks_it_only_where_its_patterns_say_no() -> None:
+    """A sealed store's policy: the patterns, then the store's registry (the lookup),
+    then what it learned; each store's policy its own object."""
+    asked: list[Keyspace] = []
+
+    def lookup(keyspace: Keyspace) -> bool:
+        asked.append(keyspace)
+        return keyspace.namespace == "registered"
+
+    base = SecretPolicy(["custom/declared"])
+    policy = base.with_lookup(lookup)
+    assert policy is not base and policy.patterns == base.patterns
+    assert policy.is_secret(Keyspace("custom", "declared")) and asked == []
+    assert policy.is_secret(Keyspace("custom", "registered"))
+    assert not policy.is_secret(Keyspace("custom", "other"))
+    assert not policy.is_secret(Keyspace("custom", "other"))  # remembered for a moment
+    assert asked == [Keyspace("custom", "registered"), Keyspace("custom", "other")]
+    policy.learn(Keyspace("dag", "found-sealed"))
+    assert policy.is_secret(Keyspace("dag", "found-sealed")) and len(asked) == 2
+    # The base policy and another store's learned nothing of this store's.
+    assert not base.is_secret(Keyspace("custom", "registered"))
+    assert not base.is_secret(Keyspace("dag", "found-sealed"))
+    assert not base.with_lookup(lambda _: False).is_secret(Keyspace("dag", "found-sealed"))

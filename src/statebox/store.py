@@ -5,10 +5,10 @@ through the backend contract, and builds the result objects. The CLI, the server
 runner call these methods and nothing below them. The logic of SPEC §5 that needs no
 storage lives in its own modules — :mod:`statebox.transforms` (update),
 :mod:`statebox.transactions`, :mod:`statebox.core.leases`, :mod:`statebox.watch` — so the
-methods here stay thin. The operations beyond the plain reads and writes live in two
+methods here stay thin. The operations beyond the plain reads and writes live in the
 mixins :class:`StateStore` inherits: :mod:`statebox.store_writes` (update, rollback),
-:mod:`statebox.store_across` (transactions) and :mod:`statebox.store_beyond` (history,
-leases, watch, keyspaces, expiry).
+:mod:`statebox.store_across` (transactions), :mod:`statebox.store_history` (history) and
+:mod:`statebox.store_beyond` (leases, watch, keyspaces, expiry).
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ from .store_beyond import (
     BeyondMixin,
     _check_expected,
     _check_limit,
-    _check_version,
     _duration_ns,
 )
 from .store_beyond import _check_timeout as _check_timeout  # statebox.aio imports these
 from .store_beyond import _follow_batches as _follow_batches  # ... from here
+from .store_history import HistoryMixin
 from .store_writes import MISSING, WritesMixin, _stored, _written
 
 TYPE_CHECKING = False
@@ -90,13 +90,11 @@ DEFAULT_UPDATE_ATTEMPTS: Final = 1000
 DEFAULT_PURGE_EVERY: Final = 256
 
 
-class StateStore(WritesMixin, TransactionsMixin, BeyondMixin):
+class StateStore(WritesMixin, TransactionsMixin, HistoryMixin, BeyondMixin):
     """Persistent state over one backend. Thread-safe; close it (or use ``with``).
 
-    ``update``/``rollback`` come from :class:`~statebox.store_writes.WritesMixin`;
-    ``transaction``/``transaction_across`` from
-    :class:`~statebox.store_across.TransactionsMixin`; history, leases, watch, keyspaces
-    and ``purge_expired`` from :class:`~statebox.store_beyond.BeyondMixin`.
+    The operations beyond the plain reads and writes come from the mixins (update and
+    rollback, transactions, history; leases, watch, keyspaces and ``purge_expired``).
 
     ``secret_policy`` says which keyspaces are secret (:mod:`statebox.core.secrecy`):
     the backend's own (a sealed backend's), else the one of the environment. The
@@ -239,11 +237,11 @@ class StateStore(WritesMixin, TransactionsMixin, BeyondMixin):
         """Read one entry (or one past ``version`` of it, SPEC §5 history)."""
         ks = self.keyspace(scope, namespace)
         key = validate_key(key)
-        if version is not None:
-            _check_version(version)
-        entry: Entry | HistoryRecord | None = self.backend.get(ks, key, self.clock.now_ns())
-        if version is not None and (entry is None or entry.version != version):
-            entry = self.backend.get_version(ks, key, version)
+        entry: Entry | HistoryRecord | None = (
+            self.backend.get(ks, key, self.clock.now_ns())
+            if version is None
+            else self._read_version(ks, key, version)  # store_history.py: checks it
+        )
         if entry is not None:
             # Positional arguments: keywords make a NamedTuple noticeably slower to build.
             return GetResult(

@@ -21,7 +21,7 @@ from .core.results import DeleteResult, SetResult
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol, TypeAlias
+    from typing import Any, TypeAlias
 
     from .backends.base import Applied, Mutation, WriteContext
     from .core.results_beyond import TransactionResult
@@ -32,32 +32,11 @@ if TYPE_CHECKING:
         str | Scope | None, str | None, Iterable[SetOp | DeleteOp | Mapping[str, Any]]
     ]
 
-    class Store(Protocol):
-        """What the transactions need of :class:`~statebox.store.StateStore`."""
-
-        def keyspace(
-            self, scope: str | Scope | None = None, namespace: str | None = None
-        ) -> Keyspace: ...
-
-        def _write_context(self) -> WriteContext: ...
-
-        def _mutation(
-            self, op: SetOp | DeleteOp, index: int, now: int, fencing: Fencing | None
-        ) -> Mutation: ...
-
-        def _apply(
-            self, ks: Keyspace, mutations: list[Mutation], ctx: WriteContext
-        ) -> list[Applied]: ...
-
-        def _apply_batch(
-            self, batches: list[tuple[Keyspace, list[Mutation]]], ctx: WriteContext
-        ) -> list[list[Applied]]: ...
-
 
 class TransactionsMixin:
     """``transaction`` and ``transaction_across`` of :class:`~statebox.store.StateStore`."""
 
-    if TYPE_CHECKING:  # defined by StateStore (see Store)
+    if TYPE_CHECKING:  # what the transactions need of StateStore, which defines them
 
         def keyspace(
             self, scope: str | Scope | None = None, namespace: str | None = None
@@ -137,7 +116,7 @@ def _where(ks: Keyspace) -> str:
 
 
 def _transaction_across(
-    store: Store, parts: Iterable[Part], fencing: Fencing | None
+    store: TransactionsMixin, parts: Iterable[Part], fencing: Fencing | None
 ) -> list[TransactionResult]:
     """See :meth:`TransactionsMixin.transaction_across`."""
     from .transactions import parse_operation

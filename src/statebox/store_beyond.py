@@ -1,22 +1,21 @@
-"""History, leases, watch, keyspaces and expiry of :class:`~statebox.store.StateStore`
-(SPEC §5).
+"""Leases, watch, keyspaces and expiry of :class:`~statebox.store.StateStore` (SPEC §5).
 
-These operations work beside the entries rather than on one of them — the versions kept
-of a key, a lease, a wait for changes, the list or deletion of whole keyspaces, the purge
-of expired entries — so they are kept apart from the reads and writes in
-:mod:`statebox.store`, which inherits them from :class:`BeyondMixin`. The argument checks
-they share with the store (``_check_limit``, ``_check_version``, ``_duration_ns`` …) and
-the watch loop the async face reuses (``_follow_batches``) live here too;
-:mod:`statebox.store` still exports them. Nothing here imports more than
+These operations work beside the entries rather than on one of them — a lease, a wait
+for changes, the list or deletion of whole keyspaces, the purge of expired entries — so
+they are kept apart from the reads and writes in :mod:`statebox.store`, which inherits
+them from :class:`BeyondMixin` (and history from :mod:`statebox.store_history`). The
+argument checks they share with the store (``_check_limit``, ``_check_version``,
+``_duration_ns`` …) and the watch loop the async face reuses (``_follow_batches``) live
+here too; :mod:`statebox.store` still exports them. Nothing here imports more than
 :mod:`statebox.store` already did (the CLI's ``get`` loads it).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
-from .backends.base import HistoryRecord, Lease, WriteContext
+from .backends.base import Lease, WriteContext
 from .core import params
 from .core.clock import NS_PER_SECOND, Clock
 from .core.errors import InvalidRequestError, InvalidValueError, quoted
@@ -33,7 +32,6 @@ from .core.model import (
     validate_key,
     validate_prefix,
 )
-from .core.results import StoredValue
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
@@ -41,7 +39,6 @@ if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
 
     from .backends import Backend
     from .core.results_beyond import (
-        HistoryResult,
         KeyspaceDeleteResult,
         KeyspacesResult,
         LeaseResult,
@@ -56,7 +53,7 @@ _PURGE_BATCH: Final = 1000
 
 
 class BeyondMixin:
-    """History, leases, watch, keyspaces and expiry of :class:`~statebox.store.StateStore`."""
+    """Leases, watch, keyspaces and expiry of :class:`~statebox.store.StateStore`."""
 
     backend: Backend
     context: RunContext
@@ -70,58 +67,6 @@ class BeyondMixin:
         ) -> Keyspace: ...
 
         def _write_context(self) -> WriteContext: ...
-
-    # -- history (SPEC §5) -------------------------------------------------------------
-
-    def history(
-        self,
-        key: str,
-        *,
-        scope: str | Scope | None = None,
-        namespace: str | None = None,
-        limit: int = 0,
-        include_values: bool = False,
-    ) -> HistoryResult:
-        """Kept versions of a key, newest first, deletions included."""
-        ks = self.keyspace(scope, namespace)
-        key = validate_key(key)
-        _check_limit(limit)
-        records = self.backend.history(ks, key, limit)
-        expires_at = self._current_expiry(ks, key, records)
-        from .core.results_beyond import HistoryItem, HistoryResult  # not on a get's path
-
-        secret = include_values and self.secret_policy.is_secret(ks)
-        return HistoryResult(
-            ks,
-            key,
-            [
-                HistoryItem(
-                    r.version,
-                    r.hash,
-                    r.deleted,
-                    r.created_at,
-                    r.updated_at,
-                    r.updated_by,
-                    StoredValue(r.data, r.content_type, secret)
-                    if include_values and not r.deleted
-                    else None,
-                    expires_at if i == 0 else None,
-                )
-                for i, r in enumerate(records)
-            ],
-        )
-
-    def _current_expiry(
-        self, ks: Keyspace, key: str, records: Sequence[HistoryRecord]
-    ) -> int | None:
-        """The TTL of the newest record when it is the live entry's version (history
-        records do not keep it; older versions no longer expire)."""
-        if not records or records[0].deleted:
-            return None
-        current = self.backend.get(ks, key, self.clock.now_ns())
-        if current is None or current.version != records[0].version:
-            return None
-        return current.expires_at
 
     # -- leases (SPEC §5) --------------------------------------------------------------
 

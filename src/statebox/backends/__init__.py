@@ -11,7 +11,7 @@ from .base import Backend
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .sealing.backend import SealedBackend, seal_backend
-    from .sealing.keyring import generate_key
+    from .sealing.keyring import generate_key, key_file_path
     from .sealing.rotate import ROTATED_BY, RotateReport, rotate
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "RotateReport",
     "SealedBackend",
     "generate_key",
+    "key_file_path",
     "open_backend",
     "register_backend",
     "rotate",
@@ -32,6 +33,7 @@ _SEALING = {
     "SealedBackend": "statebox.backends.sealing.backend",
     "seal_backend": "statebox.backends.sealing.backend",
     "generate_key": "statebox.backends.sealing.keyring",
+    "key_file_path": "statebox.backends.sealing.keyring",
     "rotate": "statebox.backends.sealing.rotate",
     "RotateReport": "statebox.backends.sealing.rotate",
     "ROTATED_BY": "statebox.backends.sealing.rotate",

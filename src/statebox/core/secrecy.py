@@ -7,26 +7,35 @@ namespaces that are always secret: the Atlan Apps Framework's CREDENTIALS state
 The CLI, the library and the server read the same variable, so all three seal and mask
 the same keyspaces.
 
-Pure: no I/O, no cryptography. A CLI ``get`` asks :meth:`SecretPolicy.is_secret` once;
-the answer for a keyspace whose scope matches no pattern is found without compiling a
-regular expression (``fnmatch`` and ``re`` are only touched when a scope matches).
+A store remembers its secret keyspaces too (``backends/sealing/backend.py``: the
+registry in scope ``statebox``, written on the first seal into a keyspace), so a process
+without the variable still seals and masks where another process sealed. A policy made
+:meth:`SecretPolicy.with_lookup` asks such a registry about a keyspace its patterns do
+not name: once, then again at most every :data:`RECHECK_SECONDS` while the answer is no
+(a yes is kept). A keyspace found to hold a sealed value is :meth:`~SecretPolicy.learn`-ed.
+
+Pure: no I/O (the registry is asked through the callable a backend gives), no
+cryptography. A CLI ``get`` asks :meth:`SecretPolicy.is_secret` once; the answer for a
+keyspace whose scope matches no pattern is found without compiling a regular expression
+(``fnmatch`` and ``re`` are only touched when a scope matches).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from .errors import ConfigurationError, quoted
 from .model import Keyspace, Scope
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Final
 
 __all__ = [
     "BUILTIN_SECRET_PATTERNS",
+    "RECHECK_SECONDS",
     "SECRET_NAMESPACES_ENV",
     "SecretPolicy",
     "default_policy",
@@ -39,6 +48,9 @@ BUILTIN_SECRET_PATTERNS: Final = ("custom/atlan-*-credentials",)
 
 _MAGIC = frozenset("*?[")
 _CACHE_LIMIT = 4096  # keyspaces remembered; a server may see many, each costs one slot
+#: How long a "not registered" answer of the store's registry is trusted: a long-lived
+#: process (a server, a watch) learns within that time that another process sealed there.
+RECHECK_SECONDS: Final = 1.0
 
 
 def _has_magic(text: str) -> bool:
@@ -75,18 +87,29 @@ def _split(pattern: str) -> tuple[str, str]:
 
 
 class SecretPolicy:
-    """The secret keyspaces: ``patterns`` (the builtins first, then the given ones)."""
+    """The secret keyspaces: ``patterns`` (the builtins first, then the given ones), those
+    :meth:`learn`-ed, and, with a ``lookup`` (:meth:`with_lookup`), those it answers yes
+    for."""
 
-    __slots__ = ("_cache", "_compiled", "_parts", "patterns")
+    __slots__ = ("_cache", "_compiled", "_learned", "_lookup", "_parts", "patterns")
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        patterns: Iterable[str] = (),
+        *,
+        lookup: Callable[[Keyspace], bool] | None = None,
+    ) -> None:
         given = [p.strip() for p in patterns if p.strip()]
         ordered = dict.fromkeys([*BUILTIN_SECRET_PATTERNS, *given])  # kept once, in order
         self.patterns: tuple[str, ...] = tuple(ordered)
         # Checked now, so a typo fails at start-up rather than leaving a keyspace in clear.
         self._parts = tuple(_split(p) for p in self.patterns)
         self._compiled: list[tuple[Callable[[str], bool], Callable[[str], bool]]] | None = None
-        self._cache: dict[Keyspace, bool] = {}
+        # keyspace -> True (secret), False (not, for good: no lookup) or the monotonic
+        # time until which "not secret" holds (then the lookup is asked again).
+        self._cache: dict[Keyspace, bool | float] = {}
+        self._learned: set[Keyspace] = set()
+        self._lookup = lookup
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SecretPolicy:
@@ -95,15 +118,35 @@ class SecretPolicy:
         env = os.environ if environ is None else environ
         return cls(env.get(SECRET_NAMESPACES_ENV, "").replace(",", " ").split())
 
+    def with_lookup(self, lookup: Callable[[Keyspace], bool]) -> SecretPolicy:
+        """A policy of the same patterns, learning nothing yet, that also treats as secret
+        a keyspace ``lookup`` (a store's registry of sealed keyspaces) answers yes for.
+        Its own object: what it learns is about that one store."""
+        return SecretPolicy(self.patterns, lookup=lookup)
+
+    def learn(self, keyspace: Keyspace) -> None:
+        """Treat ``keyspace`` as secret from now on (it was found to hold sealed values)."""
+        self._learned.add(keyspace)
+        self._cache[keyspace] = True
+
     def is_secret(self, keyspace: Keyspace) -> bool:
         """Whether ``keyspace``'s values are sealed and masked."""
         known = self._cache.get(keyspace)
-        if known is not None:
+        if known is True or known is False:
             return known
-        answer = self._decide(keyspace)
+        if known is not None and known > time.monotonic():
+            return False  # not registered, a moment ago
+        answer = keyspace in self._learned or self._decide(keyspace)
+        remembered: bool | float = answer
+        if not answer and self._lookup is not None:
+            if self._lookup(keyspace):
+                self._learned.add(keyspace)
+                answer = remembered = True
+            else:
+                remembered = time.monotonic() + RECHECK_SECONDS
         if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[keyspace] = answer
+            self._cache.clear()  # the learned keyspaces stay in _learned
+        self._cache[keyspace] = remembered
         return answer
 
     def _decide(self, keyspace: Keyspace) -> bool:

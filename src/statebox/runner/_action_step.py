@@ -4,7 +4,8 @@
 Their ``with`` fields are rendered when the attempt starts (an action's with the DAG's
 ``typed_references``; a sub-DAG's always as text). Each writes one JSON line as its
 standard output, into its log file too, so that ``${id.stdout}`` names a file as it does
-for a ``run`` step: an action the line its CLI command prints, a sub-DAG
+for a ``run`` step: an action the line its CLI command prints (secret values masked; with
+``with.reveal: true`` the step's references see them shown), a sub-DAG
 ``{"name", "run_id", "status", "outputs"}``. A sub-DAG runs through the run's
 ``run_child`` (the executor's), with its own stop event, which the step's slot sets when
 the step is stopped.
@@ -31,14 +32,18 @@ class ActionStep(StepWork):
         assert step.action is not None
         fields = refs.render_with(step.with_, self.ctx, typed=self.scope.dag.typed_references)
         result = actions.run_action(
-            self.scope.step_store(step), step.action, fields, holder=self.scope.run_id
+            self.scope.step_store(step),
+            step.action,
+            fields,
+            holder=self.scope.run_id,
+            masker=self.scope.masker,
         )
-        self.write_logs(result.output, result.error)
+        self.write_logs(result.output, result.error)  # masked: ${id.stdout} is a log
         name = fields.get("name")
         if step.action == "lease.acquire" and not result.exit_code and isinstance(name, str):
             self.scope.leases.add(name)
         error = result.error if result.exit_code else None
-        return Attempt(result.exit_code, error, stdout=result.output)
+        return Attempt(result.exit_code, error, stdout=result.output, revealed=result.revealed)
 
     def run_child(self) -> Attempt:
         fields = refs.render_with(self.step.with_, self.ctx, typed=False)

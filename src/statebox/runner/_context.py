@@ -26,6 +26,7 @@ from ..core.model import RunContext, validate_namespace
 from . import refs
 from ._dag_keys import ENV_NAME_RE
 from ._process import read_dotenv, run_quiet, shell_argv
+from .masking import Masker
 from .model import DAG, Step
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ class RunScope:
     #: The names of the leases the run's steps acquired (the run id holds them): what
     #: the run still holds of them is released when it ends.
     leases: set[str] = field(default_factory=set)
+    #: The secret values the run read (:mod:`.masking`), kept out of what it records.
+    masker: Masker = field(default_factory=Masker)
 
     def context(self, visible: Visible, env: Mapping[str, str] | None = None) -> refs.RefContext:
         return refs.RefContext(
@@ -283,6 +286,7 @@ def prepare_scope(
     log_dir: str | None,
     run_child: RunChild,
     save_log: Callable[[str, str, str], None],
+    masker: Masker | None = None,
 ) -> RunScope:
     """Params, working directory, the steps' base environment (``os.environ``, dotenv
     files, the DAG's ``env`` in order, named params, the run's ``STATEBOX_*`` and
@@ -328,6 +332,7 @@ def prepare_scope(
         base_env=env,
         run_child=run_child,
         save_log=save_log,
+        masker=Masker() if masker is None else masker,
     )
 
 

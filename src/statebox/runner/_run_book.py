@@ -137,21 +137,21 @@ class RunBook:
             self.ancestors[step.name] = frozenset(step.depends)
         self.results[step.name] = outcome
         view = refs.StepView(
-            output=outcome.output if step.output else None,
+            output=outcome.seen if step.output else None,
             stdout=outcome.stdout_path,
             stderr=outcome.stderr_path,
             exit_code=outcome.exit_code,
         )
         self.finished[step.name] = (step.output, view)
-        if step.output and outcome.output is not None:
-            self.outputs[step.output] = outcome.output
+        if step.output and outcome.seen is not None:
+            self.outputs[step.output] = outcome.seen  # revealed, if the step asked
         rec = self.step_records[step.name]
         rec.status = outcome.status
         rec.attempts = outcome.attempts
         rec.started_at = outcome.started_at if outcome.attempts else rec.started_at
         rec.finished_at = outcome.finished_at or now_iso()
         rec.exit_code = outcome.exit_code
-        rec.output = outcome.output
+        rec.output = outcome.output  # masked: the masker masks the rest when it is saved
         rec.error = outcome.error
         if outcome.child_run_id:
             rec.child_run_id = outcome.child_run_id

@@ -35,6 +35,8 @@ class Attempt:
     aborted: bool = False
     #: Standard output made in-process (an action's JSON line), also in the log file.
     stdout: str | None = None
+    #: An action's line with secret values shown (``with.reveal``), for references.
+    revealed: str | None = None
 
 
 class StepWork:

@@ -38,8 +38,12 @@ class Outcome:
     status: str
     attempts: int = 0
     exit_code: int | None = None
-    #: The captured standard output, whitespace-trimmed (None: over max_output_size).
+    #: The captured standard output, whitespace-trimmed (None: over max_output_size):
+    #: what the run records (an action's line with its secret values masked).
     output: str | None = None
+    #: An action's line with secret values shown (``with.reveal``), trimmed: what the
+    #: step's references see instead of ``output``. None: they see ``output``.
+    revealed: str | None = None
     error: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -49,6 +53,11 @@ class Outcome:
     stderr_path: str | None = None
     #: It failed (or was skipped) and its ``continue_on`` lets its dependants run.
     continued: bool = False
+
+    @property
+    def seen(self) -> str | None:
+        """The output as the step's references see it."""
+        return self.output if self.revealed is None or self.output is None else self.revealed
 
 
 def execute_step(
@@ -118,6 +127,7 @@ class _StepRun(ShellStep, ActionStep):
             outcome.exit_code = attempt.exit_code
             outcome.error = attempt.error
             outcome.output = self._read_output(attempt, outcome)
+            outcome.revealed = None if attempt.revealed is None else attempt.revealed.strip()
             if attempt.aborted:
                 outcome.status = "aborted"
                 return
@@ -138,8 +148,8 @@ class _StepRun(ShellStep, ActionStep):
             return False  # a failure ends the repeats unless they are about exit codes
         if policy.condition is not None:
             own = dict(self.visible.outputs)
-            if self.step.output and outcome.output is not None:
-                own[self.step.output] = outcome.output
+            if self.step.output and outcome.seen is not None:
+                own[self.step.output] = outcome.seen
             ctx = self.scope.context(Visible(own, self.visible.steps))
             condition = Precondition(policy.condition, policy.expected)
             matched = conditions.preconditions_met((condition,), ctx, run_shell=self.run_shell)
@@ -213,10 +223,14 @@ class _StepRun(ShellStep, ActionStep):
         return data.decode("utf-8", errors="replace").strip()
 
     def _save_logs(self) -> None:
-        """Keep the logs with the run record, bounded by ``max_output_size``. A step run
-        in-process (an action, a sub-DAG) has its output in the record: no copy."""
+        """Keep the logs with the run record, bounded by ``max_output_size``, the
+        secrets the run read masked in them and in the log files. A step run in-process
+        (an action, a sub-DAG) has its output in the record: no copy."""
         if self.step.action is not None:
             return
+        for path in (self.stdout_path, self.stderr_path):
+            with contextlib.suppress(OSError):  # the secrets the run read: masked there too
+                self.scope.masker.mask_file(path)
         limit = self.scope.dag.max_output_size
         logs = [("stdout", self.stdout[:limit])]
         try:

@@ -9,21 +9,24 @@ from typing import Final
 __all__ = ["ACTION_FIELDS", "REQUIRED_FIELDS", "DAG_RUN", "ACTIONS"]
 
 _ADDRESS: Final = frozenset({"scope", "namespace"})
+#: The field of the actions whose output line may hold a value (the CLI's --reveal).
+_VALUED: Final = frozenset({"reveal"})
 
 #: ``action:`` of a step that runs another DAG (``call:`` is its legacy spelling).
 DAG_RUN: Final = "dag.run"
 
 #: Action → every field its ``with`` may hold.
 ACTION_FIELDS: Final[dict[str, frozenset[str]]] = {
-    "state.get": _ADDRESS | {"key", "default", "required", "version"},
+    "state.get": _ADDRESS | _VALUED | {"key", "default", "required", "version"},
     "state.set": _ADDRESS | {"key", "value", "expected_version", "create_only", "ttl", "fencing"},
-    "state.diff": _ADDRESS | {"key", "value", "update", "expected_version"},
+    "state.diff": _ADDRESS | _VALUED | {"key", "value", "update", "expected_version"},
     "state.delete": _ADDRESS | {"key", "expected_version", "fencing"},
-    "state.list": _ADDRESS | {"prefix", "limit", "include_values", "after"},
+    "state.list": _ADDRESS | _VALUED | {"prefix", "limit", "include_values", "after"},
     "state.update": _ADDRESS
+    | _VALUED
     | {"key", "jq", "merge", "patch", "default", "ttl", "expected_version", "fencing"},
-    "state.history": _ADDRESS | {"key", "limit", "include_values"},
-    "state.rollback": _ADDRESS | {"key", "to_version", "expected_version", "fencing"},
+    "state.history": _ADDRESS | _VALUED | {"key", "limit", "include_values"},
+    "state.rollback": _ADDRESS | _VALUED | {"key", "to_version", "expected_version", "fencing"},
     "state.txn": _ADDRESS | {"ops", "fencing"},
     "lease.acquire": frozenset({"name", "ttl"}),
     "lease.renew": frozenset({"name", "ttl", "token"}),

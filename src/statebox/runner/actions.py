@@ -17,6 +17,14 @@ every action error as exit code 1.) Messages name the fields as a DAG file spell
 A lease step's holder is the run (``holder``, the run id, set by the executor), so one
 step can acquire a lease and a later one renew or release it by name alone; ``token``
 is optional for those (the run's current lease on that name is meant).
+
+A value of a secret keyspace (:mod:`statebox.core.secrecy`) is masked in the output line
+(``"value":"***","masked":true``), as the CLI prints it without ``--reveal``. With
+``with.reveal: true`` (the actions that print values: get, diff, list, update, history,
+rollback) the step's references (its output variable, ``${id.output}``) see the line
+with the values shown, while its record and log keep the masked one; either way the
+values are registered with the run's masker (:mod:`.masking`), and so are the values
+a ``state.set`` or ``state.txn`` writes to a secret keyspace.
 """
 
 from __future__ import annotations
@@ -35,35 +43,55 @@ from .action_fields import ACTIONS, DAG_RUN
 if TYPE_CHECKING:
     from ..core.envelope import Result
     from ..store import StateStore
+    from .masking import Masker
 
 __all__ = ["ActionResult", "run_action"]
 
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
-    """What a state step did: its exit code, its output line (``""`` on failure) and,
-    on failure, the message in the runner's words."""
+    """What a state step did: its exit code, its output line (``""`` on failure; the
+    values of secret keyspaces masked, as the run records it) and, on failure, the
+    message in the runner's words. ``revealed``: the line the step's references see
+    when ``with.reveal`` is true (secret values shown); None: ``output``."""
 
     exit_code: int
     output: str
     error: str | None
+    revealed: str | None = None
 
 
 def run_action(
-    store: StateStore, action: str, fields: Mapping[str, Any] | None, *, holder: str
+    store: StateStore,
+    action: str,
+    fields: Mapping[str, Any] | None,
+    *,
+    holder: str,
+    masker: Masker | None = None,
 ) -> ActionResult:
     """Run one ``state.*`` / ``lease.*`` action with its rendered ``with`` ``fields``.
 
     ``store`` is bound to the step's run context (its writes record dag, run and step in
-    ``updated_by``); ``holder`` holds the leases the step takes (the run id).
+    ``updated_by``); ``holder`` holds the leases the step takes (the run id). The secret
+    values the result holds are registered with ``masker`` (the run's), whether the step
+    reveals them or not: the run's record, logs and display never show them.
     """
     try:
         call = _CALLS.get(action)
         if call is None:
             raise InvalidRequestError(_unknown_action(action))
         given = With(action, {} if fields is None else fields)
+        reveal = given.flag("reveal", False)
         result = call(store, given, holder)
-        return ActionResult(0, envelope_json(result), None)
+        if masker is not None and action in ("state.set", "state.txn"):
+            _written_secrets(store, result, given, masker)
+        line = envelope_json(result)
+        if '"masked":true' not in line:  # no secret value in it (the usual case)
+            return ActionResult(0, line, None)
+        revealed = envelope_json(result, reveal=True)
+        if masker is not None:
+            masker.add_envelopes(line, revealed)
+        return ActionResult(0, line, None, revealed if reveal else None)
     except StateboxError as exc:
         return ActionResult(exc.exit_code, "", field_message(exc, action, fields))
     except Exception as exc:  # a step fails; the run goes on
@@ -225,6 +253,21 @@ _CALLS: Final[dict[str, Callable[[StateStore, With, str], Result]]] = {
     "lease.release": _lease_release,
 }
 assert set(_CALLS) == ACTIONS - {DAG_RUN}, "every action of action_fields runs here"
+
+
+def _written_secrets(store: StateStore, result: Result, given: With, masker: Masker) -> None:
+    """The values a ``state.set`` or ``state.txn`` wrote to a secret keyspace are
+    secrets from now on (an output a step made and the next one stored there)."""
+    keyspace = getattr(result, "keyspace", None)
+    if keyspace is None or not store.secret_policy.is_secret(keyspace):
+        return
+    if given.action == "state.set":
+        masker.add_value(given.fields["value"])
+        return
+    ops = json_list(given.fields["ops"], with_field("ops"), "[]")
+    for item in ops:
+        if isinstance(item, Mapping) and "value" in item:
+            masker.add_value(item["value"])
 
 
 # --- messages -------------------------------------------------------------------------

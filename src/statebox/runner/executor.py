@@ -61,6 +61,7 @@ from ._context import (
 from ._process import Cancelled
 from ._run_book import RunBook
 from ._step_graph import drive
+from .masking import Masker, masked_display
 from .records import RunRecord, RunRecords, StepRecord, retention_ttl
 
 if TYPE_CHECKING:
@@ -122,7 +123,9 @@ def run_dag(
 ) -> RunRecord:
     """Run ``dag`` to its end; its run record. ``stop`` (set from a signal handler, or
     by a parent run) stops it: running steps are stopped, the abort and exit handlers
-    run, the run is recorded ``aborted``."""
+    run, the run is recorded ``aborted``. The record returned is the run's own (its
+    steps' outputs as they saw them); what was saved has the secrets the run read
+    masked (:mod:`.masking`)."""
     return _Run(dag, store, options, parent, stop).execute()
 
 
@@ -135,8 +138,11 @@ class _Run:
         parent: ParentRun | None,
         stop: threading.Event | None,
         halt: threading.Event | None = None,
+        masker: Masker | None = None,
     ) -> None:
         self.dag, self.store, self.options = dag, store, options
+        #: The secrets the run read, shared with its sub-DAGs' runs (:mod:`.masking`).
+        self.masker = Masker() if masker is None else masker
         self.stop = stop if stop is not None else threading.Event()
         #: The root run's stop, which stops every run of the tree at once.
         self.halt = halt if halt is not None else self.stop
@@ -145,7 +151,7 @@ class _Run:
         self.run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
         self.root_dag = parent.root_dag if parent else dag.name
         self.root_run_id = parent.root_run_id if parent else self.run_id
-        self.records = RunRecords(store)
+        self.records = RunRecords(store, self.masker)
         record = RunRecord(
             run_id=self.run_id,
             dag=dag.name,
@@ -160,7 +166,8 @@ class _Run:
         )
         #: How long the run's record and logs are kept after each save (seconds).
         self.ttl = retention_ttl(dag.hist_retention_days)
-        self.book = RunBook(record, self.records, options.display, ttl=self.ttl)
+        display = masked_display(options.display, self.masker)
+        self.book = RunBook(record, self.records, display, ttl=self.ttl)
         self.record = record
         self.stopped = False
         #: The DAG's ``timeout_sec`` passed (and stopped the run).
@@ -261,6 +268,7 @@ class _Run:
             log_dir=self.options.log_dir,
             run_child=self._run_child,
             save_log=self._save_log,
+            masker=self.masker,
         )
 
     def _save_log(self, step: str, text: str, stream: str) -> None:
@@ -314,7 +322,7 @@ class _Run:
         )
         # A handler runs even when the run was stopped: its sub-DAG's run is not halted.
         halt = None if self._is_handler(step) else self.halt
-        run = _Run(child, self.store, options, parent, stop, halt)
+        run = _Run(child, self.store, options, parent, stop, halt, self.masker)
         record = run.execute()
         return ChildResult(child.name, run_id, record.status, dict(run.book.outputs))
 

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ..core.clock import parse_timestamp
 from ..core.errors import (
     CorruptEntryError,
     InvalidReferenceError,
@@ -44,6 +43,15 @@ from ..core.errors import (
     quoted,
 )
 from ..core.model import Scope
+from ._record_fields import (
+    corrupt,
+    integer_field,
+    mapping_field,
+    optional_text,
+    seconds_between,
+    started_ns,
+    text_field,
+)
 from ._record_keys import (
     MAX_SEGMENT,
     SLACK,
@@ -58,6 +66,7 @@ from ._record_keys import (
 
 if TYPE_CHECKING:
     from ..store import StateStore
+    from .masking import Masker
 
 __all__ = [
     "LOGS_NAMESPACE",
@@ -126,7 +135,7 @@ class StepRecord:
 
     def duration(self) -> float | None:
         """Seconds from start to finish, when both are known."""
-        return _seconds_between(self.started_at, self.finished_at)
+        return seconds_between(self.started_at, self.finished_at)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,18 +153,18 @@ class StepRecord:
 
     @classmethod
     def from_json(cls, data: Any) -> StepRecord:
-        fields = _mapping(data, "a step")
+        fields = mapping_field(data, "a step")
         return cls(
-            name=_text(fields, "name", "a step"),
-            id=_optional_text(fields, "id"),
-            status=_text(fields, "status", "a step", "not_started"),
-            attempts=_integer(fields, "attempts") or 0,
-            started_at=_optional_text(fields, "started_at"),
-            finished_at=_optional_text(fields, "finished_at"),
-            exit_code=_integer(fields, "exit_code"),
-            output=_optional_text(fields, "output"),
-            error=_optional_text(fields, "error"),
-            child_run_id=_optional_text(fields, "child_run_id"),
+            name=text_field(fields, "name", "a step"),
+            id=optional_text(fields, "id"),
+            status=text_field(fields, "status", "a step", "not_started"),
+            attempts=integer_field(fields, "attempts") or 0,
+            started_at=optional_text(fields, "started_at"),
+            finished_at=optional_text(fields, "finished_at"),
+            exit_code=integer_field(fields, "exit_code"),
+            output=optional_text(fields, "output"),
+            error=optional_text(fields, "error"),
+            child_run_id=optional_text(fields, "child_run_id"),
         )
 
 
@@ -182,7 +191,7 @@ class RunRecord:
 
     def duration(self) -> float | None:
         """Seconds from start to finish; None while it runs."""
-        return _seconds_between(self.started_at, self.finished_at)
+        return seconds_between(self.started_at, self.finished_at)
 
     def step(self, ref: str) -> StepRecord | None:
         """The step whose id is ``ref``, else the first whose name is."""
@@ -215,87 +224,41 @@ class RunRecord:
     def from_json(cls, data: Any) -> RunRecord:
         """The record ``to_json`` gave (unknown fields are ignored); CorruptEntryError
         naming the field when it is not one."""
-        fields = _mapping(data, "a run record")
-        run_id = _text(fields, "run_id", "a run record")
+        fields = mapping_field(data, "a run record")
+        run_id = text_field(fields, "run_id", "a run record")
         params = fields.get("params", [])
         steps = fields.get("steps", [])
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-            raise _corrupt(f"run {quoted(run_id)}: params must be a list of strings")
+            raise corrupt(f"run {quoted(run_id)}: params must be a list of strings")
         if not isinstance(steps, list):
-            raise _corrupt(f"run {quoted(run_id)}: steps must be a list")
-        dag = _text(fields, "dag", "a run record")
+            raise corrupt(f"run {quoted(run_id)}: steps must be a list")
+        dag = text_field(fields, "dag", "a run record")
         return cls(
             run_id=run_id,
             dag=dag,
-            root_dag=_text(fields, "root_dag", "a run record", dag),
-            root_run_id=_text(fields, "root_run_id", "a run record", run_id),
-            parent_run_id=_optional_text(fields, "parent_run_id"),
-            file=_optional_text(fields, "file"),
+            root_dag=text_field(fields, "root_dag", "a run record", dag),
+            root_run_id=text_field(fields, "root_run_id", "a run record", run_id),
+            parent_run_id=optional_text(fields, "parent_run_id"),
+            file=optional_text(fields, "file"),
             params=list(params),
-            status=_text(fields, "status", "a run record"),
-            started_at=_text(fields, "started_at", "a run record"),
-            finished_at=_optional_text(fields, "finished_at"),
+            status=text_field(fields, "status", "a run record"),
+            started_at=text_field(fields, "started_at", "a run record"),
+            finished_at=optional_text(fields, "finished_at"),
             steps=[StepRecord.from_json(step) for step in steps],
-            error=_optional_text(fields, "error"),
+            error=optional_text(fields, "error"),
             input=fields.get("input"),
             output=fields.get("output"),
         )
-
-
-def _corrupt(message: str) -> CorruptEntryError:
-    return CorruptEntryError(f"malformed run record: {message}")
-
-
-def _mapping(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise _corrupt(f"{what} must be a JSON object")
-    return data
-
-
-def _text(fields: Mapping[str, Any], name: str, what: str, default: str | None = None) -> str:
-    value = fields.get(name, default)
-    if not isinstance(value, str):
-        raise _corrupt(f"{what} needs {name} as a string")
-    return value
-
-
-def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _corrupt(f"{name} must be a string or null")
-    return value
-
-
-def _integer(fields: Mapping[str, Any], name: str) -> int | None:
-    value = fields.get(name)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise _corrupt(f"{name} must be an integer or null")
-    return value
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if start is None or end is None:
-        return None
-    try:
-        return max(0.0, (parse_timestamp(end) - parse_timestamp(start)) / 1e9)
-    except ValueError:
-        return None
-
-
-def _started_ns(record: RunRecord) -> int:
-    try:
-        return parse_timestamp(record.started_at)
-    except ValueError:
-        return 0
 
 
 # --- the store --------------------------------------------------------------------------
 
 
 class RunRecords:
-    """Run records and step logs in ``store`` (scope ``statebox``)."""
+    """Run records and step logs in ``store`` (scope ``statebox``); with ``masker``
+    (the run's, :mod:`.masking`) the secrets it registered are masked in what is saved."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, masker: Masker | None = None) -> None:
         from ..store import StateStore
 
         # The same backend, keeping no history: a record is saved many times per run.
@@ -311,11 +274,14 @@ class RunRecords:
             purge_every=store.purge_every,
         )
         self._limit = store.json_limit
+        self._masker = masker
 
     def save(self, record: RunRecord, *, ttl: float | None = None) -> None:
         """Save ``record`` (replacing what was saved of that run); with ``ttl`` it
         expires that many seconds from now (None: never)."""
         data = record.to_json()
+        if self._masker:
+            data = self._masker.mask_record(data)
         key = key_segment(record.run_id)
         try:
             self._store.set(key, data, scope=SYSTEM_SCOPE, namespace=RUNS_NAMESPACE, ttl=ttl)
@@ -354,7 +320,7 @@ class RunRecords:
                 continue
             if dag is None or record.dag == dag:
                 records.append(record)
-        records.sort(key=lambda r: (_started_ns(r), r.run_id), reverse=True)
+        records.sort(key=lambda r: (started_ns(r.started_at), r.run_id), reverse=True)
         return records if limit is None else records[: max(limit, 0)]
 
     def save_log(
@@ -370,6 +336,8 @@ class RunRecords:
         its last :data:`MAX_LOG_BYTES` at most, behind a marker when cut; with ``ttl``
         it expires that many seconds from now (None: never)."""
         _check_stream(stream)
+        if self._masker:
+            text = self._masker.mask(text)
         key = log_key(run_id, step, stream)
         kept, cut = tail(text, MAX_LOG_BYTES)
         budget = self._limit - SLACK

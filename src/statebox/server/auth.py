@@ -21,9 +21,10 @@ deleting a whole keyspace needs a write grant on it.
 
 ``reveal: true`` (default false) lets the grant's keyspaces that are secret
 (:mod:`statebox.core.secrecy`) show their values: ``?reveal=true`` on the routes that
-answer values, and the entries API (``/v1/entries``, ``/v1/records``), which the remote
-store reads plaintext through. Without it a secret value is answered masked, and asking
-to reveal it is a 403. The anonymous caller (a server without tokens) may reveal.
+answer values, the entries API (``/v1/entries``, ``/v1/records``), which the remote
+store reads plaintext through, and ``diff`` and ``update`` (whose answers depend on the
+stored value). Without it a secret value is answered masked, and asking to reveal it,
+a diff or an update there is a 403. The anonymous caller (a server without tokens) may reveal.
 
 Presented secrets are hashed and compared with every token's digest in constant time
 (:func:`hmac.compare_digest`); no secret is ever logged or echoed.

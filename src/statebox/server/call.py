@@ -93,11 +93,11 @@ class Call:
             self.authorize_reveal(keyspace)
         return wanted
 
-    def authorize_reveal(self, keyspace: Keyspace, what: str = "") -> None:
+    def authorize_reveal(self, keyspace: Keyspace, what: str = "", hint: str = "") -> None:
         """A 403 unless the caller may see the values of ``keyspace`` (a secret one);
         ``what`` needs them, when not ``?reveal=true`` (an entries API route)."""
         if not self.principal.can_reveal(keyspace):
-            hint = (
+            hint = hint or (
                 "the /v1/kv routes answer its values masked"
                 if what
                 else "without ?reveal=true its values are answered masked"
@@ -107,6 +107,16 @@ class Call:
                 f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}, a secret "
                 f"keyspace: {what or '?reveal=true'} needs a grant with reveal: true on it "
                 f"({hint})"
+            )
+
+    def authorize_compare(self, keyspace: Keyspace, what: str) -> None:
+        """A 403 on a secret ``keyspace`` unless the caller may reveal its values: ``what``
+        (a diff, an update's transform) reads the stored value, and its answer — changed
+        or not, applied or refused — would confirm a guess of it. A plain write (set,
+        delete, a transaction) reads no value and needs only the write grant."""
+        if self.secret(keyspace):
+            self.authorize_reveal(
+                keyspace, what, "set, delete and transactions need only the write grant"
             )
 
     def authorize_everything(self, access: Access) -> None:

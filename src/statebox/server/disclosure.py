@@ -7,22 +7,34 @@ that may carry them — the store unavailable, a corrupt record, an unexpected f
 any message naming the server's storage — is answered with a generic message and a
 request id (``"requestId"`` in the body, ``X-Request-Id`` header); the full message, with
 passwords masked, goes to the server's log under that id.
+
+So is a :class:`SecretKeyError`: the server's secret key missing, unreadable, or not the
+one a value was sealed with. Its message names the key file (or the variable the key
+came from) and key ids, which are the operator's business, not a client's; and the path
+of the server's key file is one of the words no answer may carry. No message holds a
+secret value (the sealing layer names keyspace, key, version and key ids only).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
 from ..core.envelope import dumps_envelope
-from ..core.errors import BackendUnavailableError, ConflictError, CorruptEntryError, StateboxError
+from ..core.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CorruptEntryError,
+    SecretKeyError,
+    StateboxError,
+)
 from ..core.redaction import redact_text, redact_url
 from ..wire.codec import error_body
 
-__all__ = ["REQUEST_ID_HEADER", "Disclosure", "new_request_id", "storage_words"]
+__all__ = ["REQUEST_ID_HEADER", "Disclosure", "key_file_words", "new_request_id", "storage_words"]
 
 log = logging.getLogger("statebox.server")
 
@@ -34,6 +46,7 @@ _GENERIC: Final[dict[type[StateboxError], str]] = {
         "a write answered this way may or may not have been applied, read before retrying"
     ),
     CorruptEntryError: "a stored record could not be read (it was left untouched)",
+    SecretKeyError: "the server cannot open a secret value with its key, or seal one",
     StateboxError: "internal server error",
 }
 
@@ -55,6 +68,18 @@ def storage_words(store_url: str, backend: object) -> tuple[str, ...]:
         words.add(str(getattr(options, "display", "")))
     # "memory://" and the like locate nothing, and would match innocent messages.
     return tuple(word for word in words if len(word) >= 8 and word != "memory://")
+
+
+def key_file_words(backend: object) -> tuple[str, ...]:
+    """The path of the server's secret key file (``STATEBOX_SECRET_KEY_FILE``, else
+    ``$STATEBOX_HOME/secret.key``, as the sealing layer of ``backend`` reads it): a
+    message holding it is not shown. Read at each error, as the layer reads it at each
+    sealed operation."""
+    from ..backends import key_file_path  # the sealing layer's, through the factory
+
+    environ = getattr(backend, "environ", None)  # a sealed backend's (None: os.environ)
+    path = key_file_path(environ if isinstance(environ, Mapping) else None)
+    return (path,) if len(path) >= 8 else ()
 
 
 def _generic(exc: StateboxError) -> str | None:

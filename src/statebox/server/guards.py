@@ -23,6 +23,7 @@ __all__ = [
     "ETAG",
     "GUARD",
     "KEY_PATH",
+    "NEEDS_REVEAL",
     "Reveal",
     "RevealQuery",
     "authorized_fencing",
@@ -39,6 +40,14 @@ KEY_PATH: Final = "/{scope}/{namespace}/{key:path}"
 #: The answer header of a route that reads or writes one version.
 ETAG: Final = {"ETag": "The version, quoted."}
 GUARD: Final = "Guard (409 on conflict; 0: the key must not exist)."
+
+
+#: The description of a route whose answer depends on the stored value (diff, update).
+NEEDS_REVEAL: Final = (
+    "On a secret keyspace this needs a grant with reveal: true there (else 403), with "
+    "?reveal=true or without: its answer depends on the stored value, so it would confirm "
+    "a guess of it. Set, delete and transactions need only the write grant."
+)
 
 
 def etag(version: int) -> dict[str, str]:

@@ -38,6 +38,7 @@ from .guards import (
     ETAG,
     GUARD,
     KEY_PATH,
+    NEEDS_REVEAL,
     Reveal,
     RevealQuery,
     doc,
@@ -253,6 +254,7 @@ class DiffBody(Body):
 @router.post(
     "/v1/diff" + KEY_PATH,
     summary="diff: compare with the stored value, write when changed",
+    description=NEEDS_REVEAL,
     path_params=KeyPath,
     query=RevealQuery,
     headers=IfMatch,
@@ -263,6 +265,7 @@ class DiffBody(Body):
 )
 async def diff(call: Call, query: RevealQuery, body: DiffBody) -> Response:
     ks = call.granted
+    call.authorize_compare(ks, "a diff (it compares the value with the stored one)")
     reveal = call.reveal(query.reveal, ks)
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "diff")

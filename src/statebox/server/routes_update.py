@@ -20,6 +20,7 @@ from .guards import (
     ETAG,
     GUARD,
     KEY_PATH,
+    NEEDS_REVEAL,
     Reveal,
     RevealQuery,
     authorized_fencing,
@@ -73,6 +74,7 @@ def _given(raw: Raw | UnsetType) -> Any:
 @router.post(
     "/v1/update" + KEY_PATH,
     summary="update: atomic read-modify-write with jq, a merge patch or a JSON patch",
+    description=NEEDS_REVEAL,
     path_params=KeyPath,
     query=RevealQuery,
     headers=IfMatch,
@@ -83,6 +85,7 @@ def _given(raw: Raw | UnsetType) -> Any:
 )
 async def update(call: Call, query: RevealQuery, body: UpdateBody) -> Response:
     ks = call.granted
+    call.authorize_compare(ks, "an update (its jq, merge or patch reads the stored value)")
     reveal = call.reveal(query.reveal, ks)
     expected, create_only, header = preconditions(call, body.expected_version)
     no_create_only(create_only, "update")

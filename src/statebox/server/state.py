@@ -31,7 +31,7 @@ from ..store import StateStore
 from .auth import ANONYMOUS, Principal
 from .changes_hub import ChangeHub
 from .config import ServerConfig
-from .disclosure import REQUEST_ID_HEADER, Disclosure, storage_words
+from .disclosure import REQUEST_ID_HEADER, Disclosure, key_file_words, storage_words
 from .metrics import Metrics
 from .writer import GroupCommitWriter
 
@@ -225,9 +225,10 @@ class ServerState:
         elif isinstance(exc, (BackendUnavailableError, CorruptEntryError)):
             self.metrics.backend_errors += 1
         headers = {"www-authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
-        # No store URL, host or path reaches a client: those errors carry a request id
-        # instead, and the server's log has the details (disclosure.py).
-        words = storage_words(self.store_url, self.backend)
+        # No store URL, host or path (the secret key file's included) reaches a client:
+        # those errors carry a request id instead, and the server's log has the details
+        # (disclosure.py).
+        words = storage_words(self.store_url, self.backend) + key_file_words(self.backend)
         body, request_id = Disclosure(words).body(exc, request_id)
         if request_id is not None:
             headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}

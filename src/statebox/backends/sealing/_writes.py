@@ -1,9 +1,12 @@
 """The writes of :class:`~.backend.SealedBackend` to secret keyspaces: each Put sealed for
-the version it will get, conflicts on the guards the layer added retried. Imported on the
-first such write (the rules: ``backend.py``'s docstring)."""
+the version it will get, conflicts on the guards the layer added retried, the keyspace
+put in the store's registry first; and the repair of a write that found a sealed value
+where it wrote in clear. Imported on the first such write (the rules: ``backend.py``'s
+docstring)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -11,7 +14,7 @@ from ...core.errors import BackendUnavailableError, ConflictError, CorruptEntryE
 from ...core.model import Keyspace
 from ...core.records import Applied, Delete, Mutation, Put, WriteContext
 from ...core.values import NormalizedValue, sha256_hex
-from .backend import SEALED_CONTENT_TYPE, SealedBackend
+from .backend import REGISTRY, SEALED_CONTENT_TYPE, SealedBackend, registry_key
 from .cipher import keyed_hash, seal_value
 from .keyring import Keyring
 
@@ -19,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
 
-__all__ = ["ATTEMPTS", "apply_sealed"]
+__all__ = ["ATTEMPTS", "apply_sealed", "register", "reseal_after_race"]
 
 #: Attempts of a write whose added guard keeps conflicting, and the pause between them
 #: (jittered, doubling from 1 ms up to 50 ms).
@@ -38,6 +41,33 @@ def _pause(attempt: int) -> None:
     time.sleep(random.uniform(_FIRST_PAUSE, min(_LAST_PAUSE, _FIRST_PAUSE * 2**attempt)))
 
 
+def _registry_value(keyspace: Keyspace) -> NormalizedValue:
+    import json
+
+    data = json.dumps(
+        {"namespace": keyspace.namespace, "scope": str(keyspace.scope)},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return NormalizedValue(data, "application/json", sha256_hex(data))
+
+
+def register(layer: SealedBackend, keyspace: Keyspace, ctx: WriteContext) -> None:
+    """Make sure the store's registry names ``keyspace`` (one read; a create-only write
+    when it does not: a conflict means another process wrote it first). Written by the
+    inner backend, in clear: it says which keyspaces are secret, not what they hold."""
+    if keyspace in layer.registered or keyspace == REGISTRY:
+        return
+    key = registry_key(keyspace)
+    if layer.inner.get(REGISTRY, key, ctx.now) is None:
+        with contextlib.suppress(ConflictError):  # another process wrote it first
+            layer.inner.apply(
+                REGISTRY, [Put(key, _registry_value(keyspace), create_only=True)], ctx
+            )
+    # Not yet added to layer.registered: only once the sealed write committed (inside a
+    # group commit a failing write takes this registration back with it).
+
+
 def apply_sealed(
     layer: SealedBackend, batches: _Batches, ctx: WriteContext, *, single: bool
 ) -> list[list[Applied]]:
@@ -45,11 +75,17 @@ def apply_sealed(
     one batch being of a secret keyspace."""
     policy, inner = layer.policy, layer.inner
     # The keys only when something is sealed: a batch of deletes makes no key file.
-    sealing = any(
-        isinstance(m, Put) for keyspace, ms in batches if policy.is_secret(keyspace) for m in ms
-    )
+    into = [
+        keyspace
+        for keyspace, ms in batches
+        if policy.is_secret(keyspace) and any(isinstance(m, Put) for m in ms)
+    ]
+    if into:
+        layer.sealing_keyring()  # no key: refused before anything is written
+    for keyspace in into:
+        register(layer, keyspace, ctx)
     for attempt in range(ATTEMPTS):
-        ring = layer.sealing_keyring() if sealing else None
+        ring = layer.sealing_keyring() if into else None
         added: set[int] = set()  # the flat indexes of the guards this layer added
         sealed: list[tuple[Keyspace, Sequence[Mutation]]] = []
         plains: list[list[_Plain] | None] = []
@@ -77,14 +113,50 @@ def apply_sealed(
             if attempt + 1 < ATTEMPTS:
                 _pause(attempt)
             continue
+        layer.registered.update(into)
         return [
-            applied if plain is None else _results(layer, keyspace, applied, plain)
-            for (keyspace, _), applied, plain in zip(batches, results, plains, strict=True)
+            reseal_after_race(layer, keyspace, mutations, applied, ctx)
+            if plain is None
+            else _results(layer, keyspace, applied, plain)
+            for (keyspace, mutations), applied, plain in zip(batches, results, plains, strict=True)
         ]
     raise BackendUnavailableError(
         f"a write to a secret keyspace conflicted with other writers {ATTEMPTS} times in a "
         "row: the store is too busy; retry"
     )
+
+
+def reseal_after_race(
+    layer: SealedBackend,
+    keyspace: Keyspace,
+    mutations: Sequence[Mutation],
+    applied: list[Applied],
+    ctx: WriteContext,
+) -> list[Applied]:
+    """``applied`` of a write to a keyspace taken for plain; when it replaced a sealed
+    value, another process sealed there after this one looked at the registry (or before
+    the registry existed): the keyspace is learned, what the write replaced is given
+    opened, and each value it left in clear is sealed at once by a Put of the same value
+    guarded by the version it got (a new version; a conflict means someone wrote the key
+    meanwhile, whose value stands). Only this race leaves a value in clear: in that one
+    history record."""
+    if all(a.previous is None or a.previous.content_type != SEALED_CONTENT_TYPE for a in applied):
+        return applied
+    layer.policy.learn(keyspace)
+    out = [Applied(layer.previous_entry(keyspace, a.previous), a.current) for a in applied]
+    last = {mutation.key: index for index, mutation in enumerate(mutations)}
+    for index in sorted(last.values()):
+        current = out[index].current
+        if current is None or current.content_type == SEALED_CONTENT_TYPE:
+            continue
+        value = NormalizedValue(current.data, current.content_type, current.hash)
+        put = Put(current.key, value, current.version, expires_at=current.expires_at)
+        try:
+            [resealed] = apply_sealed(layer, [(keyspace, [put])], ctx, single=True)[0]
+        except ConflictError:
+            continue
+        out[index] = Applied(out[index].previous, resealed.current)
+    return out
 
 
 def _seal(
@@ -127,7 +199,7 @@ def _seal(
         # the keyed hash (_results).
         stored = NormalizedValue(data, SEALED_CONTENT_TYPE, sha256_hex(data))
         out.append(mutation._replace(value=stored))
-        digest = keyed_hash(ring.primary, value.content_type, value.data)
+        digest = keyed_hash(ring.primary, keyspace, key, value.content_type, value.data)
         plain.append((version, value.content_type, value.data, digest))
     return out, plain, guarded
 

@@ -27,6 +27,22 @@ name, every call goes straight through. For a secret keyspace:
   written by the backend from the sealed Put: the storage never holds a secret value in
   clear, history included.
 
+Secrecy is kept in the store, not only in each process's ``STATEBOX_SECRET_NAMESPACES``:
+
+- the registry: before the first seal into a keyspace (once per keyspace and layer) the
+  layer makes sure the store holds an entry ``SCOPE/NAMESPACE`` in :data:`REGISTRY`
+  (scope ``statebox``, statebox's own records), written by the inner backend as a
+  create-only Put. The layer's policy (:meth:`SecretPolicy.with_lookup`, the object the
+  engine masks by) asks the registry about a keyspace its patterns do not name before
+  that keyspace is first used: a registered keyspace is sealed and masked by every
+  process, with or without the variable.
+- a read never hands out ciphertext: an entry stored sealed is opened whatever the
+  policy says, and its keyspace is then learned as secret.
+- a write to a keyspace taken for plain that replaced a sealed value (another process
+  sealed there after this one looked at the registry) learns the keyspace and re-seals
+  what it just wrote at once (``_writes.reseal_after_race``): only that race leaves a
+  value in clear, in one history record.
+
 Deletes, leases, change tokens, expiry, keyspace listing and deletion, group commit and
 anything else the backend has pass through unchanged. An entry of a secret keyspace that
 is not sealed (written before its namespace was declared secret) is read as it is;
@@ -35,6 +51,7 @@ is not sealed (written before its namespace was declared secret) is read as it i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from ...core.errors import BackendUnavailableError, CorruptEntryError, SecretKeyError
@@ -52,14 +69,35 @@ if TYPE_CHECKING:
     T = TypeVar("T")
     E = TypeVar("E", Entry, HistoryRecord)
 
-__all__ = ["SEALED_CONTENT_TYPE", "SealedBackend", "seal_backend"]
+__all__ = ["REGISTRY", "SEALED_CONTENT_TYPE", "SealedBackend", "registry_key", "seal_backend"]
 
 #: The content type a sealed value is stored with (its own is inside the ciphertext).
 #: Defined here, not in ``cipher.py`` (which re-exports it): every read of a secret
 #: keyspace compares against it, and ``cipher`` is imported only when one is sealed.
 SEALED_CONTENT_TYPE: Final = "application/vnd.statebox.sealed"
+#: The store's registry of its secret keyspaces: one entry, key ``SCOPE/NAMESPACE``
+#: (:func:`registry_key`), for each keyspace a value was ever sealed into.
+REGISTRY: Final = Keyspace("statebox", "secret-keyspaces")
 #: The wrapper's own attributes; any other is the inner backend's (``__setattr__``).
-_OWN: Final = frozenset({"inner", "policy", "environ", "url", "capabilities"})
+_OWN: Final = frozenset({"inner", "policy", "environ", "url", "capabilities", "registered"})
+
+
+#: The longest registry key written as ``SCOPE/NAMESPACE`` (UTF-8 bytes): a longer one
+#: would not fit every store (the file store's key limit is about 125 bytes).
+_DIRECT_KEY_BYTES: Final = 64
+
+
+def registry_key(keyspace: Keyspace) -> str:
+    """The key of ``keyspace``'s entry in :data:`REGISTRY`: ``SCOPE/NAMESPACE``, a valid
+    key (a namespace holds no ``/`` and is never ``.`` or ``..``); past 64 bytes
+    ``SCOPE/sha256/`` and 32 hex digits of the namespace's SHA-256 (three segments: never
+    the short form of another namespace)."""
+    key = f"{keyspace.scope}/{keyspace.namespace}"
+    if len(key.encode()) <= _DIRECT_KEY_BYTES:
+        return key
+    from ...core.values import sha256_hex
+
+    return f"{keyspace.scope}/sha256/{sha256_hex(keyspace.namespace.encode())[:32]}"
 
 
 class SealedBackend(Backend):
@@ -74,7 +112,11 @@ class SealedBackend(Backend):
         self.inner = inner
         if policy is None:  # the environment's, as the keys are
             policy = default_policy() if environ is None else SecretPolicy.from_env(environ)
-        self.policy = policy
+        #: ``policy``'s patterns and this store's registry: the object the engine asks
+        #: (``secret_policy``), so what the layer learns is masked too.
+        self.policy = policy.with_lookup(self._in_registry)
+        #: The keyspaces known to be in the registry (``_writes.register``).
+        self.registered: set[Keyspace] = set()
         #: Where the keys are read from (``STATEBOX_SECRET_KEY`` …): None = os.environ.
         self.environ = environ
         self.url = inner.url
@@ -113,6 +155,17 @@ class SealedBackend(Backend):
     def __repr__(self) -> str:
         return f"SealedBackend({self.inner!r})"
 
+    def _in_registry(self, keyspace: Keyspace) -> bool:
+        """Whether the store's registry names ``keyspace`` (one read of the inner backend;
+        the policy asks, on the keyspace's first use and at most once a second after a
+        no)."""
+        if keyspace == REGISTRY:
+            return False
+        if self.inner.get(REGISTRY, registry_key(keyspace), time.time_ns()) is None:
+            return False
+        self.registered.add(keyspace)
+        return True
+
     # -- keys and values ---------------------------------------------------------------
 
     def keyring(self, *, create: bool) -> Keyring | None:
@@ -128,9 +181,9 @@ class SealedBackend(Backend):
             raise SecretKeyError("no secret key to seal with")
         return ring
 
-    def open_entry(self, keyspace: Keyspace, entry: Entry) -> Entry:
-        """``entry`` as the engine sees it: its value opened and its hash keyed, when
-        sealed (an entry stored in clear is given as it is)."""
+    def open_entry(self, keyspace: Keyspace, entry: E) -> E:
+        """``entry`` (or a history record) as the engine sees it: its value opened and
+        its hash keyed, when sealed (an entry stored in clear is given as it is)."""
         return self._open(keyspace, entry)
 
     def _open(self, keyspace: Keyspace, item: E) -> E:
@@ -141,41 +194,24 @@ class SealedBackend(Backend):
         content_type, data, key = open_value(
             self.keyring(create=False), keyspace, item.key, item.version, item.data
         )
-        return item._replace(
-            data=data, content_type=content_type, hash=keyed_hash(key, content_type, data)
-        )
-
-    def _open_history(
-        self, keyspace: Keyspace, records: list[HistoryRecord]
-    ) -> list[HistoryRecord]:
-        """``records`` opened. A deletion marker holds no value but the sealed content
-        type and the stored hash of the version it deleted: it is given that version's
-        content type and keyed hash, found in ``records`` or read."""
-        opened = [r if r.deleted else self._open(keyspace, r) for r in records]
-        live = {r.version: r for r in opened if not r.deleted}
-        out = []
-        for record in opened:
-            if record.deleted and record.content_type == SEALED_CONTENT_TYPE:
-                deleted = live.get(record.version)
-                if deleted is None:
-                    found = self.inner.get_version(keyspace, record.key, record.version)
-                    deleted = self._open(keyspace, found) if found is not None else None
-                if deleted is not None:
-                    record = record._replace(content_type=deleted.content_type, hash=deleted.hash)
-            out.append(record)
-        return out
+        digest = keyed_hash(key, keyspace, item.key, content_type, data)
+        return item._replace(data=data, content_type=content_type, hash=digest)
 
     # -- reads -------------------------------------------------------------------------
+    # A value stored sealed is opened whatever the policy says (a process without
+    # STATEBOX_SECRET_NAMESPACES never gets ciphertext as a value), and its keyspace is
+    # learned as secret. The registry is asked by the policy itself, on the keyspace's
+    # first use by anyone who asks it (the engine, to mask; the server, to guard).
+
+    def _learned(self, keyspace: Keyspace, item: E) -> E:
+        self.policy.learn(keyspace)
+        return self._open(keyspace, item)
 
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None:
         entry = self.inner.get(keyspace, key, now)
-        if (
-            entry is None
-            or entry.content_type != SEALED_CONTENT_TYPE
-            or not self.policy.is_secret(keyspace)
-        ):
+        if entry is None or entry.content_type != SEALED_CONTENT_TYPE:
             return entry
-        return self._open(keyspace, entry)
+        return self._learned(keyspace, entry)
 
     def scan(
         self,
@@ -188,9 +224,14 @@ class SealedBackend(Backend):
         now: int,
     ) -> list[Entry]:
         if not self.policy.is_secret(keyspace):
-            return self.inner.scan(
+            entries = self.inner.scan(
                 keyspace, prefix, after=after, limit=limit, include_values=include_values, now=now
             )
+            if all(entry.content_type != SEALED_CONTENT_TYPE for entry in entries):
+                return entries
+            self.policy.learn(keyspace)  # sealed by another process: read as secret
+            if include_values:
+                return [self._open(keyspace, entry) for entry in entries]
         # With the values even when not asked for: a sealed entry's keyed hash and its
         # content type are known only once it is opened.
         entries = self.inner.scan(
@@ -201,15 +242,18 @@ class SealedBackend(Backend):
 
     def history(self, keyspace: Keyspace, key: str, limit: int) -> list[HistoryRecord]:
         records = self.inner.history(keyspace, key, limit)
-        if not self.policy.is_secret(keyspace):
+        if all(record.content_type != SEALED_CONTENT_TYPE for record in records):
             return records
-        return self._open_history(keyspace, records)
+        self.policy.learn(keyspace)
+        from ._history import open_history
+
+        return open_history(self, keyspace, records)
 
     def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None:
         record = self.inner.get_version(keyspace, key, version)
-        if record is None or not self.policy.is_secret(keyspace):
+        if record is None or record.content_type != SEALED_CONTENT_TYPE:
             return record
-        return self._open(keyspace, record)
+        return self._learned(keyspace, record)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -217,7 +261,15 @@ class SealedBackend(Backend):
         self, keyspace: Keyspace, mutations: Sequence[Mutation], ctx: WriteContext
     ) -> list[Applied]:
         if not self.policy.is_secret(keyspace):
-            return self.inner.apply(keyspace, mutations, ctx)
+            applied = self.inner.apply(keyspace, mutations, ctx)
+            if all(
+                a.previous is None or a.previous.content_type != SEALED_CONTENT_TYPE
+                for a in applied
+            ):
+                return applied
+            from ._writes import reseal_after_race
+
+            return reseal_after_race(self, keyspace, mutations, applied, ctx)
         from ._writes import apply_sealed
 
         return apply_sealed(self, [(keyspace, mutations)], ctx, single=True)[0]
@@ -225,11 +277,23 @@ class SealedBackend(Backend):
     def apply_batch(
         self, batches: Sequence[tuple[Keyspace, Sequence[Mutation]]], ctx: WriteContext
     ) -> list[list[Applied]]:
-        if not any(self.policy.is_secret(keyspace) for keyspace, _ in batches):
-            return self.inner.apply_batch(batches, ctx)
-        from ._writes import apply_sealed
+        if any(self.policy.is_secret(keyspace) for keyspace, _ in batches):
+            from ._writes import apply_sealed
 
-        return apply_sealed(self, batches, ctx, single=False)
+            return apply_sealed(self, batches, ctx, single=False)
+        results = self.inner.apply_batch(batches, ctx)
+        if all(
+            a.previous is None or a.previous.content_type != SEALED_CONTENT_TYPE
+            for applied in results
+            for a in applied
+        ):
+            return results
+        from ._writes import reseal_after_race
+
+        return [
+            reseal_after_race(self, keyspace, mutations, applied, ctx)
+            for (keyspace, mutations), applied in zip(batches, results, strict=True)
+        ]
 
     def previous_entry(self, keyspace: Keyspace, entry: Entry | None) -> Entry | None:
         """The entry a write replaced, opened. The write is done whatever happens here:

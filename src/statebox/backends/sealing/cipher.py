@@ -12,11 +12,14 @@ to another entry, keyspace or version fails authentication. Nonces are random: w
 (NIST SP 800-38D), far more than a store rotates over.
 
 The hash a secret entry reports is HMAC-SHA256 under a key derived from the key that
-sealed it (HKDF, info ``statebox entry hash``) over the same ``content type + "\\n" +
-data``: equal values hash alike under one key, and a low-entropy value (a PIN) cannot be
-guessed from its hash without the key, which a plain SHA-256 would allow. It is computed
-when the value is sealed or opened, never stored: the backend stores the SHA-256 of the
-sealed bytes, as it does of any bytes (the file backend checks a record against it).
+sealed it (HKDF, info ``statebox entry hash``) over the JSON array ``[scope, namespace,
+key, content type]``, a newline and the data: equal values of one key hash alike under
+one sealing key (across its versions: watches and diffs see whether it changed), and a
+low-entropy value (a PIN) cannot be guessed from its hash without the key, which a plain
+SHA-256 would allow — nor confirmed by writing a guess under another key and comparing
+hashes (the entry's address is in the message). It is computed when the value is sealed
+or opened, never stored: the backend stores the SHA-256 of the sealed bytes, as it does
+of any bytes (the file backend checks a record against it).
 
 ``cryptography`` is imported here only, when the first secret is sealed or opened.
 """
@@ -101,13 +104,20 @@ def associated_data(keyspace: Keyspace, key: str, version: int) -> bytes:
     ).encode("ascii")
 
 
-def keyed_hash(key: bytes, content_type: str, data: bytes) -> str:
-    """The hash a secret entry reports, under the key that sealed it: 64 hex characters,
-    like SHA-256's."""
+def keyed_hash(
+    key: bytes, keyspace: Keyspace, entry_key: str, content_type: str, data: bytes
+) -> str:
+    """The hash entry ``entry_key`` of ``keyspace`` reports for a value, under the key
+    that sealed it: 64 hex characters, like SHA-256's. Bound to the entry's address, not
+    its version (a JSON array: a newline never appears inside it)."""
     import hmac
 
-    message = content_type.encode("utf-8") + b"\n" + data
-    return hmac.new(_hash_key(key), message, "sha256").hexdigest()
+    address = json.dumps(
+        [keyspace.scope, keyspace.namespace, entry_key, content_type],
+        ensure_ascii=True,
+        separators=(",", ":"),
+    ).encode("ascii")
+    return hmac.new(_hash_key(key), address + b"\n" + data, "sha256").hexdigest()
 
 
 def seal_value(

@@ -7,12 +7,17 @@ whitespace), else from a key file: ``STATEBOX_SECRET_KEY_FILE``, else
 skipped). The first key seals; every key opens, so old values stay readable after a
 rotation adds a new first key.
 
-The key file is created on the first seal, never on a read: a temporary file made with
-mode 0600 (``O_EXCL``) is written, synced and linked to the final name, so the name never
-shows a half-written or group-readable file, and of several processes creating it at
-once exactly one key wins (the others read it). A key file readable by others is refused.
-Running writers notice a replaced key file (its inode, mtime and size) on their next
-sealed operation.
+The key file is created on the first seal, never on a read: under the lock
+``<keyfile>.lock`` (the one a rotation takes to add a key, so a first seal cannot replace
+a key a first rotation just wrote), a temporary file made with mode 0600 (``O_EXCL``) is
+written, synced and linked to the final name, so the name never shows a half-written or
+group-readable file, and of several processes creating it at once exactly one key wins
+(the others read it). Refused, as :class:`SecretKeyError` (a misconfigured host: HTTP
+500, not the client's doing): a key file readable by others, one owned by another user
+than the effective one, a symbolic link (the file and its lock are opened with
+``O_NOFOLLOW``), and one in a directory others may write without the sticky bit (they
+could replace it). Running writers notice a replaced key file (its inode, mtime and
+size) on their next sealed operation.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ...core.errors import ConfigurationError, SecretKeyError, quoted
+from ...core.errors import SecretKeyError
+from ._keyfile import KEY_FILE_ENV, check_directory, check_file, locked, open_no_follow
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +49,6 @@ __all__ = [
 ]
 
 KEY_ENV: Final = "STATEBOX_SECRET_KEY"
-KEY_FILE_ENV: Final = "STATEBOX_SECRET_KEY_FILE"
 KEY_BYTES: Final = 32
 
 
@@ -140,21 +145,15 @@ def _parse_keys(text: str, path: str) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
-def _check_mode(path: str, st: os.stat_result) -> None:
-    if st.st_mode & 0o077:
-        raise ConfigurationError(
-            f"the key file {path} has mode {oct(st.st_mode & 0o777)[2:]}: others may read it; "
-            f"it must be readable by its owner only: run chmod 600 {quoted(path)}"
-        )
-
-
 def _read(path: str) -> tuple[tuple[bytes, ...], tuple[int, int, int]]:
     """The keys in the file at ``path`` and the identity (inode, mtime, size) of the file
     they were read from; FileNotFoundError when there is none."""
     try:
-        with open(path, "rb") as handle:
+        fd = open_no_follow(path, os.O_RDONLY, f"set {KEY_FILE_ENV} to the file it points to")
+        with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
-            _check_mode(path, st)
+            check_file(path, st)
+            check_directory(path)
             raw = handle.read()
     except FileNotFoundError:
         raise
@@ -220,36 +219,32 @@ def write_key_file(path: str, keys: Sequence[bytes]) -> None:
 
 def _create_key_file(path: str) -> None:
     """Create the key file with one new key, or read the one another process created
-    first: the link fails when the name exists, so exactly one key wins."""
-    try:
-        temp = _write_temp(path, [os.urandom(KEY_BYTES)])
-    except OSError as exc:
-        raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from exc
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        pass  # another process won: its key it is
-    except OSError as exc:
-        raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from exc
-    else:
-        _sync_directory(os.path.dirname(path))
-    finally:
-        os.unlink(temp)
+    first: the link fails when the name exists, so exactly one key wins. Under the key
+    file's lock, as :func:`add_key_to_file`: a first seal racing a first rotation never
+    replaces the key the rotation wrote."""
+    with locked(path, "create"):
+        if os.path.lexists(path):
+            return  # created meanwhile (or a link, refused when read)
+        try:
+            temp = _write_temp(path, [os.urandom(KEY_BYTES)])
+        except OSError as exc:
+            raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from exc
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process won (without the lock: an older statebox): its key it is
+        except OSError as exc:
+            raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from exc
+        else:
+            _sync_directory(os.path.dirname(path))
+        finally:
+            os.unlink(temp)
 
 
 def add_key_to_file(path: str, key: bytes) -> tuple[bytes, ...]:
     """Put ``key`` first in the key file (created when missing), keeping the others, under
     an exclusive lock so two rotations at once do not drop each other's key."""
-    import fcntl
-
-    directory = os.path.dirname(path)
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise SecretKeyError(f"cannot lock the key file {path}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path, "lock"):
         try:
             old = read_key_file(path)
         except FileNotFoundError:
@@ -258,8 +253,6 @@ def add_key_to_file(path: str, key: bytes) -> tuple[bytes, ...]:
         write_key_file(path, keys)
         _forget(path)
         return keys
-    finally:
-        os.close(lock)  # releases the lock
 
 
 # The file keyring last read, by path, with the stat that identified it: a replaced
@@ -299,11 +292,11 @@ def load_keyring(environ: Mapping[str, str] | None = None, *, create: bool) -> K
         # One stat per sealed operation: a rotation replaced the file (another inode,
         # mtime or size), or a chmod made it readable by others (refused again).
         try:
-            st = os.stat(path)
+            st = os.lstat(path)  # a link put in its place is read again: refused
         except OSError:
             st = None
         if st is not None and cached[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
-            _check_mode(path, st)
+            check_file(path, st)
             return cached[1]
     try:
         keys, signature = _read(path)

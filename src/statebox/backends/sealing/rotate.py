@@ -2,14 +2,17 @@
 
 ``rotate(backend)`` with a key file: puts a new key first in the file (the old ones stay,
 so history sealed under them stays readable), then re-seals every live entry of every
-secret keyspace whose value is not sealed under that key (or not sealed at all: written
+secret keyspace (those the policy names and those the store's registry of secret
+keyspaces names) whose value is not sealed under that key (or not sealed at all: written
 before its namespace was declared secret). With ``STATEBOX_SECRET_KEY`` it never writes a
 key: the operator sets ``STATEBOX_SECRET_KEY="NEW,OLD"`` and rotates with
 ``new_key=False``, which re-seals under the first key.
 
 Each entry is re-sealed by an ordinary write through the layer: a Put of the same value
 guarded by the version that was read, keeping its expiry (so each re-sealed entry gets a
-new version, as any write does). A conflict means another writer wrote the key
+new version, as any write does), and every history record of the key: the write's
+history limit is the number of records kept for the key plus one, never less than
+``history_limit``, so a rotation trims nothing. A conflict means another writer wrote the key
 meanwhile: it is read again, and re-sealed if that writer used an older key. Passes are
 repeated until one finds nothing to re-seal. Interrupted, the store is consistent (every
 entry is readable: old keys are kept) and running ``rotate(new_key=False)`` finishes.
@@ -28,7 +31,7 @@ from ...core.redaction import redact_url
 from ...core.values import DEFAULT_HISTORY_LIMIT, NormalizedValue
 from ..base import Backend
 from ._writes import ATTEMPTS
-from .backend import SEALED_CONTENT_TYPE, SealedBackend, seal_backend
+from .backend import REGISTRY, SEALED_CONTENT_TYPE, SealedBackend, seal_backend
 from .keyring import KEY_BYTES, KEY_ENV, Keyring, add_key_to_file, key_file_path, keyring_source
 
 TYPE_CHECKING = False
@@ -106,7 +109,12 @@ class _Rotation:
         after: Keyspace | None = None
         while True:
             page = self.inner.list_keyspaces(None, after=after, limit=PAGE, now=self.now())
-            found += [i.keyspace for i in page if self.layer.policy.is_secret(i.keyspace)]
+            found += [
+                info.keyspace
+                for info in page
+                # the registry's entries stay in clear: they name keyspaces, no secret
+                if info.keyspace != REGISTRY and self.layer.policy.is_secret(info.keyspace)
+            ]
             if len(page) < PAGE:
                 return found
             after = page[-1].keyspace
@@ -127,6 +135,13 @@ class _Rotation:
                 return resealed
             after = entries[-1].key
 
+    def keep_all(self, keyspace: Keyspace, key: str) -> int:
+        """The history limit of a re-seal of ``key`` that drops none of its records: the
+        records kept now, plus the one the re-seal adds (a store keeping no history,
+        ``history_limit`` 0 and no records, keeps none)."""
+        kept = len(self.inner.history(keyspace, key, 0))
+        return max(self.history_limit, kept + 1) if kept else self.history_limit
+
     def entry(self, keyspace: Keyspace, entry: Entry) -> int:
         """Re-seal one entry (read raw from the inner backend): 1, or 0 when it is gone or
         another writer re-sealed it meanwhile."""
@@ -137,11 +152,9 @@ class _Rotation:
             opened = self.layer.open_entry(keyspace, current)
             value = NormalizedValue(opened.data, opened.content_type, "")
             put = Put(current.key, value, current.version, expires_at=current.expires_at)
-            now = self.now()
+            limit = self.keep_all(keyspace, current.key)
             try:
-                self.layer.apply(
-                    keyspace, [put], WriteContext(now, self.updated_by, self.history_limit)
-                )
+                self.layer.apply(keyspace, [put], WriteContext(self.now(), self.updated_by, limit))
                 return 1
             except ConflictError:  # written meanwhile (the Put carries no fence): look again
                 current = self.inner.get(keyspace, current.key, self.now())
@@ -163,7 +176,8 @@ def rotate(
 ) -> RotateReport:
     """Re-seal every live secret entry of ``backend`` (an opened store: a SealedBackend,
     or a plain backend, wrapped here) under the sealing key; with ``new_key``, a new key
-    put first in the key file beforehand. See the module's docstring."""
+    put first in the key file beforehand. ``history_limit``: the least number of records
+    a re-sealed key keeps (all it has are kept). See the module's docstring."""
     env = os.environ if environ is None else environ
     layer = _sealed_layer(backend, environ)
     if new_key:

@@ -30,6 +30,7 @@ __all__ = [
     "StateType",
     "app_name",
     "build_state_store_path",
+    "checked_app_name",
     "field_pointer",
     "namespace_of",
     "as_state_type",
@@ -88,9 +89,42 @@ def _shown(value: Any) -> Any:
 
 
 def app_name() -> str:
-    """``ATLAN_APPLICATION_NAME``, else ``default`` (an empty value is kept, as the SDK
-    keeps it)."""
+    """``ATLAN_APPLICATION_NAME``, else ``default``, as it is (:func:`checked_app_name`
+    checks it)."""
     return os.environ.get(APP_NAME_ENV, DEFAULT_APP_NAME)
+
+
+def _app_problem(app: str) -> str | None:
+    """Why ``app`` names no folder of its own inside ``apps/``, or None."""
+    if app == "":
+        return "it is empty"
+    if "\0" in app:
+        return "it contains a NUL character"
+    if "/" in app or "\\" in app:
+        return 'it contains "/" or "\\"'
+    if app in (".", ".."):
+        return f'it is "{app}"'
+    return None
+
+
+def checked_app_name(kind: StateType) -> str:
+    """The app's name (:func:`app_name`), refused with a :class:`ConfigurationError`
+    naming ``ATLAN_APPLICATION_NAME`` when it would make the object's path leave
+    ``apps/`` (``..``, ``/``, ``\\``, NUL) or name no folder (empty, ``.``), or would make
+    no valid statebox namespace: one check for the path and every StateStore method."""
+    app = app_name()
+    problem = _app_problem(app)
+    if problem is None:
+        try:
+            validate_namespace(f"atlan-{app}-{kind.value}")
+        except StateboxError as exc:
+            problem = exc.message
+    if problem is not None:
+        raise ConfigurationError(
+            f"{APP_NAME_ENV}={quoted(app)} cannot name the app's folder or the statebox "
+            f"namespace of its {kind.value} state: {problem}"
+        )
+    return app
 
 
 def _path_problem(id: str) -> str | None:
@@ -124,25 +158,19 @@ def build_state_store_path(id: str, state_type: StateType) -> str:
     the SDK's path of the object (nothing is stored there: the object lives in the
     statebox store). An id that is empty, absolute, holds NUL or a ``..`` segment is
     refused with :class:`PathTraversalError`, as the SDK 2.x refuses ids that escape
-    (this also refuses ``a/../b``, which the SDK lets through)."""
+    (this also refuses ``a/../b``, which the SDK lets through). An app name
+    (``ATLAN_APPLICATION_NAME``) that is empty, ``.``, ``..``, or holds ``/``, ``\\`` or
+    NUL is a :class:`ConfigurationError`, as in every StateStore method."""
     kind = as_state_type(state_type)
+    app = checked_app_name(kind)
     checked = _checked_id(id, kind)
-    return PATH_TEMPLATE.format(app=app_name(), state_type=kind.value, id=checked)
+    return PATH_TEMPLATE.format(app=app, state_type=kind.value, id=checked)
 
 
 def namespace_of(kind: StateType) -> str:
-    """``atlan-{app}-{state_type}``; an app name that makes no valid namespace is a
+    """``atlan-{app}-{state_type}``; an app name :func:`checked_app_name` refuses is a
     configuration error naming ``ATLAN_APPLICATION_NAME``."""
-    app = app_name()
-    namespace = f"atlan-{app}-{kind.value}"
-    try:
-        validate_namespace(namespace)
-    except StateboxError as exc:
-        raise ConfigurationError(
-            f"{APP_NAME_ENV}={quoted(app)} cannot name the statebox namespace of its "
-            f"{kind.value} state: {exc.message}"
-        ) from None
-    return namespace
+    return f"atlan-{checked_app_name(kind)}-{kind.value}"
 
 
 def state_address(id: Any, type: Any) -> tuple[StateType, str, str]:

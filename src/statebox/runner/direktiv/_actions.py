@@ -20,7 +20,8 @@ specification/workflow-yaml/parallel.md says (parallel.go's code fails the state
 any branch's error before its ``or`` branch is reached).
 
 ``secrets`` are read from the environment: ``secrets: [token]`` gives
-``.secrets.token`` = ``$token`` (statebox has no secret store of its own).
+``.secrets.token`` = ``$token`` (statebox has no secret store of its own); their values
+are registered with the instance's masker (:mod:`..masking`), as secret variables are.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ..masking import Masker
     from .model import Action, FileSpec, State, Workflow
     from .variables import Variables
 
@@ -76,7 +78,7 @@ class ActionServices:
     log: Callable[[str, str], None]
 
 
-def _action_input(action: Action, source: Any) -> Any:
+def _action_input(action: Action, source: Any, masker: Masker) -> Any:
     data = dict(expressions.as_object(source))
     if action.secrets:
         found: dict[str, str] = {}
@@ -89,6 +91,7 @@ def _action_input(action: Action, source: Any) -> Any:
                     f"environment (set {name})",
                 )
             found[name] = value
+            masker.add_text(value)  # a secret by its name: kept out of records and logs
         data["secrets"] = found
     if action.input is None:
         return data
@@ -119,7 +122,7 @@ def call_action(
     fn = services.workflow.functions.get(action.function)
     if fn is None:  # the loader refuses this; a workflow built in code may not
         raise DirektivError(FUNCTION_NOT_FOUND, f"function {action.function!r} is not declared")
-    payload = _action_input(action, source)
+    payload = _action_input(action, source, services.variables.masker)
     specs = _file_specs(action.files, source)
     variables = services.variables
 

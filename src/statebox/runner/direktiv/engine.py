@@ -44,7 +44,9 @@ input or output whose JSON is over :data:`._instance.RECORD_DATA_MAX` bytes is k
 a string saying so, and a record with too many visits to fit the store's value limit
 is saved with its latest ones (:class:`._instance.RecordSaver`): a record never stays
 ``running`` for its size. The instance scope (statebox's ``run`` scope, namespace = the
-instance id) is deleted at the end.
+instance id) is deleted at the end. A variable of a secret keyspace reaches the data as
+it is (Direktiv has no masking: variables are data); the instance's masker
+(:mod:`..masking`) keeps it out of the record, the logs and the display.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from .._context import (
     now_iso,
     refuse_taken_run_id,
 )
+from ..masking import Masker, masked_display
 from ..records import RunRecord, RunRecords, StepRecord, retention_ttl
 from . import _states
 from ._instance import (
@@ -128,7 +131,10 @@ class _Instance:
     ) -> None:
         self.wf, self.store, self.options = wf, store, options
         self.run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
-        self.records = RunRecords(store)
+        #: The secrets the instance read or wrote (:mod:`..masking`): the instance's data
+        #: holds them as they are, its record, logs and display never.
+        self.masker = Masker()
+        self.records = RunRecords(store, self.masker)
         self.ttl = retention_ttl(wf.hist_retention_days)
         self.data = wrap_input(copy.deepcopy(options.input))
         self.data_limit = min(RECORD_DATA_MAX, store.json_limit // 4)
@@ -145,10 +151,12 @@ class _Instance:
             started_at=now_iso(),
             input=record_data(self.data, "input", self.data_limit),
         )
-        self.show = Screen(options.display)
+        self.show = Screen(masked_display(options.display, self.masker))
         self.halt = Halt(stop)
         self.logs = StepLog(self.records, self.run_id, self.ttl)
-        self.variables = Variables(store, workflow=wf.name, instance_id=self.run_id)
+        self.variables = Variables(
+            store, workflow=wf.name, instance_id=self.run_id, masker=self.masker
+        )
         self.env = function_env(wf, self.run_id, options.store_url)
         #: The error an ``error`` state raised (the instance ends failed with it).
         self.raised: DirektivError | None = None

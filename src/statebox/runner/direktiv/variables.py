@@ -30,6 +30,11 @@ one part per keyspace, in the order instance, workflow, namespace): every variab
 instance read guarded by the version it read, the others unguarded. A failed guard
 anywhere writes nothing anywhere — no scope's part is ever visible without the others —
 and is a :class:`~.errors.VarConflict` naming each guarded variable found changed.
+
+Secrets: a variable of a secret keyspace (:mod:`statebox.core.secrecy`) is read as it
+is — the instance asked for it — and every value read from or written to one is
+registered with the instance's masker (:mod:`..masking`), which keeps it out of the
+run record, the logs and the display.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from ...core.model import RunContext
 from ...core.results import StoredValue
 from ...core.values import Blob
 from ...store import StateStore
+from ..masking import Masker
 from ._gofmt import b64decode_strict, go_json, go_sprint, json_or_base64
 from ._varwrite import SCOPES, apply_writes
 from .errors import INVALID_BASE64, INVALID_KEY, INVALID_SCOPE, INVALID_VALUE, DirektivError
@@ -110,9 +116,18 @@ class Variables:
     another branch of a ``parallel`` state reads.
     """
 
-    def __init__(self, store: StateStore, *, workflow: str, instance_id: str) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        workflow: str,
+        instance_id: str,
+        masker: Masker | None = None,
+    ) -> None:
         self.workflow = workflow
         self.instance_id = instance_id
+        #: Told of every value read from or written to a secret keyspace.
+        self.masker = Masker() if masker is None else masker
         self.store = store.with_context(
             RunContext(dag=workflow, root_dag=workflow, run_id=instance_id)
         )
@@ -140,6 +155,8 @@ class Variables:
         result = self.store.get(key, scope=SCOPES[scope])
         with self._lock:
             self._guards[(scope, key)] = result.version if result.found else 0
+        if result.found and result.stored is not None and result.stored.secret:
+            self.masker.add_stored(result.stored)
         return result.stored if result.found else None
 
     def _system(self, key: Any) -> Any:
@@ -245,12 +262,15 @@ class Variables:
 
     def _check_storable(self, one: VarWrite) -> None:
         try:
-            self.store.normalize(one.value)
+            normalized = self.store.normalize(one.value)
         except (InvalidValueError, ValueTooLargeError) as exc:
             raise DirektivError(
                 INVALID_VALUE,
                 f"cannot store {one.scope} variable {quoted(one.key)}: {exc.message}",
             ) from None
+        keyspace = self.store.keyspace(SCOPES[one.scope])
+        if self.store.secret_policy.is_secret(keyspace):  # a secret from now on
+            self.masker.add_stored(StoredValue(normalized.data, normalized.content_type))
 
 
 def _b64decode(text: str, key: str) -> bytes:
