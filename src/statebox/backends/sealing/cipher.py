@@ -95,13 +95,14 @@ def _hash_key(key: bytes) -> bytes:
     return derived
 
 
+def _json_array(*items: str | int) -> bytes:
+    """``items`` as compact ASCII JSON: an unambiguous encoding of several strings."""
+    return json.dumps(items, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def associated_data(keyspace: Keyspace, key: str, version: int) -> bytes:
     """What a sealed value is bound to, as unambiguous JSON text."""
-    return json.dumps(
-        ["sbx1", keyspace.scope, keyspace.namespace, key, version],
-        ensure_ascii=True,
-        separators=(",", ":"),
-    ).encode("ascii")
+    return _json_array("sbx1", keyspace.scope, keyspace.namespace, key, version)
 
 
 def keyed_hash(
@@ -112,11 +113,7 @@ def keyed_hash(
     its version (a JSON array: a newline never appears inside it)."""
     import hmac
 
-    address = json.dumps(
-        [keyspace.scope, keyspace.namespace, entry_key, content_type],
-        ensure_ascii=True,
-        separators=(",", ":"),
-    ).encode("ascii")
+    address = _json_array(keyspace.scope, keyspace.namespace, entry_key, content_type)
     return hmac.new(_hash_key(key), address + b"\n" + data, "sha256").hexdigest()
 
 
