@@ -8,6 +8,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.statebox-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  "$VENV/bin/python" -m pip install --quiet -e ".[${STATEBOX_EXTRAS:-dev,postgres,server,runner,secrets,atlan}]"
+  "$VENV/bin/python" -m pip install --quiet -e ".[${STATEBOX_EXTRAS:-dev,postgres,server,runner,secrets,atlan,dapr}]"
   touch "$stamp"
 fi

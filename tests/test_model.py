@@ -76,6 +76,9 @@ def test_lone_surrogates_are_rejected() -> None:
         validate_key("a\ud800")
     with pytest.raises(InvalidReferenceError, match="lone surrogate"):
         validate_namespace("\udcff")
+    # Beside other non-ASCII text too: the message shows both, the surrogate escaped.
+    with pytest.raises(InvalidReferenceError, match='"\u00c2\\\\ud800"'):
+        validate_key("\u00c2\ud800")
 
 
 segment = st.text(min_size=1, max_size=8).filter(

@@ -409,6 +409,11 @@ class AsyncStateStore:
     ) -> KeyspaceDeleteResult:
         return await asyncio.to_thread(self.sync.delete_keyspace, scope, namespace)
 
+    async def declare_secret_keyspace(
+        self, scope: str | Scope | None = None, namespace: str | None = None
+    ) -> Keyspace:
+        return await asyncio.to_thread(self.sync.declare_secret_keyspace, scope, namespace)
+
 
 class AsyncStoreOpener:
     """What :func:`open_async_store` returns: ``await`` it for the store (close it

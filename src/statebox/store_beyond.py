@@ -232,6 +232,24 @@ class BeyondMixin:
         ks = self.keyspace(scope, namespace)
         return KeyspaceDeleteResult(ks, self.backend.delete_keyspace(ks, self._write_context()))
 
+    # -- secret keyspaces ----------------------------------------------------------------
+
+    def declare_secret_keyspace(
+        self, scope: str | Scope | None = None, namespace: str | None = None
+    ) -> Keyspace:
+        """Make one keyspace secret from now on, as ``STATEBOX_SECRET_NAMESPACES`` would
+        for this process, but kept in the store: its values are sealed at rest and
+        masked in statebox's outputs here and in every other process on the store (the
+        sealing layer's registry). Idempotent; returns the keyspace. Entries already
+        there in clear stay so until ``statebox secrets rotate`` seals them.
+
+        A store whose backend does not seal (one built on a bare backend), or a remote
+        store (its server seals), raises :class:`ConfigurationError`."""
+        ks = self.keyspace(scope, namespace)
+        self.backend.declare_secret(ks, self._write_context())
+        self.secret_policy.learn(ks)  # when the store's policy is not the backend's
+        return ks
+
     # -- expiry (SPEC §5) --------------------------------------------------------------
 
     def purge_expired(self, limit: int = _PURGE_BATCH) -> int:

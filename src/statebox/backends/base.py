@@ -247,6 +247,21 @@ class Backend(ABC):
         place. Only for a backend whose ``capabilities.test_reset`` is true."""
         raise ConfigurationError(f"a {type(self).__name__} store cannot be reset")
 
+    def declare_secret(self, keyspace: Keyspace, ctx: WriteContext) -> None:
+        """Seal ``keyspace``'s values from now on, and record that in the store, so that
+        every process on it seals and masks them. Only the sealing layer
+        (``backends/sealing``) can: any other backend refuses."""
+        where = f"scope {quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
+        if self.capabilities.seals_secrets:
+            raise ConfigurationError(
+                f"cannot declare {where} secret through a remote store: the server behind "
+                "it seals its secret keyspaces, so declare it there"
+            )
+        raise ConfigurationError(
+            f"cannot declare {where} secret: this {type(self).__name__} does not seal values "
+            "(open the store with StateStore.open or open_backend, which seal)"
+        )
+
     @abstractmethod
     def get(self, keyspace: Keyspace, key: str, now: int) -> Entry | None: ...
 

@@ -79,7 +79,8 @@ def quoted(value: object) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("ascii")
+        # Only the lone surrogates are escaped; other non-ASCII text stays as it is.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 

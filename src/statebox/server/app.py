@@ -10,14 +10,17 @@ authentication, the decoding of its input and the error mapping
 
 The server's own areas are routers (:func:`server_routers`); another face adds its own
 through the ``statebox.routers`` entry points (:func:`statebox.web.plugin_routers`),
-without a change here. ``/openapi.json`` is generated from the routes of them all.
+or as an :class:`~statebox.web.Extension` (routers, services run in the app's lifespan
+with a :class:`~statebox.server.host.ServerHost`, secret keyspaces), without a change
+here. ``/openapi.json`` is generated from the routes of them all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -34,7 +37,7 @@ from ..core.clock import Clock, SystemClock
 from ..core.envelope import dumps_envelope
 from ..core.errors import InvalidRequestError, StateboxError
 from ..store import StateStore
-from ..web import Route, Router, plugin_routers, starlette_routes
+from ..web import Extension, Route, Router, plugin_routers, starlette_routes
 from ..wire.codec import error_body
 from . import (
     docs,
@@ -51,6 +54,7 @@ from .call import Call
 from .config import ServerConfig
 from .disclosure import new_request_id
 from .front import FrontMiddleware
+from .host import ServerHost
 from .state import ServerState, json_response
 
 __all__ = ["create_app", "endpoint", "server_routers"]
@@ -63,6 +67,15 @@ def endpoint(state: ServerState, route: Route) -> Any:
     map errors to responses."""
     handler = route.handler
 
+    errors_as = route.errors_as
+
+    def answer(exc: StateboxError, request_id: str | None = None) -> Response:
+        # A route of another API answers in that API's error body (errors_as), with the
+        # message the server discloses; every other route in statebox's.
+        if errors_as is not None:
+            return state.error_as(errors_as, exc, request_id)
+        return state.error_response(exc, request_id)
+
     async def run(request: Request) -> Response:
         try:
             principal = ANONYMOUS if route.public else state.authenticate(request)
@@ -71,14 +84,12 @@ def endpoint(state: ServerState, route: Route) -> Any:
                 call.keyspace(route.access)
             return await handler(call, *await call.arguments(route))
         except StateboxError as exc:
-            return state.error_response(exc)
+            return answer(exc)
         except OverflowError:  # a number too large for the storage's 64-bit integers
-            problem = InvalidRequestError("a number in the request is out of range")
-            return state.error_response(problem)
+            return answer(InvalidRequestError("a number in the request is out of range"))
         except ClientDisconnect:  # gone mid-body (or cut off by --body-timeout): no fault
             # of the server's, and nobody to answer (the response is dropped)
-            problem = InvalidRequestError("the client went away before its body arrived")
-            return state.error_response(problem)
+            return answer(InvalidRequestError("the client went away before its body arrived"))
         except Exception:
             request_id = new_request_id()  # the client gets it, the log line has it
             log.exception(
@@ -87,7 +98,7 @@ def endpoint(state: ServerState, route: Route) -> Any:
                 request.method,
                 request.url.path,
             )
-            return state.error_response(StateboxError("internal server error"), request_id)
+            return answer(StateboxError("internal server error"), request_id)
 
     run.__name__ = handler.__name__
     return run
@@ -108,6 +119,16 @@ async def _purge_periodically(state: ServerState, interval: float) -> None:
                 pass
         except StateboxError as exc:
             log.warning("statebox: purging expired entries failed: %s", exc.message)
+
+
+def _close(state: ServerState) -> None:
+    """At shutdown (after the extensions' services exited): the writer, the watches'
+    threads, then the store."""
+    if state.writer is not None:
+        state.writer.close()
+    if state.changes is not None:
+        state.changes.close()  # its threads stop asking the backend
+    state.backend.close()
 
 
 def _middleware(state: ServerState, config: ServerConfig) -> list[Middleware]:
@@ -152,14 +173,37 @@ def server_routers(config: ServerConfig) -> list[Router]:
     return routers
 
 
+async def _start_extensions(
+    state: ServerState, extensions: Sequence[Extension], running: AsyncExitStack
+) -> None:
+    """Declare the extensions' secret keyspaces, then enter their services (exited, in
+    the reverse order, by ``running``)."""
+    host = ServerHost(state)
+    for extension in extensions:
+        for keyspace in extension.secret_keyspaces:
+            await state.write(partial(state.declare_secret, keyspace), alone=True)
+    for extension in extensions:
+        for service in extension.services:
+            await running.enter_async_context(service(host))
+
+
 def create_app(
     store: str | Backend | StateStore,
     config: ServerConfig | None = None,
     *,
     clock: Clock | None = None,
+    extensions: Sequence[Extension] = (),
+    on_started: Callable[[], None] | None = None,
 ) -> Starlette:
     """The statebox HTTP API over one store (a URL, an open backend, or an open
     :class:`StateStore`: its backend, and its clock unless ``clock`` is given).
+
+    ``extensions`` (:class:`statebox.web.Extension`, what other faces add): their
+    routers are mounted beside the server's own and the ``statebox.routers`` entry
+    points'; when the app starts (its lifespan) their secret keyspaces are declared and
+    then their services entered, and when it stops the services are exited before the
+    store is closed. ``on_started`` is called once they all run (``serve`` prints its
+    "listening on" lines then, so a client that waits for them finds every port ready).
 
     A backend given as an object is sealed as ``open_backend`` seals the one it opens
     (:func:`~statebox.backends.sealing.backend.seal_backend`: unchanged when it seals
@@ -177,7 +221,11 @@ def create_app(
     url = store if isinstance(store, str) else backend.url
     state = ServerState(url, backend, config, clock if clock is not None else SystemClock())
 
-    routers = [*server_routers(config), *plugin_routers()]
+    routers = [
+        *server_routers(config),
+        *plugin_routers(),
+        *(router for extension in extensions for router in extension.routers),
+    ]
     routes = starlette_routes(routers, lambda route: endpoint(state, route))
     state.routers = routers  # /openapi.json describes them
 
@@ -195,16 +243,25 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tasks:
-            if config.purge_interval > 0:
-                tasks.start_soon(_purge_periodically, state, config.purge_interval)
-            yield
-            tasks.cancel_scope.cancel()
-        if state.writer is not None:
-            state.writer.close()
-        if state.changes is not None:
-            state.changes.close()  # its threads stop asking the backend
-        state.backend.close()
+        try:
+            async with anyio.create_task_group() as tasks:
+                # The services stop first, outside the cancelled scope: a service's own
+                # shutdown (the gRPC server's grace period) awaits, and must not be
+                # cancelled half-way.
+                async with AsyncExitStack() as running:
+                    try:
+                        await _start_extensions(state, extensions, running)
+                    except StateboxError as exc:
+                        state.startup_error = exc  # serve() reports it and exits
+                        raise
+                    if config.purge_interval > 0:
+                        tasks.start_soon(_purge_periodically, state, config.purge_interval)
+                    if on_started is not None:
+                        on_started()
+                    yield
+                tasks.cancel_scope.cancel()
+        finally:
+            _close(state)
 
     app = Starlette(
         routes=routes,

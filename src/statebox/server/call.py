@@ -22,7 +22,7 @@ from .auth import Access, Principal
 from .state import NO_CONTEXT, FixedClock, ServerState
 from .writer import BIG_BATCH_BYTES, is_big_batch
 
-__all__ = ["Call"]
+__all__ = ["Call", "authorize", "authorize_reveal", "check_batch", "read_on"]
 
 T = TypeVar("T")
 B = TypeVar("B", bound=Body)
@@ -76,11 +76,7 @@ class Call:
         return self._granted[1]
 
     def authorize(self, access: str, keyspace: Keyspace) -> None:
-        if not self.principal.can(Access(access), keyspace):
-            raise PermissionDeniedError(
-                f"token {quoted(self.principal.name)} has no {access} grant on scope "
-                f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
-            )
+        authorize(self.principal, access, keyspace)
 
     def secret(self, keyspace: Keyspace) -> bool:
         """Whether ``keyspace``'s values are secret (the server's policy)."""
@@ -96,18 +92,7 @@ class Call:
     def authorize_reveal(self, keyspace: Keyspace, what: str = "", hint: str = "") -> None:
         """A 403 unless the caller may see the values of ``keyspace`` (a secret one);
         ``what`` needs them, when not ``?reveal=true`` (an entries API route)."""
-        if not self.principal.can_reveal(keyspace):
-            hint = hint or (
-                "the /v1/kv routes answer its values masked"
-                if what
-                else "without ?reveal=true its values are answered masked"
-            )
-            raise PermissionDeniedError(
-                f"token {quoted(self.principal.name)} has no reveal grant on scope "
-                f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}, a secret "
-                f"keyspace: {what or '?reveal=true'} needs a grant with reveal: true on it "
-                f"({hint})"
-            )
+        authorize_reveal(self.principal, keyspace, what, hint)
 
     def authorize_compare(self, keyspace: Keyspace, what: str) -> None:
         """A 403 on a secret ``keyspace`` unless the caller may reveal its values: ``what``
@@ -164,8 +149,10 @@ class Call:
 
     # -- input --------------------------------------------------------------------------
 
-    async def read(self, work: Callable[[], T]) -> T:
-        return await self.state.read(work)
+    async def read(self, work: Callable[[], T], *, alone: bool = False) -> T:
+        """``work`` where the server runs reads; ``alone`` (a long read): always on a
+        worker thread, even where small reads run on the event loop."""
+        return await read_on(self.state, work, alone=alone)
 
     async def write(self, work: Callable[[], T], *, alone: bool = False) -> T:
         return await self.state.write(work, alone=alone)
@@ -202,12 +189,58 @@ class Call:
             found.append(await self.body(route.body, route.name))
         return found
 
-    def batch(self, count: int) -> bool:
+    def batch(self, count: int, size: int = 0) -> bool:
         """Check a transaction's size (``count`` operations) against ``max_txn_ops``;
-        whether it is big enough to be committed off the event loop, on the writer
-        thread."""
-        check_op_count(count, self.state.config.max_txn_ops)
-        return is_big_batch(count, self.body_size)
+        whether it (``size`` bytes of values, or the request body, whichever is more)
+        is big enough to be committed off the event loop, on the writer thread."""
+        return check_batch(self.state, count, max(size, self.body_size))
+
+    @property
+    def max_txn_ops(self) -> int:
+        return self.state.config.max_txn_ops
+
+
+def check_batch(state: ServerState, count: int, size: int) -> bool:
+    """A transaction of ``count`` operations checked against ``max_txn_ops`` (an
+    InvalidRequestError over it); whether it, ``size`` bytes, is big enough to be
+    committed off the event loop (``alone``)."""
+    check_op_count(count, state.config.max_txn_ops)
+    return is_big_batch(count, size)
+
+
+async def read_on(state: ServerState, work: Callable[[], T], *, alone: bool = False) -> T:
+    """``work`` where ``state`` runs reads; ``alone`` (a long read, many keys or a whole
+    keyspace): always on a worker thread, where small reads may run on the event loop
+    (``inline_reads``), which nothing else could serve meanwhile."""
+    if alone:
+        return await anyio.to_thread.run_sync(work)
+    return await state.read(work)
+
+
+def authorize(principal: Principal, access: str, keyspace: Keyspace) -> None:
+    """A 403 unless ``principal`` has the ``access`` grant on ``keyspace``."""
+    if not principal.can(Access(access), keyspace):
+        raise PermissionDeniedError(
+            f"token {quoted(principal.name)} has no {access} grant on scope "
+            f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}"
+        )
+
+
+def authorize_reveal(principal: Principal, keyspace: Keyspace, what: str, hint: str) -> None:
+    """A 403 unless ``principal`` may see the values of ``keyspace`` (a secret one);
+    ``what`` needs them, when not ``?reveal=true`` (an entries API route)."""
+    if not principal.can_reveal(keyspace):
+        hint = hint or (
+            "the /v1/kv routes answer its values masked"
+            if what
+            else "without ?reveal=true its values are answered masked"
+        )
+        raise PermissionDeniedError(
+            f"token {quoted(principal.name)} has no reveal grant on scope "
+            f"{quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)}, a secret "
+            f"keyspace: {what or '?reveal=true'} needs a grant with reveal: true on it "
+            f"({hint})"
+        )
 
 
 @cache
@@ -218,6 +251,10 @@ def _no_query(model: type[Query]) -> Query:
 
 
 if TYPE_CHECKING:
+    from ..web import Caller
 
     def _a_call_is_a_request_view(call: Call) -> RequestView:
         return call  # mypy: the server's Call is what other faces' handlers code against
+
+    def _a_call_is_a_caller(call: Call) -> Caller:
+        return call  # ... and what a face's operations act through

@@ -95,12 +95,23 @@ class Disclosure:
     def __init__(self, words: Iterable[str]) -> None:
         self.words = tuple(words)
 
-    def body(self, exc: StateboxError, request_id: str | None = None) -> tuple[str, str | None]:
-        """``(body, request_id)``: the request id is ``None`` when nothing was withheld.
-        With ``request_id`` given, the caller has logged the details already."""
+    def withheld(self, exc: StateboxError) -> str | None:
+        """What a client is told instead of ``exc``'s message (``None``: its message
+        may be shown)."""
         generic = _generic(exc)
         if generic is None and not any(word in exc.message for word in self.words):
-            return error_body(exc), None
+            return None
+        return generic or "the error's details name the server's storage and are withheld"
+
+    def disclosed(
+        self, exc: StateboxError, request_id: str | None = None
+    ) -> tuple[str, str | None]:
+        """``(message, request_id)``: the message a client may see, and the request id
+        its withheld details are logged under (``None`` when nothing was withheld).
+        With ``request_id`` given, the caller has logged the details already."""
+        shown = self.withheld(exc)
+        if shown is None:
+            return exc.message, None
         if request_id is None:
             request_id = new_request_id()
             log.error(
@@ -110,10 +121,26 @@ class Disclosure:
                 exc.http_status,
                 redact_text(exc.message),
             )
-        shown = generic or "the error's details name the server's storage and are withheld"
+        return (
+            f"{shown} (the server's log has the details under request id {request_id})",
+            request_id,
+        )
+
+    def message(self, exc: StateboxError, request_id: str | None = None) -> str:
+        """The message a client may see for ``exc`` (another API's error body carries
+        it): its own, or a generic one naming the request id its details are logged
+        under."""
+        return self.disclosed(exc, request_id)[0]
+
+    def body(self, exc: StateboxError, request_id: str | None = None) -> tuple[str, str | None]:
+        """``(body, request_id)``: the request id is ``None`` when nothing was withheld.
+        With ``request_id`` given, the caller has logged the details already."""
+        if self.withheld(exc) is None:
+            return error_body(exc), None
+        message, request_id = self.disclosed(exc, request_id)
         inner: dict[str, Any] = {
             "kind": exc.kind,
-            "message": f"{shown} (the server's log has the details under request id {request_id})",
+            "message": message,
             "requestId": request_id,
         }
         if isinstance(exc, ConflictError):

@@ -45,6 +45,7 @@ def _encoded_slash_in_namespace(scope: Scope) -> bool:
     parts = raw.split(b"/", 5)  # "", "v1", operation, scope, namespace, rest
     return (
         len(parts) >= 5
+        and parts[1] == b"v1"  # statebox's own API; Dapr's /v1.0 keys may hold "/"
         and parts[2] != b"leases"
         and any(b"%2f" in part.lower() for part in parts[3:5])
     )

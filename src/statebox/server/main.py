@@ -2,8 +2,9 @@
 
 It binds 127.0.0.1 unless told otherwise, and refuses a non-loopback address without a
 tokens file unless the operator says ``insecure=True`` (``--insecure``). The socket is
-bound before uvicorn starts, so the line ``statebox server listening on URL`` is true
-when it is printed (with ``port=0`` it names the port the system chose).
+bound before uvicorn starts, and the line ``statebox server listening on URL`` printed
+once the app has started (its extensions' services with it), so it is true when it is
+printed (with ``port=0`` it names the port the system chose).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from ..backends.base import Backend
 from ..config import resolve_store_url
@@ -36,9 +38,22 @@ from .options import (
     DEFAULT_MAX_WATCHES_PER_TOKEN,
     DEFAULT_PORT,
     add_serve_options,
+    extension_modules,
 )
 
-__all__ = ["add_serve_options", "is_loopback", "main", "redact_url", "serve", "serve_from_args"]
+if TYPE_CHECKING:
+    from ..web import Extension
+    from .state import ServerState
+
+__all__ = [
+    "add_serve_options",
+    "is_loopback",
+    "load_extensions",
+    "main",
+    "redact_url",
+    "serve",
+    "serve_from_args",
+]
 
 
 def is_loopback(host: str) -> bool:
@@ -71,7 +86,7 @@ def check_bind(host: str, *, has_tokens: bool, insecure: bool, test_mode: bool) 
         )
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, what: str = "") -> socket.socket:
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,7 +94,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ConfigurationError(f"cannot listen on {host}:{port}{what}: {exc.strerror}") from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -107,9 +122,15 @@ def serve(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_watches_per_token: int = DEFAULT_MAX_WATCHES_PER_TOKEN,
+    extensions: Sequence[Extension] = (),
 ) -> None:
     """Serve the statebox API over ``store`` (a URL — default as everywhere —, an open
-    backend, or an open :class:`StateStore`, whose backend is served) until stopped."""
+    backend, or an open :class:`StateStore`, whose backend is served) until stopped.
+
+    ``extensions`` (:class:`statebox.web.Extension`) add routers and services to the
+    app (``create_app``), and ports the same app is also served on (same ``host``,
+    same limits): each printed as ``statebox NAME HTTP API listening on URL``, after
+    the server's own line. Their notices go to stderr first."""
     if isinstance(store, StateStore):
         store = store.backend
     try:
@@ -145,14 +166,36 @@ def serve(
         idle_timeout=idle_timeout,
         max_connections=max_connections,
     )
-    app = create_app(store if isinstance(store, Backend) else url, config)
-    sock = _bind(host, port)
+    sockets = _bind_all(host, port, extensions)
     shown_host = f"[{host.strip('[]')}]" if ":" in host else host
-    print(
-        f"statebox server listening on http://{shown_host}:{sock.getsockname()[1]} "
-        f"(store {redact_url(url)}{', test mode' if test_mode else ''})",
-        flush=True,
+
+    def listening() -> None:
+        # Once the app has started its extensions' services (a gRPC port): every line
+        # printed is true, and a client that waits for them finds each port ready.
+        print(
+            f"statebox server listening on http://{shown_host}:{sockets[0][1].getsockname()[1]} "
+            f"(store {redact_url(url)}{', test mode' if test_mode else ''})",
+            flush=True,
+        )
+        for name, extra in sockets[1:]:
+            print(
+                f"statebox {name} HTTP API listening on "
+                f"http://{shown_host}:{extra.getsockname()[1]}",
+                flush=True,
+            )
+        for extension in extensions:
+            for line in extension.listening:
+                print(line, flush=True)
+
+    app = create_app(
+        store if isinstance(store, Backend) else url,
+        config,
+        extensions=extensions,
+        on_started=listening,
     )
+    for extension in extensions:
+        for notice in extension.notices:
+            print(notice, file=sys.stderr, flush=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -172,7 +215,39 @@ def serve(
             proxy_headers=False,
         )
     )
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock for _, sock in sockets])
+    except SystemExit:  # uvicorn's answer to a failed start-up (it logged the traceback)
+        _startup_failed(app.state.statebox)
+    if not server.started:
+        _startup_failed(app.state.statebox)
+
+
+def _startup_failed(state: ServerState) -> NoReturn:
+    """The app's start-up (an extension's service) failed: say why, as any
+    configuration error is said (``Error: …``, its exit code)."""
+    if state.startup_error is not None:
+        raise state.startup_error from None
+    raise ConfigurationError("the server failed to start: its log above says why")
+
+
+def _bind_all(
+    host: str, port: int, extensions: Sequence[Extension]
+) -> list[tuple[str, socket.socket]]:
+    """The server's own socket, then each extension's ``http_ports``: ``(name, socket)``
+    (all closed again when one cannot be bound)."""
+    bound: list[tuple[str, socket.socket]] = []
+    try:
+        bound.append(("server", _bind(host, port)))
+        for extension in extensions:
+            for extra in extension.http_ports:
+                what = f" (the statebox {extension.name} HTTP API's port)"
+                bound.append((extension.name, _bind(host, extra, what)))
+    except ConfigurationError:
+        for _, sock in bound:
+            sock.close()
+        raise
+    return bound
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", help="store URL (default: $STATEBOX_STORE, else SQLite)")
     add_serve_options(parser)
     return parser
+
+
+def load_extensions(args: argparse.Namespace) -> list[Extension]:
+    """The extensions of the ``statebox.serve_extensions`` entry points for ``args``
+    (each module's ``extension(args)``; ``None``: that face adds nothing this time)."""
+    found: list[Extension] = []
+    for module in extension_modules():
+        extension = module.extension(args)
+        if extension is not None:
+            found.append(extension)
+    return found
 
 
 def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> None:
@@ -206,12 +292,13 @@ def serve_from_args(args: argparse.Namespace, store: str | Backend | None) -> No
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,
         max_watches_per_token=args.max_watches_per_token,
+        extensions=load_extensions(args),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # an extension's options too: may fail
         serve_from_args(args, args.store)
     except StateboxError as exc:
         print(f"Error: {redact_text(exc.message)}", file=sys.stderr)

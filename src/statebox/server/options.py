@@ -3,6 +3,11 @@
 Apart from :mod:`.main` so that ``statebox --help``, which builds every command's
 parser, declares them without importing the server (tokens, backends, sockets): this
 module imports nothing but what annotations name.
+
+A face that extends ``statebox serve`` (``statebox.web.Extension``) names a module in the
+``statebox.serve_extensions`` entry point group; its ``add_options(parser)`` adds that
+face's options here (:func:`extension_modules`: found and loaded here, without
+starlette, so ``--help`` stays cheap), and the server calls its ``extension(args)``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -23,7 +29,10 @@ __all__ = [
     "DEFAULT_MAX_WAIT",
     "DEFAULT_MAX_WATCHES_PER_TOKEN",
     "DEFAULT_PORT",
+    "EXTENSION_GROUP",
+    "ExtensionModule",
     "add_serve_options",
+    "extension_modules",
 ]
 
 DEFAULT_PORT: Final = 8787
@@ -49,8 +58,87 @@ DEFAULT_MAX_CONNECTIONS: Final = 4096
 DEFAULT_MAX_WATCHES_PER_TOKEN: Final = 1024
 
 
+#: The entry point group of the modules that extend ``statebox serve``: the same as
+#: ``statebox.web.EXTENSION_GROUP`` (not imported from there: that brings starlette).
+EXTENSION_GROUP: Final = "statebox.serve_extensions"
+
+
+class ExtensionModule:
+    """One module of the ``statebox.serve_extensions`` entry points: its entry point's
+    ``name = value``, and its two functions."""
+
+    __slots__ = ("module", "name", "value")
+
+    def __init__(self, name: str, value: str, module: Any) -> None:
+        self.name = name
+        self.value = value
+        self.module = module
+
+    def __repr__(self) -> str:
+        return f"ExtensionModule({self.name!r}, {self.value!r})"
+
+    @property
+    def where(self) -> str:
+        return _where(self.name, self.value)
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        self.module.add_options(parser)
+
+    def extension(self, args: argparse.Namespace) -> Any:
+        """The module's ``Extension`` (or ``None``) for the parsed options."""
+        return self.module.extension(args)
+
+
+def _where(name: str, value: str) -> str:
+    """How messages name an extension: ``entry point dapr = statebox.dapr.serve (group)``."""
+    return f"entry point {name} = {value} ({EXTENSION_GROUP})"
+
+
+_loaded: list[ExtensionModule] | None = None
+
+
+def extension_modules() -> list[ExtensionModule]:
+    """The modules the ``statebox.serve_extensions`` entry points name, loaded (once
+    per process), in name order. One that cannot be loaded, or lacks ``add_options``
+    or ``extension``, is a ConfigurationError naming its entry point."""
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    from importlib.metadata import entry_points
+
+    from ..core.errors import ConfigurationError
+
+    found: list[ExtensionModule] = []
+    seen: set[str] = set()
+    for point in sorted(entry_points(group=EXTENSION_GROUP), key=lambda p: p.name):
+        if point.name in seen:  # one distribution seen twice on sys.path
+            continue
+        seen.add(point.name)
+        where = _where(point.name, point.value)
+        try:
+            module = point.load()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"the statebox serve extension of {where} cannot be loaded: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        missing = [
+            name
+            for name in ("add_options", "extension")
+            if not callable(getattr(module, name, None))
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"the statebox serve extension of {where} has no {' or '.join(missing)} function"
+            )
+        found.append(ExtensionModule(point.name, point.value, module))
+    _loaded = found
+    return found
+
+
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``statebox serve`` (all but ``--store``, which every command has)."""
+    """The options of ``statebox serve`` (all but ``--store``, which every command has),
+    and those of every extension (:func:`extension_modules`)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8787; 0: any)")
     parser.add_argument("--tokens", metavar="FILE", help="bearer tokens file (YAML or JSON)")
@@ -143,3 +231,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help=f"open watches per token ({DEFAULT_MAX_WATCHES_PER_TOKEN})",
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")
+    for extension in extension_modules():
+        try:
+            extension.add_options(parser)
+        except Exception as exc:
+            from ..core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"the statebox serve extension of {extension.where} cannot add its options: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc

@@ -37,11 +37,15 @@ from .writer import GroupCommitWriter
 
 if TYPE_CHECKING:
     from ..web import Router
+    from ..web.routing import ErrorsAs
 
-__all__ = ["JSON", "NO_CONTEXT", "FixedClock", "ServerState", "json_response"]
+__all__ = ["DAPR_TOKEN_HEADER", "JSON", "NO_CONTEXT", "FixedClock", "ServerState", "json_response"]
 
 T = TypeVar("T")
 JSON: Final = "application/json"
+#: The header Dapr's clients send their API token in: taken as the bearer token when a
+#: request has no Authorization header.
+DAPR_TOKEN_HEADER: Final = "dapr-api-token"
 NO_CONTEXT: Final = RunContext()
 
 
@@ -76,6 +80,11 @@ class ServerState:
         #: served.
         self.routers: list[Router] = []
         self.openapi_json: str | None = None
+        #: The keyspaces declared secret while serving (an extension's, at start-up):
+        #: declared again in the new store a test-mode reset makes.
+        self.declared_secret: list[Keyspace] = []
+        #: Why the app's start-up (its lifespan: an extension's service) failed, if it did.
+        self.startup_error: StateboxError | None = None
         self._attach(backend)
 
     def _attach(self, backend: Backend) -> None:
@@ -111,6 +120,15 @@ class ServerState:
         if self.writer is not None:
             self.writer.close()  # its queued writes finish on the old store first
         self._attach(self.backend.reset())
+        for keyspace in self.declared_secret:
+            self.store_for(NO_CONTEXT).declare_secret_keyspace(keyspace.scope, keyspace.namespace)
+
+    def declare_secret(self, keyspace: Keyspace) -> None:
+        """Make ``keyspace`` secret in the store (sealed, masked: the engine's
+        ``declare_secret_keyspace``), for every process on it."""
+        self.store_for(NO_CONTEXT).declare_secret_keyspace(keyspace.scope, keyspace.namespace)
+        if keyspace not in self.declared_secret:
+            self.declared_secret.append(keyspace)
 
     def new_store(self, context: RunContext, clock: Clock) -> StateStore:
         config = self.config
@@ -207,32 +225,86 @@ class ServerState:
                 del self._watches[principal.name]
 
     def authenticate(self, request: Request) -> Principal:
+        """The principal of the request's bearer token: ``Authorization: Bearer T``, or,
+        without an Authorization header, ``dapr-api-token: T`` (what Dapr's clients
+        send)."""
         tokens = self.config.tokens
         if tokens is None:
             return ANONYMOUS
-        header = request.headers.get("authorization", "")
+        header = request.headers.get("authorization")
+        if header is None:
+            dapr = request.headers.get(DAPR_TOKEN_HEADER)
+            if dapr is not None and dapr.strip():
+                return self.authenticate_token(dapr.strip())
+            header = ""
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise UnauthenticatedError("missing bearer token: send 'Authorization: Bearer <token>'")
-        principal = tokens.authenticate(secret.strip())
+        return self.authenticate_token(secret.strip())
+
+    def authenticate_token(self, token: str | None) -> Principal:
+        """The principal of a raw ``token`` (one a service received), as a bearer token
+        is authenticated: without tokens, the anonymous principal."""
+        tokens = self.config.tokens
+        if tokens is None:
+            return ANONYMOUS
+        if token is None or not token.strip():
+            raise UnauthenticatedError(f"missing token: send it as {DAPR_TOKEN_HEADER}")
+        principal = tokens.authenticate(token.strip())
         if principal is None:
             raise UnauthenticatedError("invalid bearer token")
         return principal
 
-    def error_response(self, exc: StateboxError, request_id: str | None = None) -> Response:
+    def _disclosure(self) -> Disclosure:
+        # No store URL, host or path (the secret key file's included) reaches a client:
+        # those errors carry a request id instead, and the server's log has the details
+        # (disclosure.py).
+        return Disclosure(
+            storage_words(self.store_url, self.backend) + key_file_words(self.backend)
+        )
+
+    def _count(self, exc: StateboxError) -> None:
         if isinstance(exc, ConflictError):
             self.metrics.conflicts += 1
         elif isinstance(exc, (BackendUnavailableError, CorruptEntryError)):
             self.metrics.backend_errors += 1
+
+    def error_response(self, exc: StateboxError, request_id: str | None = None) -> Response:
+        self._count(exc)
         headers = {"www-authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
-        # No store URL, host or path (the secret key file's included) reaches a client:
-        # those errors carry a request id instead, and the server's log has the details
-        # (disclosure.py).
-        words = storage_words(self.store_url, self.backend) + key_file_words(self.backend)
-        body, request_id = Disclosure(words).body(exc, request_id)
+        body, request_id = self._disclosure().body(exc, request_id)
         if request_id is not None:
             headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
         return json_response(body, exc.http_status, headers)
+
+    def error_message(self, exc: StateboxError, request_id: str | None = None) -> str:
+        """The message a client may see for ``exc`` (counted in the metrics as an
+        answered error is), for a face that answers it in its own body; what is
+        withheld is logged under a request id the message names."""
+        return self._disclosed(exc, request_id)[0]
+
+    def _disclosed(self, exc: StateboxError, request_id: str | None) -> tuple[str, str | None]:
+        """Counted and disclosed by what it stands for: a face's own error (Dapr's)
+        may translate a statebox error, kept as its ``cause``; that one is counted,
+        and logged under a request id when its details are withheld."""
+        cause = getattr(exc, "cause", None)
+        root = cause if isinstance(cause, StateboxError) else exc
+        self._count(root)
+        disclosure = self._disclosure()
+        if root is not exc and disclosure.withheld(root) is None:
+            return exc.message, None  # the face's own words for it
+        return disclosure.disclosed(root, request_id)
+
+    def error_as(
+        self, errors_as: ErrorsAs, exc: StateboxError, request_id: str | None = None
+    ) -> Response:
+        """``exc`` answered by a route's own ``errors_as``, with the disclosed message
+        (and the ``X-Request-Id`` header when details were withheld)."""
+        message, request_id = self._disclosed(exc, request_id)
+        response = errors_as(exc, message)
+        if request_id is not None and REQUEST_ID_HEADER not in response.headers:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
 
 
 def json_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -17,12 +17,16 @@ That declaration is the only place the route exists: the server mounts it, valid
 query (:class:`Query`) and the body (:class:`Body`, closed) before the handler runs, and
 generates ``/openapi.json`` from it (:mod:`.openapi`). A face that is not the server adds
 its router through the ``statebox.routers`` entry point group (:func:`plugin_routers`);
-faces import this package, never each other. Starlette and msgspec are imported here
+faces import this package, never each other. A face that adds more than routes to
+``statebox serve`` (options, ports, services run beside the app, secret keyspaces) is
+an :class:`Extension`, found through the ``statebox.serve_extensions`` entry points
+(:mod:`.extension`). Starlette and msgspec are imported here
 and in the server only: the CLI never imports this package.
 """
 
 from __future__ import annotations
 
+from .extension import EXTENSION_GROUP, Caller, Extension, Host, Service
 from .fields import (
     INT64_MAX,
     INT64_MIN,
@@ -47,6 +51,7 @@ from .openapi import ErrorResponses, build_document
 from .routing import (
     ROUTER_GROUP,
     Answer,
+    ErrorsAs,
     Handler,
     RequestView,
     Route,
@@ -56,6 +61,7 @@ from .routing import (
 )
 
 __all__ = [
+    "EXTENSION_GROUP",
     "INT64_MAX",
     "INT64_MIN",
     "ROUTER_GROUP",
@@ -63,11 +69,15 @@ __all__ = [
     "AfterKey",
     "Answer",
     "Body",
+    "Caller",
     "ErrorResponses",
+    "ErrorsAs",
     "ExpectedVersion",
+    "Extension",
     "FencingField",
     "Flag",
     "Handler",
+    "Host",
     "Int64",
     "Limit",
     "OptionalSeconds",
@@ -77,6 +87,7 @@ __all__ = [
     "Route",
     "Router",
     "Seconds",
+    "Service",
     "Token",
     "Version",
     "WaitSeconds",

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from ..core.errors import StateboxError
 from .fields import Body, Query
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ROUTER_GROUP",
     "Answer",
+    "ErrorsAs",
     "Handler",
     "RequestView",
     "Route",
@@ -46,6 +48,10 @@ JSON: Final = "application/json"
 ROUTER_GROUP: Final = "statebox.routers"
 
 Handler = Callable[..., Awaitable[Response]]
+#: How a route answers an error: ``(error, message)`` → the response. ``message`` is the
+#: one the server discloses (no storage location, no key file: the server's log has
+#: what it withholds).
+ErrorsAs = Callable[[StateboxError, str], Response]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -72,7 +78,18 @@ class RequestView(Protocol):
         the handler runs."""
         ...
 
-    def authorize(self, access: str, keyspace: Keyspace) -> None: ...
+    def authorize(self, access: str, keyspace: Keyspace) -> None:
+        """A 403 unless the caller has the ``access`` grant on ``keyspace``."""
+        ...
+
+    def secret(self, keyspace: Keyspace) -> bool:
+        """Whether ``keyspace``'s values are secret (sealed at rest, masked in answers)."""
+        ...
+
+    def authorize_reveal(self, keyspace: Keyspace, what: str = "", hint: str = "") -> None:
+        """A 403 unless the caller may see the values of ``keyspace`` (a secret one):
+        ``what`` names the operation that needs them, ``hint`` what to do instead."""
+        ...
 
     def store(self) -> StateStore:
         """The engine acting for this caller (a write records who wrote)."""
@@ -82,12 +99,26 @@ class RequestView(Protocol):
         """The engine for a read."""
         ...
 
-    async def read(self, work: Callable[[], T]) -> T:
-        """Run a blocking read off the event loop."""
+    async def read(self, work: Callable[[], T], *, alone: bool = False) -> T:
+        """Run a blocking read where the server runs reads (a small one may run on the
+        event loop); ``alone``: a long one, always on a worker thread."""
         ...
 
     async def write(self, work: Callable[[], T], *, alone: bool = False) -> T:
-        """Run a blocking write where the server runs writes (its writer thread)."""
+        """Run a blocking write where the server runs writes (its writer thread; a small
+        one may be committed on the event loop); ``alone``: a long one, in a
+        transaction of its own on the writer thread."""
+        ...
+
+    def batch(self, count: int, size: int = 0) -> bool:
+        """Check ``count`` operations against ``--max-txn-ops`` (an
+        InvalidRequestError over it); whether they (``size`` bytes of values, or the
+        request body, whichever is more) are written off the event loop (``alone``)."""
+        ...
+
+    @property
+    def max_txn_ops(self) -> int:
+        """The most operations one transaction may have (``--max-txn-ops``)."""
         ...
 
 
@@ -132,6 +163,9 @@ class Route:
     #: it is refused (403) whatever it sent, and never makes the server decode a body.
     #: Every route whose path names a keyspace declares it.
     access: str | None = None
+    #: How this route answers every error (authentication and grants included): a face
+    #: that speaks another API's error bodies. ``None``: statebox's ``{"error": {...}}``.
+    errors_as: ErrorsAs | None = None
 
     def __post_init__(self) -> None:
         named = set(re.findall(r"\{(\w+)(?::\w+)?\}", self.path))

@@ -54,7 +54,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ...core.errors import BackendUnavailableError, CorruptEntryError, SecretKeyError
+from ...core.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptEntryError,
+    SecretKeyError,
+    quoted,
+)
 from ...core.model import Keyspace
 from ...core.records import Applied, Entry, HistoryRecord, Mutation, WriteContext
 from ...core.secrecy import SecretPolicy, default_policy
@@ -305,6 +311,24 @@ class SealedBackend(Backend):
             return self._open(keyspace, entry)
         except (SecretKeyError, CorruptEntryError):
             return entry._replace(data=b"")
+
+    def declare_secret(self, keyspace: Keyspace, ctx: WriteContext) -> None:
+        """Make ``keyspace`` secret in the store: its entry in :data:`REGISTRY` (so every
+        process seals and masks it from then on) and this layer's policy. Idempotent.
+        The key is loaded (created when there is none) first: a store that cannot seal
+        is refused now, not at the first write. Entries written in clear before stay as
+        they are until ``statebox secrets rotate`` seals them."""
+        if keyspace == REGISTRY:
+            raise ConfigurationError(
+                f"scope {quoted(keyspace.scope)}, namespace {quoted(keyspace.namespace)} is "
+                "statebox's registry of secret keyspaces: it cannot be secret itself"
+            )
+        self.sealing_keyring()
+        from ._writes import register
+
+        register(self, keyspace, ctx)
+        self.registered.add(keyspace)
+        self.policy.learn(keyspace)
 
     # -- passed through ----------------------------------------------------------------
 
