@@ -585,6 +585,71 @@ def test_renew_extends_only_a_live_lease_of_its_holder(
     assert latest is not None and latest.holder == "me"
 
 
+def test_list_leases_lists_the_live_leases_by_the_bytes_of_their_names(
+    store: StateStore, clock: ManualClock
+) -> None:
+    assert store.list_leases() == []
+    # Byte order, whatever a database's collation says: "Z" < "a", "-" < "1" < "_",
+    # and a non-ASCII name after every ASCII one.
+    names = ["job_1", "é-job", "a", "job10", "Z", "job-2"]
+    for i, name in enumerate(names):
+        store.acquire_lease(name, 30 + i, holder=f"holder-{i}")
+    listed = store.list_leases()
+    assert [lease.name for lease in listed] == ["Z", "a", "job-2", "job10", "job_1", "é-job"]
+    for lease in listed:  # each as get_lease gives it
+        assert lease == store.get_lease(lease.name)
+        assert lease.as_data()["operation"] == "lease"
+    first = listed[0]
+    assert (first.action, first.holder, first.token) == ("get", "holder-4", 1)
+    assert first.expires_at == clock.now_ns() + 34 * 1_000_000_000
+
+
+def test_list_leases_leaves_out_expired_and_released_leases(
+    store: StateStore, clock: ManualClock
+) -> None:
+    short = store.acquire_lease("short", 10, holder="a")
+    store.acquire_lease("long", 60, holder="b")
+    done = store.acquire_lease("done", 60, holder="c")
+    assert [lease.name for lease in store.list_leases()] == ["done", "long", "short"]
+    assert store.release_lease(done).released is True
+    assert [lease.name for lease in store.list_leases()] == ["long", "short"]
+    clock.advance(9)
+    assert [lease.name for lease in store.list_leases()] == ["long", "short"]
+    clock.advance(1)  # expires_at == now: expired
+    assert [lease.name for lease in store.list_leases()] == ["long"]
+    again = store.acquire_lease("short", 10, holder="d")  # retaken: listed, new token
+    assert again.token == short.token + 1
+    listed = store.list_leases()
+    assert [(lease.name, lease.holder, lease.token) for lease in listed] == [
+        ("long", "b", 1),
+        ("short", "d", 2),
+    ]
+    assert store.get_lease("done") is not None  # still known, just not held
+
+
+def test_list_leases_pages_with_after_and_limit(store: StateStore, clock: ManualClock) -> None:
+    for name in ["e", "a", "d", "b", "c"]:
+        store.acquire_lease(name, 30, holder="h")
+    store.acquire_lease("bb", 5, holder="h")
+    clock.advance(5)  # "bb" expired: skipped inside a page, not counted
+    page = store.list_leases(limit=2)
+    assert [lease.name for lease in page] == ["a", "b"]
+    page = store.list_leases(after=page[-1].name, limit=2)
+    assert [lease.name for lease in page] == ["c", "d"]
+    page = store.list_leases(after=page[-1].name, limit=2)
+    assert [lease.name for lease in page] == ["e"]
+    assert store.list_leases(after="e", limit=2) == []
+    assert [lease.name for lease in store.list_leases(after="b")] == ["c", "d", "e"]
+    assert [lease.name for lease in store.list_leases(after="ba")] == ["c", "d", "e"]
+    assert [lease.name for lease in store.list_leases(limit=0)] == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("limit", [-1, True, "2", 2**64])
+def test_list_leases_refuses_an_invalid_limit(store: StateStore, limit: Any) -> None:
+    with pytest.raises(InvalidValueError):
+        store.list_leases(limit=limit)
+
+
 def test_the_default_holder_comes_from_the_run_context(store: StateStore) -> None:
     a = store.acquire_lease("x", 5)
     assert a.holder.startswith("feed-sync/run-1/load#")

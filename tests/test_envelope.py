@@ -73,6 +73,8 @@ transaction-empty={"operation":"transaction","scope":"dag","namespace":"feed-syn
 lease-acquire={"operation":"lease","action":"acquire","name":"nightly","holder":"me","token":1,"expiresAt":"2026-01-01T00:00:31.5Z"}
 lease-renew={"operation":"lease","action":"renew","name":"nightly","holder":"me","token":1,"expiresAt":"2026-01-01T00:00:31.75Z"}
 lease-get={"operation":"lease","action":"get","name":"nightly","holder":"me","token":1,"expiresAt":"2026-01-01T00:00:31.75Z"}
+leases={"operation":"leases","leases":[{"operation":"lease","action":"get","name":"nightly","holder":"me","token":1,"expiresAt":"2026-01-01T00:00:31.75Z"}],"next":null}
+leases-next={"operation":"leases","leases":[],"next":"nightly"}
 lease-release={"operation":"lease","action":"release","name":"nightly","holder":"me","token":1,"expiresAt":"2026-01-01T00:00:01.75Z","released":true}
 lease-release-again={"operation":"lease","action":"release","name":"nightly","holder":"me","token":1,"expiresAt":"2026-01-01T00:00:01.75Z","released":false}
 watch={"operation":"watch","scope":"dag","namespace":"feed-sync","prefix":"","events":[{"key":"a","event":"created","previousVersion":0,"version":1,"hash":"5041bf1f713df204784353e82f6a4a535931cb64f1f4b4a5aeaffcb720918b22","deleted":false,"value":{"x":1}},{"key":"blob","event":"created","previousVersion":0,"version":1,"hash":"0af2e4f24c9bf81d376ad2dbb11edcc2d8f186ebeadf0b76934a6721de168deb","deleted":false,"value":"AAFiaW7/","contentType":"image/png","encoding":"base64"},{"key":"blob2","event":"created","previousVersion":0,"version":1,"hash":"4a60bf7d4bc1e485744cf7e8d0860524752fca1ce42331be7c439fd23043f151","deleted":false,"value":"eno=","contentType":"application/octet-stream","encoding":"base64"},{"key":"timed","event":"created","previousVersion":0,"version":1,"hash":"1a60b208ff491c3e2d21cdd5abb003e51e97b072efec59098863da45021de6a9","deleted":false,"value":1.50}],"timedOut":false}
@@ -142,6 +144,8 @@ def _one_of_each(store: StateStore, clock: ManualClock) -> Iterator[tuple[str, A
     clock.advance(0.25)
     yield "lease-renew", s.renew_lease(lease)
     yield "lease-get", s.get_lease("nightly")
+    yield "leases", results_beyond.LeasesResult(s.list_leases())
+    yield "leases-next", results_beyond.LeasesResult([], "nightly")
     yield "lease-release", s.release_lease(lease)
     yield "lease-release-again", s.release_lease(lease)
     yield "watch", s.watch(prefix="", after_version=0, include_values=True, timeout=1)
@@ -223,7 +227,7 @@ def _result_classes() -> set[type[Any]]:
 
 def test_every_result_class_has_a_renderer() -> None:
     classes = _result_classes()
-    assert len(classes) == 15  # a new result must be added here and to the renderer
+    assert len(classes) == 16  # a new result must be added here and to the renderer
     missing = []
     for kind in classes:
         try:

@@ -319,3 +319,26 @@ def test_serve_refuses_a_public_address_without_tokens(entry: list[str]) -> None
     assert done.returncode == 2
     assert "Error: refusing to listen on 0.0.0.0 without --tokens" in done.stderr
     assert "--insecure" in done.stderr and "listening" not in done.stdout
+
+
+def test_every_answer_says_nosniff_and_refuses_framing(tmp_path: Path) -> None:
+    """A JSON answer is never sniffed as HTML, and no other site frames a page of the
+    server's (the web page, the docs): on every answer — routed, unrouted, refused
+    before routing (413), and the API's own."""
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    with (
+        running_server(store, args=["--max-body-bytes", "64"]) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        answers = [
+            client.get("/healthz"),
+            client.get("/docs"),
+            client.get("/v1/kv/custom/n/k"),
+            client.put("/v1/kv/custom/n/k", json={"a": 1}),
+            client.get("/no/such/route"),
+            client.put("/v1/kv/custom/n/k", content=b"[" + b"1," * 64 + b"1]"),
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 404, 413]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.request.url
+        assert answer.headers["x-frame-options"] == "DENY", answer.request.url

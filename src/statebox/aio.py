@@ -314,6 +314,11 @@ class AsyncStateStore:
     async def get_lease(self, name: str) -> LeaseResult | None:
         return await asyncio.to_thread(self.sync.get_lease, name)
 
+    async def list_leases(
+        self, *, after: str | None = None, limit: int = 0
+    ) -> builtins.list[LeaseResult]:  # `list` is a method of this class
+        return await asyncio.to_thread(self.sync.list_leases, after=after, limit=limit)
+
     async def watcher(
         self,
         key: str | None = None,

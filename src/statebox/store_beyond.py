@@ -115,6 +115,15 @@ class BeyondMixin:
         lease = self.backend.get_lease(validate_lease_name(name), self.clock.now_ns())
         return None if lease is None else _lease_result("get", lease, 0.0)
 
+    def list_leases(self, *, after: str | None = None, limit: int = 0) -> list[LeaseResult]:
+        """The live leases (neither expired nor released), ascending by the UTF-8 bytes
+        of their names, each as :meth:`get_lease` gives it. Page with ``limit`` (0: all)
+        and ``after`` (the last name of the previous page)."""
+        _check_limit(limit)
+        floor = validate_lease_name(after) if after is not None else None
+        leases = self.backend.list_leases(self.clock.now_ns(), floor, limit)
+        return [_lease_result("get", lease, 0.0) for lease in leases]
+
     # -- watch (SPEC §5) ---------------------------------------------------------------
 
     def watcher(

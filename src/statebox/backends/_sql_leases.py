@@ -1,4 +1,4 @@
-"""Acquiring, renewing and releasing leases on the SQL backends.
+"""Acquiring, renewing, releasing and listing leases on the SQL backends.
 
 Apart from :mod:`.sql` so that a command that reads or writes one entry (the CLI's
 ``get`` and ``set``) does not load them: :class:`~.sql.SqlBackend` imports this module
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..core.versions import plan_acquire, plan_release, plan_renew
 from .base import Lease
-from .sql import SqlBackend, SqlConnection
+from .sql import _MAX_LIMIT, SqlBackend, SqlConnection
 
 
 def _store_lease(backend: SqlBackend, db: SqlConnection, lease: Lease, existed: bool) -> None:
@@ -58,3 +58,19 @@ def release_lease(backend: SqlBackend, name: str, holder: str, token: int, now: 
         return ended is not None
 
     return backend._write(work)
+
+
+def list_leases(backend: SqlBackend, now: int, after: str | None, limit: int) -> list[Lease]:
+    """The live leases after ``after`` by the bytes of their names, at most ``limit``."""
+    name = f"name{backend.dialect.bytewise}"
+    sql = "SELECT name, holder, token, expires_at FROM statebox_leases WHERE expires_at > ?"
+    params: list[object] = [now]
+    if after is not None:
+        sql += f" AND {name} > ?"
+        params.append(after)
+    sql += f" ORDER BY {name}"
+    if limit > 0:
+        sql += f" LIMIT {min(int(limit), _MAX_LIMIT)}"
+    query = backend.dialect.q(sql)
+    rows = backend._read(lambda db: db.execute(query, params).fetchall())
+    return [Lease(str(row[0]), str(row[1]), int(row[2]), int(row[3])) for row in rows]

@@ -61,6 +61,10 @@ token is the latest one issued for that lease.
     token stays used). ``True`` when released, ``False`` when it was not ours.
 ``get_lease(name, now)``
     The latest lease (live or not) or ``None`` when never acquired.
+``list_leases(now, after, limit)``
+    The live leases (``expires_at > now``: neither expired nor released), ascending by
+    the UTF-8 bytes of their names, only names after ``after`` (exclusive; ``None``: from
+    the first), at most ``limit`` (0 = all).
 ``change_token(keyspace)`` / ``wait_for_change(keyspace, token, timeout)``
     Watch support. ``change_token`` is a cheap number that changes whenever a write
     to the keyspace commits (it may also change for other keyspaces). ``wait_for_change``
@@ -87,7 +91,7 @@ token is the latest one issued for that lease.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..core.errors import BackendUnavailableError, ConfigurationError, InvalidRequestError, quoted
 from ..core.model import Keyspace, KeyspaceInfo, keyspace_sort_key
@@ -134,6 +138,7 @@ __all__ = [
     "check_batches",
     "group_commit_of",
     "keyspace_sort_key",
+    "live_leases",
 ]
 
 
@@ -198,6 +203,17 @@ def group_commit_of(backend: Backend) -> GroupCommit | None:
         return None
     # Checked when the class was defined (Backend.__init_subclass__).
     return backend  # type: ignore[return-value]
+
+
+def live_leases(leases: Iterable[Lease], now: int, after: str | None, limit: int) -> list[Lease]:
+    """:meth:`Backend.list_leases` over leases already read (memory, the file store): the
+    live ones named after ``after``, by name — Python orders ``str`` by code point, which
+    is the order of their UTF-8 bytes — at most ``limit`` (0 = all)."""
+    found = sorted(
+        (lease for lease in leases if lease.is_live(now) and (after is None or lease.name > after)),
+        key=lambda lease: lease.name,
+    )
+    return found[:limit] if limit else found
 
 
 def check_batches(batches: Sequence[tuple[Keyspace, object]]) -> None:
@@ -314,6 +330,9 @@ class Backend(ABC):
 
     @abstractmethod
     def get_lease(self, name: str, now: int) -> Lease | None: ...
+
+    @abstractmethod
+    def list_leases(self, now: int, after: str | None, limit: int) -> list[Lease]: ...
 
     # -- watch and expiry (SPEC §5) ------------------------------------------------------
 

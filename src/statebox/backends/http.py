@@ -62,6 +62,8 @@ __all__ = ["HttpBackend", "parse_coordinators"]
 
 #: The longest one long poll of ``wait_for_change`` asks the server to block.
 WAIT_SLICE = 30.0
+#: Leases asked for per request of ``list_leases`` (the most ``GET /v1/leases`` gives).
+LEASES_PAGE = 1000
 
 
 def parse_coordinators(url: str) -> list[str]:
@@ -295,6 +297,40 @@ class HttpBackend(Backend):
         except NotFoundError:
             return None
         return decode_lease(data)
+
+    def list_leases(self, now: int, after: str | None, limit: int) -> list[Lease]:
+        """Each coordinator's live leases, merged by name; a lease counts from the
+        coordinator that owns its name only (several coordinators may share one store)."""
+        found: list[Lease] = []
+        for coordinator in self.coordinators:
+            found += self._leases_of(coordinator, now, after, limit)
+        found.sort(key=lambda lease: lease.name)
+        return found[:limit] if limit else found
+
+    def _leases_of(self, coordinator: str, now: int, after: str | None, limit: int) -> list[Lease]:
+        found: list[Lease] = []
+        cursor = after
+        while True:
+            wanted = min(limit - len(found), LEASES_PAGE) if limit else LEASES_PAGE
+            params: dict[str, str | int] = {"limit": wanted}
+            if cursor is not None:
+                params["after"] = cursor
+            status, data = self._transport.send(
+                coordinator,
+                "GET",
+                "/v1/leases",
+                write=False,
+                params=params,
+                headers={NOW_HEADER: str(now)},
+            )
+            page = self._transport.answer(status, data, coordinator)
+            for item in page["leases"]:
+                lease = decode_lease(item)
+                if self._owner(lease_routing_key(lease.name)) == coordinator:
+                    found.append(lease)
+            cursor = page.get("next")
+            if cursor is None or (limit and len(found) >= limit):
+                return found[:limit] if limit else found
 
     # -- watch and expiry --------------------------------------------------------------
 

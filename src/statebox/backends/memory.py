@@ -32,6 +32,7 @@ from .base import (
     WriteContext,
     check_batches,
     keyspace_sort_key,
+    live_leases,
 )
 from .keyrange import prefix_upper_bound
 
@@ -223,6 +224,11 @@ class MemoryBackend(Backend):
     def get_lease(self, name: str, now: int) -> Lease | None:
         with self._lock:
             return self._leases.get(name)
+
+    def list_leases(self, now: int, after: str | None, limit: int) -> list[Lease]:
+        with self._lock:
+            leases = list(self._leases.values())
+        return live_leases(leases, now, after, limit)
 
     def change_token(self, keyspace: Keyspace) -> int:
         with self._lock:

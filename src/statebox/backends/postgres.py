@@ -59,6 +59,7 @@ POSTGRES = Dialect(
     bigint="BIGINT",
     history_id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     lock_row=" FOR UPDATE",
+    bytewise=' COLLATE "C"',  # lease names by byte, whatever the database's collation
 )
 
 #: Attempts of one write transaction before giving up on transient failures.

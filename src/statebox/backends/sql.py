@@ -70,6 +70,9 @@ class Dialect(NamedTuple):
     #: with the entry), so a durable write dirties one page per table and no index pages.
     #: Otherwise (PostgreSQL) history ids come from an identity column.
     clustered: bool = False
+    #: Appended to a ``TEXT`` column compared or sorted by byte (lease names): PostgreSQL's
+    #: ``COLLATE "C"``; SQLite's ``TEXT`` compares bytes already.
+    bytewise: str = ""
 
     def q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
@@ -457,6 +460,11 @@ class SqlBackend(Backend):
         from ._sql_leases import release_lease
 
         return release_lease(self, name, holder, token, now)
+
+    def list_leases(self, now: int, after: str | None, limit: int) -> list[Lease]:
+        from ._sql_leases import list_leases
+
+        return list_leases(self, now, after, limit)
 
     def purge_expired(self, now: int, limit: int = 1000) -> int:
         from ._sql_keyspaces import purge_expired

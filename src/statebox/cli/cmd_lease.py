@@ -1,6 +1,6 @@
 """``statebox lease acquire|renew|release|get NAME …`` → :meth:`StateStore.acquire_lease`,
 :meth:`~StateStore.renew_lease`, :meth:`~StateStore.release_lease`,
-:meth:`~StateStore.get_lease`."""
+:meth:`~StateStore.get_lease`; ``statebox lease list`` → :meth:`~StateStore.list_leases`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ._parser import add_command, checked
 if TYPE_CHECKING:
     import argparse
 
-    from ..core.results import LeaseResult
+    from ..core.results import LeaseResult, LeasesResult
     from ..store import StateStore
     from ._parser import Subparsers
 
@@ -21,7 +21,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "lease",
-        help="acquire, renew, release or show a lease with a fencing token",
+        help="acquire, renew, release, show or list leases with fencing tokens",
         description=(
             "A lease names a piece of work; acquiring it returns a fencing token greater than\n"
             "any issued for that name before. Pass --fencing NAME:TOKEN to set, delete,\n"
@@ -34,6 +34,7 @@ def register(subparsers: Subparsers) -> None:
             "statebox lease renew nightly-import --token 7 --holder HOLDER --ttl 300",
             "statebox lease release nightly-import --token 7 --holder HOLDER",
             "statebox lease get nightly-import",
+            "statebox lease list --limit 100",
             "statebox set cursors/feed '{\"id\": 9}' --fencing nightly-import:7",
         ],
     )
@@ -84,6 +85,28 @@ def register(subparsers: Subparsers) -> None:
     )
     get.add_argument("name", metavar="NAME", help="the lease's name")
     get.set_defaults(handler=_get)
+    listing = add_command(
+        actions,
+        "list",
+        help="list the leases held now",
+        description=(
+            "List the live leases (neither expired nor released) by name, each with its\n"
+            "holder, token and expiry. Page with --limit and --after (the 'next' of the\n"
+            "previous page)."
+        ),
+        examples=["statebox lease list", "statebox lease list --limit 100 --after nightly-import"],
+    )
+    listing.add_argument(
+        "--limit",
+        metavar="N",
+        type=checked(params.limit, "--limit"),
+        default=0,
+        help="at most N leases (0: no limit)",
+    )
+    listing.add_argument(
+        "--after", metavar="NAME", help="only leases named after NAME (for paging)"
+    )
+    listing.set_defaults(handler=_list)
 
 
 def _acquire(args: argparse.Namespace, store: StateStore) -> LeaseResult:
@@ -105,3 +128,14 @@ def _get(args: argparse.Namespace, store: StateStore) -> LeaseResult:
 
         raise NotFoundError(f"lease {quoted(args.name)} was never acquired")
     return lease
+
+
+def _list(args: argparse.Namespace, store: StateStore) -> LeasesResult:
+    from ..core.results_beyond import LeasesResult
+
+    limit: int = args.limit
+    # One more than asked tells whether another page follows.
+    leases = store.list_leases(after=args.after, limit=limit + 1 if limit else 0)
+    if limit and len(leases) > limit:
+        return LeasesResult(leases[:limit], leases[limit - 1].name)
+    return LeasesResult(leases)

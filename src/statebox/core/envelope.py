@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # rendered by .envelope_beyond, loaded with the first of them
         KeyspaceDeleteResult,
         KeyspacesResult,
         LeaseResult,
+        LeasesResult,
         PurgeResult,
         TransactionResult,
         WatchEvent,
@@ -71,7 +72,7 @@ __all__ = [
 Result: TypeAlias = (
     "GetResult | SetResult | DiffResult | DeleteResult | ListEntry | ListResult"
     " | HistoryItem | HistoryResult | KeyspacesResult | KeyspaceDeleteResult | PurgeResult"
-    " | TransactionResult | LeaseResult | WatchEvent | WatchResult"
+    " | TransactionResult | LeaseResult | LeasesResult | WatchEvent | WatchResult"
 )
 
 

@@ -17,6 +17,7 @@ from .results_beyond import (
     KeyspaceDeleteResult,
     KeyspacesResult,
     LeaseResult,
+    LeasesResult,
     PurgeResult,
     TransactionResult,
     WatchEvent,
@@ -107,6 +108,15 @@ def _lease(result: LeaseResult) -> dict[str, Any]:
     return out
 
 
+def _leases(result: LeasesResult) -> dict[str, Any]:
+    # Each lease's own envelope, as GET /v1/leases/{name} and 'statebox lease get' give it.
+    return {
+        "operation": "leases",
+        "leases": [_lease(lease) for lease in result.leases],
+        "next": result.next,
+    }
+
+
 def _watch_event(event: WatchEvent) -> dict[str, Any]:
     out = _address("watch", event.keyspace, event.key)
     out["event"] = event.event
@@ -140,6 +150,7 @@ RENDERERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
     PurgeResult: _purge,
     TransactionResult: _transaction,
     LeaseResult: _lease,
+    LeasesResult: _leases,
     WatchEvent: _watch_event,
     WatchResult: _watch,
 }

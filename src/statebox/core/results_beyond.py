@@ -27,6 +27,7 @@ __all__ = [
     "KeyspaceDeleteResult",
     "KeyspacesResult",
     "LeaseResult",
+    "LeasesResult",
     "PurgeResult",
     "TransactionResult",
     "WatchEvent",
@@ -83,6 +84,26 @@ class KeyspacesResult(NamedTuple):
     scope: str | None
     keyspaces: Sequence[KeyspaceInfo]
     next: Keyspace | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""
+        return _to_dict(self)
+
+    def to_json(self) -> str:
+        """The Dagu envelope line: ``statebox.core.envelope.envelope_json(result)``."""
+        return _to_json(self)
+
+    def as_data(self) -> dict[str, Any]:
+        """The Dagu envelope, parsed: ``statebox.core.envelope.envelope_data(result)``."""
+        return _as_data(self)
+
+
+class LeasesResult(NamedTuple):
+    """One page of live leases, each as ``get_lease`` gives it; ``next`` (when set) is
+    the ``after`` of the next page (the last lease's name)."""
+
+    leases: Sequence[LeaseResult]
+    next: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The Dagu envelope: ``statebox.core.envelope.envelope(result)``."""

@@ -46,6 +46,7 @@ from . import (
     routes_leases,
     routes_raw,
     routes_update,
+    routes_whoami,
     watch,
 )
 from .auth import ANONYMOUS
@@ -128,6 +129,7 @@ def _close(state: ServerState) -> None:
         state.writer.close()
     if state.changes is not None:
         state.changes.close()  # its threads stop asking the backend
+    state.scan_pool.shutdown(wait=True)  # no scan reads a closed store
     state.backend.close()
 
 
@@ -165,6 +167,7 @@ def server_routers(config: ServerConfig) -> list[Router]:
         routes_keyspaces.router,
         routes_raw.router,
         routes_leases.router,
+        routes_whoami.router,
         watch.router,
         docs.router,
     ]

@@ -80,6 +80,7 @@ class FrontMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": _with_safety_headers(message.get("headers"))}
             await send(message)
 
         limit = self.limit
@@ -109,6 +110,21 @@ class FrontMiddleware:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe(template, scope["method"], status, time.perf_counter() - started)
+
+
+#: On every answer: no browser guesses a JSON answer is HTML (nosniff), and no page of
+#: another site frames one of ours (the web page at /ui, the docs at /docs).
+_SAFETY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+)
+
+
+def _with_safety_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    listed = list(headers or ())
+    present = {name.lower() for name, _ in listed}
+    listed.extend(header for header in _SAFETY_HEADERS if header[0] not in present)
+    return listed
 
 
 async def _refuse(send: Send, exc: StateboxError) -> None:

@@ -5,6 +5,10 @@ write grant matching ``lease``/``<name>`` to acquire, renew or release it, a rea
 to look at it — or to fence a write with it (:func:`authorize_fence`), since a fenced
 write's refusal tells the lease's latest token. Durations (``ttl``) are seconds, exact
 to the nanosecond.
+
+``GET /v1/leases?after=&limit=`` lists the live leases the caller may read, by name: the
+server reads on past the ones it may not (as ``GET /v1/keyspaces`` does), so a page is
+never short while more readable ones follow, and ``next`` names the last lease returned.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Final
 
+import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
+from ..core import params
 from ..core.envelope import dumps_envelope, envelope_json
-from ..core.errors import NotFoundError, PermissionDeniedError, quoted
+from ..core.errors import InvalidRequestError, NotFoundError, PermissionDeniedError, quoted
 from ..core.leases import validate_lease_name
 from ..core.model import Keyspace
-from ..web import Answer, Body, Router, Seconds, Token
-from ..web.fields import Positive
+from ..core.records import Lease
+from ..core.results_beyond import LeaseResult as LeaseFound
+from ..core.results_beyond import LeasesResult
+from ..web import Answer, Body, Query, Router, Seconds, Token
+from ..web.fields import PARSE, Positive
 from .auth import LEASE_SCOPE, Access
 from .call import Call
 from .models import LeasePath, LeaseResult, PurgeResult
@@ -120,6 +129,86 @@ async def release(call: Call, body: ReleaseBody) -> Response:
     result = await call.state.write(
         partial(store.release_lease, name, token=body.token, holder=body.holder)
     )
+    return json_response(envelope_json(result))
+
+
+#: A page of ``GET /v1/leases``: 100 leases unless asked, never more than 1000.
+DEFAULT_PAGE: Final = 100
+MAX_PAGE: Final = 1000
+
+
+def _page_size(raw: object, name: str) -> int:
+    size = params.integer(raw, name, minimum=1)
+    if size > MAX_PAGE:
+        raise InvalidRequestError(f"invalid {name} {size}: must be {MAX_PAGE} or less")
+    return size
+
+
+class LeasesQuery(Query):
+    limit: Annotated[
+        int,
+        Meta(
+            extra_json_schema={"minimum": 1, "maximum": MAX_PAGE},
+            extra={PARSE: _page_size},
+            description=f"At most this many ({DEFAULT_PAGE} by default, {MAX_PAGE} at most).",
+        ),
+    ] = DEFAULT_PAGE
+    after: (
+        Annotated[
+            str,
+            Meta(
+                extra_json_schema={"minLength": 1},
+                description="Continue after this lease name (the previous page's next).",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class LeasesAnswer(msgspec.Struct, kw_only=True):
+    operation: str
+    leases: list[LeaseResult]
+    next: str | None
+
+
+def _readable_leases(
+    call: Call, after: str | None, limit: int, now: int
+) -> tuple[list[Lease], bool]:
+    """Up to ``limit`` live leases the caller may read, and whether more follow. Runs on
+    a worker thread: it may read several rounds."""
+    backend, principal = call.state.backend, call.principal
+    found: list[Lease] = []
+    wanted = limit + 1  # one more tells whether another page follows
+    while True:
+        round_size = max(wanted - len(found), MAX_PAGE)
+        batch = backend.list_leases(now, after, round_size)
+        found += [
+            lease
+            for lease in batch
+            if principal.can(Access.READ, Keyspace(LEASE_SCOPE, lease.name))
+        ]
+        if len(found) >= wanted:
+            return found[:limit], True
+        if len(batch) < round_size:
+            return found, False
+        after = batch[-1].name
+
+
+@router.get(
+    "/v1/leases",
+    summary="the live leases the token may read, by name, paged",
+    query=LeasesQuery,
+    responses={200: Answer(LeasesAnswer)},
+)
+async def list_leases(call: Call, query: LeasesQuery) -> Response:
+    after = validate_lease_name(query.after) if query.after is not None else None
+    page, more = await call.state.read(
+        partial(_readable_leases, call, after, query.limit, call.now())
+    )
+    leases = [
+        LeaseFound("get", lease.name, lease.holder, lease.token, lease.expires_at) for lease in page
+    ]
+    result = LeasesResult(leases, page[-1].name if more and page else None)
     return json_response(envelope_json(result))
 
 

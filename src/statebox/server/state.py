@@ -3,8 +3,10 @@ how work reaches the store (inline, a writer thread, or worker threads)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -73,6 +75,10 @@ class ServerState:
         # when woken, on a backend read off the loop, share these few threads, so a
         # burst of woken watchers never takes the threads other requests read with.
         self.wait_limiter = anyio.CapacityLimiter(16)
+        # A prefix watch's look scans the whole prefix: never on the loop (it would hold
+        # up every request), and on two threads of their own, so a burst of scans takes
+        # neither the threads other reads use nor a store connection in each of them.
+        self.scan_pool = ThreadPoolExecutor(2, thread_name_prefix="statebox-scan")
         self._watches: dict[str, int] = {}  # open watches per principal name
         self.changes: ChangeHub | None = None
         self._keyspaces: dict[tuple[str, str], Keyspace] = {}
@@ -183,17 +189,22 @@ class ServerState:
         look: Callable[[], T],
         ready: Callable[[T], bool],
         timeout: float,
+        *,
+        scans: bool = False,
     ) -> T:
         """``look()`` (a read of ``keyspace``, no waiting), then again each time the store
         may have changed, until ``ready`` says yes or ``timeout`` seconds pass; returns
         the last look. It waits on the event loop (no thread), and a client that leaves
-        cancels it at once."""
+        cancels it at once. ``scans``: each look reads a whole prefix (as many entries as
+        it holds), so it is never run on the loop, however fast the backend's reads."""
         hub = self.changes
         assert hub is not None  # set by _attach
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             mark = hub.mark(keyspace)  # before the look: no change after it is missed
-            if self.inline_reads:
+            if scans:
+                result = await self.scan(look)
+            elif self.inline_reads:
                 result = look()
             else:
                 result = await anyio.to_thread.run_sync(look, limiter=self.wait_limiter)
@@ -201,6 +212,10 @@ class ServerState:
             if ready(result) or remaining <= 0:
                 return result
             await hub.wait(mark, remaining)
+
+    async def scan(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (a read of a whole prefix) on the scan threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.scan_pool, fn)
 
     @contextmanager
     def watch_slot(self, principal: Principal) -> Iterator[None]:

@@ -65,22 +65,25 @@ class WatchQuery(Query):
 async def _watcher(call: Call, query: WatchQuery) -> Watcher:
     ks = call.granted
     store = call.reader()
-    return await call.state.read(
-        partial(
-            store.watcher,
-            query.key,
-            prefix=query.prefix,
-            after_version=query.after_version,
-            include_values=query.include_values,
-            scope=ks.scope,
-            namespace=ks.namespace,
-        )
+    start = partial(
+        store.watcher,
+        query.key,
+        prefix=query.prefix,
+        after_version=query.after_version,
+        include_values=query.include_values,
+        scope=ks.scope,
+        namespace=ks.namespace,
     )
+    if query.prefix is not None:  # its first look scans the whole prefix: off the loop
+        return await call.state.scan(start)
+    return await call.state.read(start)
 
 
 async def _next_events(call: Call, watcher: Watcher, timeout: float) -> list[WatchEvent]:
     """The watcher's next events, waiting up to ``timeout`` seconds for the first."""
-    return await call.state.watch(watcher.keyspace, watcher.changes, bool, timeout)
+    return await call.state.watch(
+        watcher.keyspace, watcher.changes, bool, timeout, scans=watcher.prefix is not None
+    )
 
 
 async def until_disconnected(request: Request, work: Callable[[], Awaitable[T]]) -> T | None:

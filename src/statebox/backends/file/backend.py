@@ -61,7 +61,7 @@ from ._journal import (
 from ._keyspaces import keyspaces_in
 from ._layout import KeyPaths, Layout, parse_file_url
 from ._locks import BucketLocks, ChangeCounter
-from ._reads import kept_history, key_from_name, load, meta_keys, names_in_range
+from ._reads import kept_history, key_from_name, listdir, load, meta_keys, names_in_range
 from ._sidecodec import MAX_META_BYTES, decode_lease, decode_meta, encode_lease
 from ._sweep import sweep_temp_files
 from ._writes import FilePlan
@@ -70,6 +70,7 @@ __all__ = ["FileBackend"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
+_LEASE_SUFFIX = ".lease"  # a lease file: hex(UTF-8 name) + this (_layout.lease_path)
 
 
 def _translating(method: F) -> F:
@@ -302,6 +303,26 @@ class FileBackend(Backend):
     @_translating
     def get_lease(self, name: str, now: int) -> Lease | None:
         return self._read_lease(name)
+
+    @_translating
+    def list_leases(self, now: int, after: str | None, limit: int) -> list[Lease]:
+        """Reads the lease files named after ``after`` in name order (hex of the UTF-8
+        bytes sorts as the bytes do) until ``limit`` live ones are found."""
+        names = sorted(
+            name
+            for file_name in listdir(self._layout.leases_dir)
+            if file_name.endswith(_LEASE_SUFFIX)
+            and (name := key_from_name(file_name[: -len(_LEASE_SUFFIX)])) is not None
+            and (after is None or name > after)
+        )
+        found: list[Lease] = []
+        for name in names:
+            lease = self._read_lease(name)
+            if lease is not None and lease.is_live(now):
+                found.append(lease)
+                if limit and len(found) >= limit:
+                    break
+        return found
 
     # -- watch and expiry ------------------------------------------------------------------
 

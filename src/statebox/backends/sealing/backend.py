@@ -350,6 +350,9 @@ class SealedBackend(Backend):
     def get_lease(self, name: str, now: int) -> Lease | None:
         return self.inner.get_lease(name, now)
 
+    def list_leases(self, now: int, after: str | None, limit: int) -> list[Lease]:
+        return self.inner.list_leases(now, after, limit)
+
     def change_token(self, keyspace: Keyspace) -> int:
         return self.inner.change_token(keyspace)
 
