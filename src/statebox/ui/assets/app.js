@@ -156,6 +156,7 @@ function effectiveTheme() {
 
 function showTheme() {
   const dark = effectiveTheme() === "dark";
+  document.documentElement.dataset.scheme = dark ? "dark" : "light"; // what app.css styles
   toggle.setAttribute("aria-pressed", String(dark));
   toggle.textContent = dark ? "Light theme" : "Dark theme";
   toggle.title = dark ? "Switch to the light theme" : "Switch to the dark theme";
