@@ -27,8 +27,9 @@ from statebox.dapr.state_api import DaprContext
 
 from .backends import new_secret_key
 from .conftest import make_store
+from .dapr_http_support import STATESTORE_YAML as SEED_STATESTORE
 from .dapr_support import StoreCaller
-from .test_dapr_components import SEED_STATESTORE, component
+from .test_dapr_components import component
 
 T = TypeVar("T")
 SECRET = "hunter2-s3cr3t-Pa55"

@@ -1,10 +1,10 @@
 """Dapr component files (statebox.dapr.components): what is served, what is reported, what
 is refused — read from real files: the Atlan seed's statestore.yaml as it is documented,
-and the Atlan SDK's own components folder when the wheel is installed."""
+the Atlan SDK 3's own components folder is read in the SDK step
+(tests/sdk/test_atlan_components.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,23 +14,7 @@ from statebox.core.model import Keyspace
 from statebox.dapr.components import Component, Components, load_components
 from statebox.dapr.errors import DaprError
 
-#: The seed's components/statestore.yaml (seed 004), as the Atlan docs show it.
-SEED_STATESTORE = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  version: v1
-  type: state.sqlite
-  ignoreErrors: true
-  metadata:
-    # Connection string
-    - name: connectionString
-      value: "./local/dapr/statestore.db"
-"""
-
-ATLAN3_COMPONENTS = Path("/tmp/venv-atlan3/lib/python3.11/site-packages/application_sdk/components")
+from .dapr_http_support import STATESTORE_YAML
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -48,7 +32,7 @@ def component(name: str, type_: str, metadata: str = "", extra: str = "") -> str
 
 
 def test_the_seed_statestore_is_served_in_its_keyspace(tmp_path: Path) -> None:
-    write(tmp_path, "statestore.yaml", SEED_STATESTORE)
+    write(tmp_path, "statestore.yaml", STATESTORE_YAML)
     components = load_components(tmp_path)
     store = components.state_store("statestore")
     assert (store.name, store.type, store.version, store.kind) == (
@@ -65,32 +49,6 @@ def test_the_seed_statestore_is_served_in_its_keyspace(tmp_path: Path) -> None:
     (notice,) = components.notices()
     assert "statestore" in notice and "connectionString is ignored" in notice
     assert "namespace dapr-statestore" in notice
-
-
-@pytest.mark.skipif(not ATLAN3_COMPONENTS.is_dir(), reason="the Atlan SDK 3 wheel is not here")
-def test_the_atlan_sdk_components_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "components"
-    shutil.copytree(ATLAN3_COMPONENTS, folder)
-    components = load_components(folder)
-    kinds = {name: c.kind for name, c in components.served.items()}
-    assert kinds == {
-        "statestore": "state",
-        "objectstore": "binding",
-        "eventstore": "binding",
-        "deployment-secret-store": "secretstore",
-    }
-    # pubsub.in-memory is reported; the Configuration document, README.md and the
-    # *.yaml.example files are not components.
-    assert [(c.name, c.type) for c in components.unserved] == [("pubsub", "pubsub.in-memory")]
-    assert components.unserved[0].why_not_served() == "statebox does not serve pub/sub"
-    assert sorted(components.secret_keyspaces()) == [
-        Keyspace("custom", "dapr-deployment-secret-store"),
-        Keyspace("custom", "dapr-eventstore-credentials"),
-        Keyspace("custom", "dapr-objectstore-credentials"),
-    ]
-    notices = components.notices()
-    assert any("pubsub" in n and "not served" in n for n in notices)
-    assert not any("configuration" in n.lower() and "not served" in n for n in notices)
 
 
 def test_only_component_documents_of_yaml_files_are_read(tmp_path: Path) -> None:

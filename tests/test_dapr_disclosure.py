@@ -13,21 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from .dapr_http_support import SECRETSTORE_YAML
 from .server_util import running_server
 from .test_atlan_api import new_secret_key
-
-SECRETSTORE_YAML = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: secretstore
-spec:
-  type: secretstores.local.file
-  version: v1
-  metadata:
-  - name: secretsFile
-    value: ./secrets.json
-"""
 
 
 def test_a_secret_sealed_with_another_key_is_withheld_and_logged(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from dapr.proto.runtime.v1 import (
 from statebox import StateStore
 from statebox.backends.http import HttpBackend
 
+from .dapr_http_support import SECRETSTORE_YAML, STATESTORE_YAML
 from .server_util import ROOT, ServerProcess, free_port, start_server
 from .test_atlan_api import new_secret_key
 
@@ -53,32 +54,8 @@ tokens:
 
 COMPONENTS = {
     # The Atlan seed's state store, as its components/statestore.yaml declares it.
-    "statestore.yaml": """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: statestore
-spec:
-  type: state.sqlite
-  version: v1
-  ignoreErrors: true
-  metadata:
-    # Connection string
-    - name: connectionString
-      value: "./local/dapr/statestore.db"
-""",
-    "secretstore.yaml": """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: secretstore
-spec:
-  type: secretstores.local.file
-  version: v1
-  metadata:
-    - name: secretsFile
-      value: ./secrets.json
-""",
+    "statestore.yaml": STATESTORE_YAML,
+    "secretstore.yaml": SECRETSTORE_YAML,
     "objectstore.yaml": """\
 apiVersion: dapr.io/v1alpha1
 kind: Component

@@ -48,8 +48,8 @@ from statebox.dapr.state_api import (
 from statebox.transactions import SetOp
 
 from .conftest import make_store
+from .dapr_http_support import STATESTORE_YAML as SEED_STATESTORE
 from .dapr_support import StoreCaller
-from .test_dapr_components import SEED_STATESTORE
 from .test_dapr_grpc import APP, DaprServer, dapr_server
 
 T = TypeVar("T")

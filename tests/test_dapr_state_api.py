@@ -30,8 +30,8 @@ from statebox.dapr.state_api import (
 )
 
 from .conftest import make_store
+from .dapr_http_support import STATESTORE_YAML as SEED_STATESTORE
 from .dapr_support import StoreCaller
-from .test_dapr_components import SEED_STATESTORE
 
 T = TypeVar("T")
 KS = Keyspace("custom", "dapr-statestore")
