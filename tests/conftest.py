@@ -10,8 +10,17 @@ from statebox import ManualClock, RunContext, StateStore, open_store
 
 from .backends import BACKENDS
 from .pg import pg_server  # noqa: F401  (the session's PostgreSQL, for BACKENDS["postgres"])
+from .server_util import LOGS
 
 CONTEXT = RunContext(dag="feed-sync", root_dag="nightly", run_id="run-1", step="load")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_logs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The servers' logs go under pytest's basetemp, not loose in the temp dir (before any
+    server starts: autouse session fixtures are set up first). scripts/test fails a run
+    that leaves anything else in the temp dir."""
+    LOGS.directory = tmp_path_factory.mktemp("server-logs")
 
 
 @pytest.fixture(params=list(BACKENDS))

@@ -14,6 +14,7 @@ port nothing listens on) and :func:`later` (an action run on a thread after a de
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import shutil
@@ -34,6 +35,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
+    "LOGS",
     "ServerProcess",
     "free_port",
     "http_sqlite_url",
@@ -128,7 +130,7 @@ def start_server(
         *(["--tokens", str(tokens)] if tokens is not None else []),
         *args,
     ]
-    log = Path(tempfile.mkstemp(prefix="statebox-server-", suffix=".log")[1])
+    log = _new_log()
     with log.open("w") as stderr:
         proc = subprocess.Popen(
             command,
@@ -162,6 +164,28 @@ def _drain(stream: IO[str], log: Path) -> None:
         for line in stream:
             out.write(line)
             out.flush()
+
+
+class _Logs:
+    """Where the servers' logs go. Under pytest, a directory of the session's basetemp
+    (``tests/conftest.py`` sets it), so a run leaves nothing in the temp dir besides
+    pytest's own, and the logs of a failed run stay there to read. Tests read a log
+    after stopping its server, so a log outlives its process; outside pytest (a bench
+    script) each log is deleted when the interpreter exits."""
+
+    directory: Path | None = None
+
+
+LOGS = _Logs()
+
+
+def _new_log() -> Path:
+    fd, name = tempfile.mkstemp(prefix="statebox-server-", suffix=".log", dir=LOGS.directory)
+    os.close(fd)  # the server gets its own handle; keeping this one would leak it
+    log = Path(name)
+    if LOGS.directory is None:
+        atexit.register(log.unlink, missing_ok=True)
+    return log
 
 
 @contextmanager

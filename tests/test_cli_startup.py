@@ -214,10 +214,10 @@ def test_the_shutdown_runs_when_it_has_work_to_do(tmp_path: Path) -> None:
     setup = "import threading, time\nthreading.Thread(target=time.sleep, args=(0.2,)).start()"
     done = _console_script_run(tmp_path, ["get", "k"], setup)
     assert (done.returncode, done.stderr) == (0, "shutdown ran\n")
-    # main([...]) called by a program returns to it; then main() with no command is a
-    # usage error, whose exit code the short way out keeps.
+    # main([...]) called by a program returns to it; then main() with a usage error (get
+    # without KEY) exits with the usage code, which the short way out keeps.
     setup = "from statebox.cli import main\nprint('returned', main(['get', 'k']))"
-    done = _console_script_run(tmp_path, [], setup)
+    done = _console_script_run(tmp_path, ["get"], setup)
     assert done.stdout.splitlines()[-1] == "returned 0"
     assert done.returncode == 2
     assert done.stderr.startswith("Error: ") and "shutdown ran" not in done.stderr

@@ -96,7 +96,9 @@ def test_grpc_without_the_dapr_package_names_the_extra(
     monkeypatch.delitem(sys.modules, "statebox.dapr.grpc", raising=False)
     for name in [n for n in sys.modules if n == "dapr" or n.startswith("dapr.")] or ["dapr"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: imports fail
-    with pytest.raises(ConfigurationError, match=r'pip install "statebox\[dapr\]"'):
+    with pytest.raises(
+        ConfigurationError, match=r'pip install "dapr>=1\.17".*pip install "\.\[dapr\]"'
+    ):
         serve.dapr_extension(components(tmp_path), grpc_port=50001)
 
 

@@ -103,7 +103,8 @@ def test_missing_driver_fails_with_the_install_command(module: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert 'pip install "statebox[postgres]"' in result.stdout
+    assert 'pip install "psycopg[binary,pool]>=3.2"' in result.stdout
+    assert 'pip install ".[postgres]"' in result.stdout
     assert module in result.stdout
 
 

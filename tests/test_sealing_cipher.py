@@ -25,6 +25,7 @@ from statebox.backends.sealing.cipher import (
 )
 from statebox.backends.sealing.keyring import Keyring, key_id
 from statebox.core.errors import ConfigurationError, CorruptEntryError, SecretKeyError
+from statebox.core.install import extra_hint
 from statebox.core.model import Keyspace, UpdatedBy
 from statebox.core.records import Put, WriteContext
 from statebox.core.secrecy import SecretPolicy
@@ -171,7 +172,7 @@ def test_without_cryptography_the_error_says_what_to_install(
     with pytest.raises(ConfigurationError) as caught:
         seal_value(RING_A, KS, "k", 1, "application/json", b"1")
     assert str(caught.value) == (
-        'secret keyspaces need the cryptography package: run: pip install "statebox[secrets]"'
+        "secret keyspaces need the cryptography package: run: " + extra_hint("secrets")
     )
     with pytest.raises(ConfigurationError, match="cryptography"):
         cipher.keyed_hash(KEY_A, Keyspace("custom", "v"), "k", "application/json", b"1")

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._aio_watch import Following
 from .core.clock import Clock
 from .core.leases import Fencing
 from .core.model import Keyspace, RunContext, Scope
+from .core.records import KeyImport
 from .core.results import (
     DeleteResult,
     DiffResult,
@@ -413,6 +414,11 @@ class AsyncStateStore:
         self, scope: str | Scope | None = None, namespace: str | None = None
     ) -> KeyspaceDeleteResult:
         return await asyncio.to_thread(self.sync.delete_keyspace, scope, namespace)
+
+    async def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool = False
+    ) -> builtins.list[str]:
+        return await asyncio.to_thread(self.sync.import_keys, keyspace, items, replace=replace)
 
     async def declare_secret_keyspace(
         self, scope: str | Scope | None = None, namespace: str | None = None

@@ -30,14 +30,17 @@ from .core.model import (
     Scope,
     parse_keyspace_cursor,
     validate_key,
+    validate_namespace,
     validate_prefix,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
+    from collections.abc import Sequence
     from typing import Any, Final
 
     from .backends import Backend
+    from .core.records import KeyImport
     from .core.results_beyond import (
         KeyspaceDeleteResult,
         KeyspacesResult,
@@ -59,6 +62,8 @@ class BeyondMixin:
     context: RunContext
     clock: Clock
     secret_policy: SecretPolicy
+    json_limit: int
+    binary_limit: int
 
     if TYPE_CHECKING:  # defined by StateStore
 
@@ -240,6 +245,24 @@ class BeyondMixin:
 
         ks = self.keyspace(scope, namespace)
         return KeyspaceDeleteResult(ks, self.backend.delete_keyspace(ks, self._write_context()))
+
+    # -- import (statebox load and copy) ------------------------------------------------
+
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool = False
+    ) -> list[str]:
+        """Write whole keys as a dump carries them — entry and history, versions,
+        timestamps and writers kept — all or nothing, at the clock's now. One outcome
+        per item: ``"created"`` (the key had nothing), ``"same"`` (it holds this
+        already), ``"conflict"`` (it holds something else: left alone) or, with
+        ``replace``, ``"replaced"``. Hashes are recomputed from the values
+        (:mod:`statebox.store_import`); a malformed item raises
+        :class:`InvalidRequestError` and nothing is written."""
+        from .store_import import prepared
+
+        ks = Keyspace(Scope.parse(keyspace.scope).value, validate_namespace(keyspace.namespace))
+        ready = prepared(items, json_limit=self.json_limit, binary_limit=self.binary_limit)
+        return self.backend.import_keys(ks, ready, replace=replace, now=self.clock.now_ns())
 
     # -- secret keyspaces ----------------------------------------------------------------
 

@@ -25,9 +25,10 @@ What "changed past the known state" means, precisely:
   ends).
 
 No busy re-reading: the watcher reads the backend's change token *before* each look at
-the entries and then blocks in ``wait_for_change`` until the token moves (SQLite polls
-one counter row, PostgreSQL is woken by NOTIFY, memory by a condition variable). Only
-then does it look at the watched entries again.
+the entries and then blocks in ``wait_for_change`` until the token moves (SQLite and the
+file backend sleep until their files are written — inotify, ``backends/_fswait.py`` —,
+PostgreSQL is woken by NOTIFY, memory by a condition variable). Only then does it look
+at the watched entries again.
 
 :meth:`Watcher.poll` blocks its thread while it waits. The server holds no thread per
 waiting client: it calls :meth:`Watcher.changes` (one look, no waiting) and waits for

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 
 from ..core.errors import ConfigurationError, quoted
+from ..core.install import extra_hint
 from .base import Backend
 
 TYPE_CHECKING = False
@@ -109,7 +110,7 @@ def _open(url: str) -> Backend:
             raise
         raise ConfigurationError(
             f"the {scheme}:// store needs an optional driver ({exc.name} is missing): "
-            f'run: pip install "statebox[{extra}]"'
+            f"run: {extra_hint(extra)}"
         ) from exc
     factory: Callable[[str], Backend] = getattr(sys.modules[module_name], class_name)
     return factory(url)

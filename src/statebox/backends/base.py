@@ -35,6 +35,24 @@ atomic. The rules, method by method:
     (0 = all kept).
 ``get_version(keyspace, key, version)``
     The newest non-deletion history record with that version, or ``None``.
+``import_keys(keyspace, items, *, replace, now)``
+    Write whole keys as a dump carries them (:class:`~statebox.core.records.KeyImport`:
+    the live entry or None, and the kept history newest first), verbatim — versions,
+    hashes, values, timestamps, writers and expiry as given — for ``statebox load`` and
+    ``copy``. One atomic section for the whole batch, against every other writer, and
+    across crashes: a key is left as it was or fully imported, never torn. First the
+    batch is validated (:class:`~statebox.core.errors.InvalidRequestError`, nothing
+    written): each record is of its item's key, versions are 1 or more, a history's
+    versions never increase, a key appears once. Then per item, with D the key's stored
+    entry row (expired or not) and H its kept history: ``"same"`` when D is live with the
+    item's version and hash, or when the item's entry is None, D is missing or expired
+    and H's ``(version, hash, deleted)`` list equals the item's — nothing written;
+    ``"created"`` when D is missing or expired and H is empty — the entry (if any) and
+    every history record are written as given (no trimming: a later write trims as
+    usual); otherwise ``"conflict"``, nothing written for that key — or with
+    ``replace=True`` D and H are dropped and the item written as for created,
+    ``"replaced"``. The change token moves when anything was written. Returns one
+    outcome per item, in order (``IMPORT_*`` in :mod:`statebox.core.records`).
 ``close()``
     Release connections; idempotent.
 
@@ -69,8 +87,10 @@ token is the latest one issued for that lease.
     Watch support. ``change_token`` is a cheap number that changes whenever a write
     to the keyspace commits (it may also change for other keyspaces). ``wait_for_change``
     blocks until the token differs from ``token`` or ``timeout`` seconds pass, and
-    returns the token it saw last. It must not re-read entries to find out: SQLite polls
-    ``PRAGMA data_version``, PostgreSQL uses LISTEN/NOTIFY, memory a condition variable.
+    returns the token it saw last. It must not re-read entries to find out: SQLite and
+    the file backend sleep until their files are written (inotify,
+    ``backends/_fswait.py``) and then re-read ``PRAGMA data_version`` / the counter,
+    PostgreSQL uses LISTEN/NOTIFY, memory a condition variable.
 ``purge_expired(now, limit)``
     Delete up to ``limit`` entries whose ``expires_at <= now`` (history is kept);
     return how many.
@@ -101,6 +121,7 @@ from ..core.records import (
     Entry,
     Fence,
     HistoryRecord,
+    KeyImport,
     Lease,
     Mutation,
     Put,
@@ -130,6 +151,7 @@ __all__ = [
     "Fence",
     "GroupCommit",
     "HistoryRecord",
+    "KeyImport",
     "KeyspaceInfo",
     "Lease",
     "Mutation",
@@ -313,6 +335,13 @@ class Backend(ABC):
 
     @abstractmethod
     def get_version(self, keyspace: Keyspace, key: str, version: int) -> HistoryRecord | None: ...
+
+    @abstractmethod
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool, now: int
+    ) -> list[str]:
+        """Write whole keys verbatim, all or nothing; one outcome per item (see the
+        contract: ``"created"``, ``"same"``, ``"conflict"`` or ``"replaced"``)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -1,7 +1,7 @@
 """``http://host:port[,http://host2:port…]`` — the remote store: a statebox server as a backend.
 
 Each contract method is one request to the server's entries API (``/v1/entries``,
-``/v1/apply``, ``/v1/records``, ``/v1/changes``, ``/v1/leases``), so a
+``/v1/apply``, ``/v1/records``, ``/v1/changes``, ``/v1/leases``, ``/v1/import``), so a
 :class:`~statebox.StateStore` over a server behaves as one over the server's own store.
 
 Several coordinators (comma-separated URLs): each keyspace goes to the coordinator that
@@ -52,6 +52,7 @@ from .base import (
     Capabilities,
     Entry,
     HistoryRecord,
+    KeyImport,
     Lease,
     Mutation,
     WriteContext,
@@ -257,6 +258,23 @@ class HttpBackend(Backend):
         )
         records = data["records"]
         return decode_record(records[0]) if records else None
+
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool, now: int
+    ) -> list[str]:
+        """One ``POST /v1/import/{scope}/{namespace}``: the server's store imports the
+        batch in its own atomic section (sealing secret keyspaces with its key)."""
+        from ..wire.imports import import_body, outcomes_from_wire
+
+        data = self._call(
+            keyspace.routing_key,
+            "POST",
+            self._space("import", keyspace),
+            write=True,
+            body=import_body(items, replace=replace),
+            headers={NOW_HEADER: str(now)},
+        )
+        return outcomes_from_wire(data, len(items))
 
     def close(self) -> None:
         self._transport.close()

@@ -26,6 +26,7 @@ from .base import (
     Capabilities,
     Entry,
     HistoryRecord,
+    KeyImport,
     KeyspaceInfo,
     Lease,
     Mutation,
@@ -200,6 +201,46 @@ class MemoryBackend(Backend):
             if record.version == version and not record.deleted:
                 return record
         return None
+
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool, now: int
+    ) -> list[str]:
+        from ._imports import check_imports, outcome, signature, written
+
+        check_imports(items)  # before anything is written: nothing below can fail
+        with self._lock:
+            space = self._space(keyspace)
+            outcomes: list[str] = []
+            for item in items:
+                raw_key = item.key.encode()
+                kept = reversed(self._history.get((keyspace, raw_key), ()))
+                result = outcome(
+                    space.entries.get(raw_key), signature(kept), item, now, replace=replace
+                )
+                if written(result):
+                    self._import_one(keyspace, space, raw_key, item)
+                outcomes.append(result)
+            if any(written(result) for result in outcomes):
+                self._changes += 1
+                self._changed.notify_all()
+            return outcomes
+
+    def _import_one(
+        self, keyspace: Keyspace, space: _Space, raw_key: bytes, item: KeyImport
+    ) -> None:
+        """Put ``item`` in place of whatever the key held (holding the lock)."""
+        if item.current is not None:
+            if raw_key not in space.entries:
+                bisect.insort(space.sorted_keys, raw_key)
+            space.entries[raw_key] = item.current
+        elif raw_key in space.entries:
+            del space.entries[raw_key]
+            space.sorted_keys.pop(bisect.bisect_left(space.sorted_keys, raw_key))
+        if item.history:
+            # No maxlen: kept as given; the key's next write trims it (_commit).
+            self._history[(keyspace, raw_key)] = deque(reversed(item.history))
+        else:
+            self._history.pop((keyspace, raw_key), None)
 
     def acquire_lease(self, name: str, holder: str, ttl_ns: int, now: int) -> Lease:
         with self._lock:

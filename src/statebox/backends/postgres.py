@@ -332,6 +332,15 @@ class PostgresBackend(SqlBackend):
         scopes, namespaces, names = zip(*keys, strict=True)
         db.execute(_LOCK_KEYS, (list(scopes), list(namespaces), list(names)))
 
+    def _lock_for_import(self, db: SqlConnection) -> None:
+        # EXCLUSIVE: reads go on; every writer (whose first step locks an entry row FOR
+        # UPDATE) waits for the import, and the import waits for writers already in
+        # their transactions. A key with history only has no row a row lock could hold.
+        db.execute("LOCK TABLE statebox_entries IN EXCLUSIVE MODE")
+
+    def _notify_import(self, db: SqlConnection, keyspace: Keyspace) -> None:
+        db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(bucket_of(keyspace))))
+
     # -- watch -------------------------------------------------------------------------
 
     def _store(

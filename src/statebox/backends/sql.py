@@ -23,6 +23,7 @@ from .base import (
     Backend,
     Entry,
     HistoryRecord,
+    KeyImport,
     KeyspaceInfo,
     Lease,
     Mutation,
@@ -428,6 +429,23 @@ class SqlBackend(Backend):
         params = (keyspace.scope, keyspace.namespace.encode(), key.encode(), version)
         row = self._read(lambda db: db.execute(self.dialect.q(sql), params).fetchone())
         return None if row is None else _history(row)
+
+    # -- import ---------------------------------------------------------------------------
+
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool, now: int
+    ) -> list[str]:
+        from ._sql_import import import_keys
+
+        return import_keys(self, keyspace, items, replace=replace, now=now)
+
+    def _lock_for_import(self, db: SqlConnection) -> None:
+        """Keep every other writer out of an import's transaction (nothing to do here:
+        SQLite's write transaction holds the whole database)."""
+
+    def _notify_import(self, db: SqlConnection, keyspace: Keyspace) -> None:
+        """Make the import's commit move ``keyspace``'s change token (nothing to do
+        here: every SQLite commit moves ``PRAGMA data_version``)."""
 
     # -- leases ---------------------------------------------------------------------------
 

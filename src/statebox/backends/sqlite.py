@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from _thread import _local as _ThreadLocal  # what threading.local is
 from _thread import allocate_lock as _new_lock  # what threading.Lock is
 from _weakref import ref as _weak_ref  # what weakref.ref is
@@ -40,7 +39,6 @@ SQLITE = Dialect(
     clustered=True,
 )
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_POLL_INTERVAL = 0.005  # seconds between reads of PRAGMA data_version while watching
 
 
 # A URL without these characters (no query, fragment or %-escape, nothing urlsplit would
@@ -438,14 +436,14 @@ class SqliteBackend(SqlBackend):
                     watch.close()
 
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
-        # Polls a pragma: cheap, and never a read of the entries.
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            current = self.change_token(keyspace)
-            remaining = deadline - time.monotonic()
-            if current != token or remaining <= 0:
-                return current
-            time.sleep(min(_POLL_INTERVAL, remaining))
+        # Sleeps until the database or its WAL is written (inotify on its directory; a
+        # polling fallback elsewhere), then re-reads the pragma: never a read of the
+        # entries, and no CPU while idle (backends/_fswait.py).
+        from ._fswait import wait_for_token  # only watchers need it
+
+        directory, name = os.path.split(os.path.abspath(self.path))
+        names = (name, name + "-wal", name + "-journal")
+        return wait_for_token(lambda: self.change_token(keyspace), token, timeout, directory, names)
 
     def reset(self) -> SqliteBackend:
         """Test mode: close, remove the database file (and its WAL files), open anew."""

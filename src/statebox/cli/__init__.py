@@ -1,6 +1,7 @@
 """The ``statebox`` command line: parse, open the store, call one engine method, print.
 
     statebox [--store URL] COMMAND [options]
+    statebox                      # the help (exit code 0); statebox --version
 
 Standard output gets exactly the result's SPEC §4 line (``result.to_json()``), or a
 readable rendering with ``--format table``; errors are one ``Error: …`` line on standard
@@ -23,7 +24,9 @@ and its ``register`` takes ``add_command`` as a second argument. A module expose
         return store.operation(...)      # one engine call
 
 ``add_command`` (from :mod:`._parser`) also adds the common options, so they work after
-the command too; read them as ``args.scope``, ``args.namespace``. ``Subparsers`` is a
+the command too; read them as ``args.scope``, ``args.namespace``. Its ``common=`` names
+the ones the command reads (``("store", "format", "scope", "namespace", "context")``
+…): only those are taken after the command and listed in its ``--help``. ``Subparsers`` is a
 type alias: import it, ``argparse`` and ``StateStore`` under ``if TYPE_CHECKING:`` as
 ``cmd_get.py`` does. JSON arguments go through :class:`._input.JsonArgs` (``-`` and
 ``@path``). The handler returns a result (one :mod:`statebox.core.envelope` renders),
@@ -49,7 +52,7 @@ import sys
 from collections.abc import Sequence
 
 from ..core.errors import StateboxError, worded
-from ._parser import UsageError, add_command, new_parser, value_option_strings
+from ._parser import UsageError, add_command, new_parser, value_option_strings, version_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,6 +76,11 @@ COMMANDS: dict[str, str] = {
     "purge": "statebox.cli.cmd_purge",
     "watch": "statebox.cli.cmd_watch",
     "secrets": "statebox.cli.cmd_secrets",
+    "dump": "statebox.cli.cmd_dump",
+    "load": "statebox.cli.cmd_load",
+    "copy": "statebox.cli.cmd_copy",
+    "backup": "statebox.cli.cmd_backup",
+    "completion": "statebox.cli.cmd_completion",
 }
 
 #: The entry point group through which other faces add commands (``serve``, from the
@@ -172,10 +180,24 @@ class _StartupCollector:
 
 
 def _run(argv: list[str], collector: _StartupCollector) -> int:
+    command = _command_in(argv)
+    if command is None and "--version" in argv:  # without building every command's parser
+        sys.stdout.write(version_line() + "\n")
+        return 0
     try:
-        args = build_parser(_command_in(argv)).parse_args(argv)
+        parser = build_parser(command)
+        if not argv:
+            # `statebox` alone: the help, on standard output, and success (as docker,
+            # kubectl and etcdctl do; git exits 1): it was asked for, nothing failed.
+            parser.print_help(sys.stdout)
+            return 0
+        args, extras = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help printed its text
         return exc.code if isinstance(exc.code, int) else 0
+    if extras:
+        from ._suggest import unrecognized
+
+        raise UsageError(unrecognized(parser, args, extras, value_option_strings()))
 
     # Imported here, after parsing: --help and usage errors never pay for the engine.
     from ..core.model import RunContext

@@ -53,6 +53,49 @@ class JsonArgs:
                 raise InvalidValueError(
                     f"{what}: cannot read file {quoted(path)}: {reason}"
                 ) from exc
+        if _is_never_json(argument):
+            raise InvalidValueError(_quoting_hint(argument, what))
         # Back to the bytes the user typed: invalid UTF-8 becomes U+FFFD in the engine,
         # exactly as it would from a file.
         return os.fsencode(argument)
+
+
+# What JSON text starts with, after its whitespace: an object, array, string, number,
+# true, false or null. '+' and '.' are left to the engine's message (a number, mistyped).
+_JSON_STARTS = frozenset('{["-0123456789tfn+.\ufeff')
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _is_never_json(argument: str) -> bool:
+    """``argument`` is plainly no JSON text: a bare word (``hello``), a sentence, a string
+    in single quotes. Only what no JSON text can be is caught, at a glance (the engine
+    parses the rest and words its own errors): the shell took the quotes the user
+    meant for JSON (``statebox set x "hello"`` passes ``hello``)."""
+    text = argument.strip(_JSON_WHITESPACE)
+    if not text:
+        return True
+    if text[0] in "tfn":  # JSON's literals, nothing else, start with these
+        return text not in ("true", "false", "null")
+    return text[0] not in _JSON_STARTS
+
+
+def _quoting_hint(argument: str, what: str) -> str:
+    """How to write ``argument`` as the JSON string it probably meant, in shell quotes."""
+    import json
+    import shlex
+
+    text = argument.strip(_JSON_WHITESPACE)
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]  # 'hello': single quotes, meant as JSON's
+    if len(text) > 60 or "\n" in text:
+        shown = quoted(text[:40] + "…")
+        return (
+            f"{what} is not JSON: it starts with {shown} — a string must be quoted for JSON "
+            f"inside the shell's quotes, e.g. '\"text\"', or read from a file with @path"
+        )
+    as_json = json.dumps(text, ensure_ascii=False)
+    given = argument if argument.strip() else "an empty argument"
+    return (
+        f"{what} is not JSON: {given} — for the string {as_json}, quote it for JSON "
+        f"inside shell quotes: {shlex.quote(as_json)}"
+    )

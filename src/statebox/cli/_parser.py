@@ -2,8 +2,12 @@
 
 Common options (``--store``, ``--format``, ``--scope``, ``--namespace`` and the run
 context) are accepted before *and* after the command: the top-level parser gives them
-their defaults, and every command's parser repeats them with ``SUPPRESS`` defaults so
-that only options actually written after the command override the ones before it.
+their defaults, and every command's parser repeats the ones it reads (``add_command``'s
+``common``) with ``SUPPRESS`` defaults so that only options actually written after the
+command override the ones before it. A command's ``--help`` lists only those.
+
+A mistyped command, action or choice is answered with the closest one
+(:mod:`._suggest`, loaded only then).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable, Sequence
 from ..core.errors import requoted
 
 __all__ = [
+    "COMMON_NAMES",
     "EXIT_CODES",
     "UsageError",
     "add_command",
@@ -25,6 +30,7 @@ __all__ = [
     "checked",
     "new_parser",
     "value_option_strings",
+    "version_line",
 ]
 
 TYPE_CHECKING = False
@@ -199,10 +205,21 @@ class _Parser(argparse.ArgumentParser):
         # argparse shows values as Python reprs ('x'): quoted here as statebox quotes them.
         raise UsageError(f"{self.prog}: {requoted(message)} (see: {self.prog} --help)")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A value outside the choices (a command's name, an action's, --format's): the
+        # error says which one was probably meant. Checked by difflib, loaded only here.
+        if action.choices is not None and value not in action.choices:
+            from ._suggest import invalid_choice
 
-# (flags, keyword arguments) of the common options; "default" is the top-level default.
-_COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+            raise UsageError(invalid_choice(self.prog, action, value))
+        super()._check_value(action, value)
+
+
+# (name, flags, keyword arguments) of the common options; "default" is the top-level
+# default. A command names the ones it reads in add_command's ``common``.
+_COMMON: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
     (
+        "store",
         ("--store",),
         {
             "metavar": "URL",
@@ -211,6 +228,7 @@ _COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         },
     ),
     (
+        "format",
         ("--format",),
         {
             "choices": ("json", "table"),
@@ -219,6 +237,7 @@ _COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         },
     ),
     (
+        "scope",
         ("--scope",),
         {
             "metavar": "SCOPE",
@@ -227,6 +246,7 @@ _COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         },
     ),
     (
+        "namespace",
         ("--namespace",),
         {
             "metavar": "NS",
@@ -235,27 +255,85 @@ _COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "required with --scope custom)",
         },
     ),
-    (("--dag",), {"metavar": "NAME", "default": None, "help": "workflow name ($STATEBOX_DAG)"}),
     (
+        "dag",
+        ("--dag",),
+        {"metavar": "NAME", "default": None, "help": "workflow name ($STATEBOX_DAG)"},
+    ),
+    (
+        "root_dag",
         ("--root-dag",),
         {"metavar": "NAME", "default": None, "help": "root workflow name ($STATEBOX_ROOT_DAG)"},
     ),
-    (("--run-id",), {"metavar": "ID", "default": None, "help": "run id ($STATEBOX_RUN_ID)"}),
-    (("--step",), {"metavar": "NAME", "default": None, "help": "step name ($STATEBOX_STEP)"}),
+    (
+        "run_id",
+        ("--run-id",),
+        {"metavar": "ID", "default": None, "help": "run id ($STATEBOX_RUN_ID)"},
+    ),
+    (
+        "step",
+        ("--step",),
+        {"metavar": "NAME", "default": None, "help": "step name ($STATEBOX_STEP)"},
+    ),
 )
+
+#: The names ``add_command``'s ``common`` takes: each common option by its name, and
+#: "context", the whole run context. ``None`` (the default) adds them all.
+COMMON_NAMES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name, _, _ in _COMMON},
+    "context": ("dag", "root_dag", "run_id", "step"),
+}
 
 
 def value_option_strings() -> frozenset[str]:
     """The common options that take a value (to find the command name in argv cheaply)."""
-    return frozenset(flag for flags, _ in _COMMON for flag in flags)
+    return frozenset(flag for _, flags, _ in _COMMON for flag in flags)
 
 
-def _add_common(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser, *, after_command: bool, names: frozenset[str] | None = None
+) -> None:
+    """The common options (``names`` only, when given), in one group of the help."""
+    chosen = [(flags, kwargs) for name, flags, kwargs in _COMMON if names is None or name in names]
+    if not chosen:
+        return  # no empty heading in the command's --help
     group = parser.add_argument_group("common options (before or after the command)")
-    for flags, kwargs in _COMMON:
+    for flags, kwargs in chosen:
         if after_command:
             kwargs = {**kwargs, "default": argparse.SUPPRESS}
         group.add_argument(*flags, **kwargs)
+
+
+def _common_names(common: Sequence[str]) -> frozenset[str]:
+    names: set[str] = set()
+    for name in common:
+        if name not in COMMON_NAMES:  # a mistake in a command module, found by any test
+            raise ValueError(f"unknown common option {name!r}: one of {sorted(COMMON_NAMES)}")
+        names.update(COMMON_NAMES[name])
+    return frozenset(names)
+
+
+def version_line() -> str:
+    """``statebox 0.1.0``: the installed distribution's version (its metadata, read only
+    when asked: importlib.metadata costs milliseconds no other command pays)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{PROG} {version('statebox')}"
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return f"{PROG} (version unknown: the package is not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_line` on standard output, exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        sys.stdout.write(version_line() + "\n")
+        sys.stdout.flush()
+        parser.exit(0)
 
 
 def new_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
@@ -267,6 +345,11 @@ def new_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
         epilog=_TOP_EPILOG,
     )
     _add_common(parser, after_command=False)
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print statebox's version and exit",
+    )
     with _Untranslated():
         subparsers = parser.add_subparsers(
             title="commands", dest="command", metavar="COMMAND", required=True
@@ -296,13 +379,22 @@ def add_command(
     help: str,
     description: str,
     examples: Sequence[str],
+    common: Sequence[str] | None = None,
 ) -> argparse.ArgumentParser:
-    """Add one command's parser, with the common options and an examples epilog."""
+    """Add one command's parser, with the common options and an examples epilog.
+
+    ``common`` names the common options the command reads (:data:`COMMON_NAMES`:
+    ``"store"``, ``"format"``, ``"scope"``, ``"namespace"``, ``"context"`` for the whole
+    run context, or one part of it, ``"run_id"``); only those are accepted after the
+    command and listed in its ``--help``. ``None`` adds them all. Before the command
+    every common option is accepted, as it always was.
+    """
+    names = None if common is None else _common_names(common)
     epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help, description=description, epilog=epilog
     )
-    _add_common(parser, after_command=True)
+    _add_common(parser, after_command=True, names=names)
     return parser
 
 

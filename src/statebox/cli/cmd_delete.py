@@ -20,6 +20,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "delete",
+        common=("store", "format", "scope", "namespace", "context"),
         help="delete one value",
         description=(
             "Delete one entry. Deleting a missing key is not an error:\nit prints deleted:false."

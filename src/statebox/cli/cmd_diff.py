@@ -20,6 +20,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "diff",
+        common=("store", "format", "scope", "namespace", "context"),
         help="compare a value with the stored one (and store it when it changed)",
         description=(
             "Compare VALUE with the stored value (their normalized bytes). 'changed' is true\n"

@@ -18,6 +18,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "get",
+        common=("store", "format", "scope", "namespace", "dag", "root_dag", "run_id"),
         help="read one value",
         description=(
             "Read one entry. A missing key prints found:false (with the --default value when\n"

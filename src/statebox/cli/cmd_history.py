@@ -19,6 +19,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "history",
+        common=("store", "format", "scope", "namespace", "dag", "root_dag", "run_id"),
         help="list the kept versions of one key, deletions included",
         description=(
             "List the kept versions of a key, newest first; a deletion shows as\n"

@@ -27,6 +27,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "keyspaces",
+        common=("store", "format", "scope"),
         help="list the keyspaces (scope and namespace), or delete one whole",
         description=(
             "List every keyspace that holds live entries, in (scope, namespace) byte order,\n"
@@ -60,6 +61,7 @@ def register(subparsers: Subparsers) -> None:
     delete = add_command(
         actions,
         "delete",
+        common=("store", "format", "scope", "namespace", "context"),
         help="delete every entry of one keyspace",
         description=(
             "Delete every entry of one keyspace (--scope and --namespace; the namespace\n"

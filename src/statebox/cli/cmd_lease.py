@@ -21,6 +21,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "lease",
+        common=(),
         help="acquire, renew, release, show or list leases with fencing tokens",
         description=(
             "A lease names a piece of work; acquiring it returns a fencing token greater than\n"
@@ -42,6 +43,7 @@ def register(subparsers: Subparsers) -> None:
     acquire = add_command(
         actions,
         "acquire",
+        common=("store", "format", "dag", "run_id", "step"),
         help="take the lease for --ttl seconds",
         description="Take the lease NAME for --ttl seconds; prints its holder and token.",
         examples=["statebox lease acquire nightly-import --ttl 300"],
@@ -58,6 +60,7 @@ def register(subparsers: Subparsers) -> None:
         sub = add_command(
             actions,
             action,
+            common=("store", "format"),
             help=helptext,
             description=f"{helptext[0].upper()}{helptext[1:]}: the holder and token printed "
             "by 'statebox lease acquire'.",
@@ -76,6 +79,7 @@ def register(subparsers: Subparsers) -> None:
     get = add_command(
         actions,
         "get",
+        common=("store", "format"),
         help="show a lease",
         description=(
             "Show the latest lease on NAME: its holder, token and expiry (perhaps past).\n"
@@ -88,6 +92,7 @@ def register(subparsers: Subparsers) -> None:
     listing = add_command(
         actions,
         "list",
+        common=("store", "format"),
         help="list the leases held now",
         description=(
             "List the live leases (neither expired nor released) by name, each with its\n"

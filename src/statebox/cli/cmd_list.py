@@ -22,6 +22,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "list",
+        common=("store", "format", "scope", "namespace", "dag", "root_dag", "run_id"),
         help="list the entries of one scope and namespace",
         description=(
             "List entries whose key starts with PREFIX (a plain byte prefix: 'cur' matches\n"

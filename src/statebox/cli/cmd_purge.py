@@ -22,6 +22,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "purge",
+        common=("store", "format"),
         help="remove expired entries now",
         description=(
             "Remove expired entries now (their history is kept). Expired entries are\n"

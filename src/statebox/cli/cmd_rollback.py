@@ -21,6 +21,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "rollback",
+        common=("store", "format", "scope", "namespace", "context"),
         help="write a kept past version back as a new version",
         description=(
             "Write the value of a kept past version (see 'statebox history') back as a new\n"

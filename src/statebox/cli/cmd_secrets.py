@@ -31,6 +31,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "secrets",
+        common=(),
         help="make a secret key, or re-seal the secret entries under a new one",
         description=_DESCRIPTION,
         examples=[
@@ -44,6 +45,7 @@ def register(subparsers: Subparsers) -> None:
     keygen = add_command(
         actions,
         "keygen",
+        common=(),
         help="print a new random key",
         description=(
             "Print one new key (32 random bytes, URL-safe base64) alone on its line.\n"
@@ -58,6 +60,7 @@ def register(subparsers: Subparsers) -> None:
     rotate = add_command(
         actions,
         "rotate",
+        common=("store", "format", "dag", "run_id", "step"),
         help="re-seal every secret entry under the primary key",
         description=(
             "With the key file: add a new key in front of it (the old ones stay, so history\n"

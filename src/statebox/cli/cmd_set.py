@@ -20,6 +20,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "set",
+        common=("store", "format", "scope", "namespace", "context"),
         help="create or update one value",
         description=(
             "Write one entry: a new key gets version 1, every write adds 1.\n"

@@ -21,6 +21,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "txn",
+        common=("store", "format", "scope", "namespace", "context"),
         help="apply several sets and deletes all-or-nothing",
         description=(
             "Apply a JSON list of operations on one scope and namespace, all or nothing:\n"

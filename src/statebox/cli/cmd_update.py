@@ -22,6 +22,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "update",
+        common=("store", "format", "scope", "namespace", "context"),
         help="transform one value atomically (jq, merge patch, JSON patch)",
         description=(
             "Read, transform and write one entry atomically: the store retries internally\n"

@@ -26,6 +26,7 @@ def register(subparsers: Subparsers) -> None:
     parser = add_command(
         subparsers,
         "watch",
+        common=("store", "format", "scope", "namespace", "dag", "root_dag", "run_id"),
         help="print one JSON line per change of a key or of the keys under a prefix",
         description=(
             "Wait for changes and print one JSON line per change (event created, updated or\n"

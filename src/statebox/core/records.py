@@ -22,6 +22,12 @@ __all__ = [
     "Entry",
     "Fence",
     "HistoryRecord",
+    "IMPORT_CONFLICT",
+    "IMPORT_CREATED",
+    "IMPORT_OUTCOMES",
+    "IMPORT_REPLACED",
+    "IMPORT_SAME",
+    "KeyImport",
     "Lease",
     "Mutation",
     "Put",
@@ -108,3 +114,25 @@ class Applied(NamedTuple):
 
     previous: Entry | None
     current: Entry | None  # None after a delete
+
+
+class KeyImport(NamedTuple):
+    """One key's whole state, as a dump carries it: the live entry (None when the key is
+    deleted or expired) and its kept history, newest first (as Backend.history returns)."""
+
+    key: str
+    current: Entry | None
+    history: tuple[HistoryRecord, ...] = ()
+
+
+# What ``Backend.import_keys`` did with each key (plain strings: they go on the wire and
+# into a load's report as they are).
+#: The key had no entry and no history (or only an expired entry): written as given.
+IMPORT_CREATED = "created"
+#: The destination already holds exactly this (same version and hash): nothing written.
+IMPORT_SAME = "same"
+#: The destination holds something else: left as it was (``replace`` not asked).
+IMPORT_CONFLICT = "conflict"
+#: The destination held something else, dropped for what was given (``replace=True``).
+IMPORT_REPLACED = "replaced"
+IMPORT_OUTCOMES = (IMPORT_CREATED, IMPORT_SAME, IMPORT_CONFLICT, IMPORT_REPLACED)

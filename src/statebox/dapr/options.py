@@ -40,7 +40,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="PORT",
         help="serve the Dapr gRPC API on this port, for an app that reads DAPR_GRPC_PORT "
-        '(needs pip install "statebox[dapr]")',
+        "(needs the dapr extra: see docs/install.md)",
     )
     group.add_argument(
         "--dapr-app-id",

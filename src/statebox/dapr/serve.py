@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigurationError, quoted
+from ..core.install import extra_hint
 from .options import DEFAULT_APP_ID, add_options
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from .state_api import DaprContext
 
 __all__ = ["add_options", "dapr_extension", "extension"]
-
-#: What the gRPC API needs that the server's extra lacks.
-_GRPC_EXTRA = 'the Dapr gRPC API needs its extra: pip install "statebox[dapr]"'
 
 
 def extension(args: argparse.Namespace) -> Extension | None:
@@ -104,7 +102,10 @@ def _grpc_service(dapr: DaprContext, host: str, port: int) -> Service:
         grpc = importlib.import_module(".grpc", __package__)
     except ImportError as exc:
         if (exc.name or "").split(".")[0] in ("dapr", "grpc", "google"):
-            raise ConfigurationError(f"{_GRPC_EXTRA} ({exc.name} is missing)") from exc
+            raise ConfigurationError(
+                f"the Dapr gRPC API needs the dapr extra ({exc.name} is missing): "
+                f"run: {extra_hint('dapr')}"
+            ) from exc
         raise
     service: Service = grpc.grpc_service(dapr, host, port)
     return service

@@ -43,6 +43,7 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "run",
+        common=("store", "run_id"),
         help="run a DAG file (Dagu's form) or a Direktiv workflow file",
         description=(
             "Run a DAG file written for Dagu (steps:): state steps in-process, run steps\n"

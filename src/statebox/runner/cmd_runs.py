@@ -50,6 +50,7 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "runs",
+        common=("store", "format", "dag"),
         help="list the runs of DAGs, show one, print a step's log",
         description=(
             "List the runs the store has records of, newest first (--dag NAME: one DAG's;\n"
@@ -72,6 +73,7 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     show = add_command(
         actions,
         "show",
+        common=("store", "format"),
         help="print a run's record",
         description=(
             "Print the record of RUN_ID: status, params, times, and each step's status,\n"
@@ -83,6 +85,7 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     log = add_command(
         actions,
         "log",
+        common=("store",),
         help="print a step's output",
         description=(
             "Print the standard output (--stderr: standard error) of STEP (its id or name)\n"

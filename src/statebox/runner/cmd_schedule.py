@@ -37,6 +37,7 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "schedule",
+        common=("store",),
         help="run the DAGs and workflows in a directory on their cron schedules",
         description=(
             "Run every DAG file (*.yaml, *.yml) in DIR that has a `schedule`, and every\n"

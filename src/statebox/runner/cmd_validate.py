@@ -33,6 +33,7 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "validate",
+        common=(),
         help="check DAG files (Dagu's form) or Direktiv workflows and run nothing",
         description=(
             "Check each DAG file (steps:) or Direktiv workflow file (states:) as\n"

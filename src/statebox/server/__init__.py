@@ -29,8 +29,10 @@ def __getattr__(name: str) -> Any:
     try:
         module = import_module(_EXPORTS[name], __name__)
     except ImportError as exc:
+        from ..core.install import extra_hint
+
         raise ImportError(
             f"the statebox server needs its extra ({exc.name} is missing): "
-            'run: pip install "statebox[server]"'
+            f"run: {extra_hint('server')}"
         ) from exc
     return getattr(module, name)

@@ -41,6 +41,7 @@ from ..web import Extension, Route, Router, plugin_routers, starlette_routes
 from ..wire.codec import error_body
 from . import (
     docs,
+    routes_import,
     routes_keyspaces,
     routes_kv,
     routes_leases,
@@ -166,6 +167,7 @@ def server_routers(config: ServerConfig) -> list[Router]:
         routes_update.router,
         routes_keyspaces.router,
         routes_raw.router,
+        routes_import.router,
         routes_leases.router,
         routes_whoami.router,
         watch.router,

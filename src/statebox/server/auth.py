@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..core.errors import ConfigurationError, quoted
+from ..core.install import extra_hint
 from ..core.model import Keyspace
 
 __all__ = ["ANONYMOUS", "Access", "Grant", "Principal", "TokenRegistry", "load_tokens"]
@@ -212,8 +213,8 @@ def load_tokens(path: str | Path) -> TokenRegistry:
             import yaml  # type: ignore[import-untyped]
         except ImportError as exc:
             raise ConfigurationError(
-                f"tokens file {file} is YAML, which needs PyYAML: "
-                'run: pip install "statebox[server]" (or use a .json tokens file)'
+                f"tokens file {file} is YAML, which needs PyYAML (or use a .json tokens "
+                f"file): run: {extra_hint('server')}"
             ) from exc
         try:
             data = yaml.safe_load(text)

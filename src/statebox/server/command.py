@@ -29,7 +29,8 @@ def register(subparsers: Any, add_command: AddCommand) -> None:
     parser = add_command(
         subparsers,
         "serve",
-        help="serve the HTTP API over the store (needs statebox[server])",
+        common=("store",),
+        help="serve the HTTP API over the store (needs the server extra)",
         description=(
             "Serve every operation over HTTP (OpenAPI at /openapi.json, docs at /docs,\n"
             "/healthz, /metrics) until interrupted. Binds 127.0.0.1 unless --host says\n"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from ..backends.base import Backend
 from ..config import resolve_store_url
 from ..core.errors import ConfigurationError, StateboxError
+from ..core.install import extra_hint
 from ..core.redaction import redact_text
 from ..core.redaction import redact_url as _redact_url
 from ..core.values import DEFAULT_HISTORY_LIMIT
@@ -141,7 +142,7 @@ def serve(
     except ImportError as exc:
         raise ConfigurationError(
             f"the statebox server needs its extra ({exc.name} is missing): "
-            'run: pip install "statebox[server]"'
+            f"run: {extra_hint('server')}"
         ) from exc
 
     check_bind(host, has_tokens=tokens is not None, insecure=insecure, test_mode=test_mode)

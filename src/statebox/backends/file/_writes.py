@@ -66,6 +66,33 @@ class FilePlan:
             lines = _history_lines(paths, key, loaded.entry, records, history_limit)
             self.after.append(Op("append", paths.history, lines=tuple(lines)))
 
+    def add_import(
+        self,
+        keyspace: Keyspace,
+        key: str,
+        paths: KeyPaths,
+        loaded: Loaded,
+        final: Entry | None,
+        history: tuple[HistoryRecord, ...],
+    ) -> None:
+        """The ops that put an imported key in place of ``loaded``: its record (or its
+        removal) and its whole history log, rewritten with ``history`` (newest first),
+        each line keeping all of them. The log's replacement is a primary op: with the
+        record's, two renames, so the import commits by a journal (``journaled``) and a
+        crash never leaves a record with the old log or the reverse."""
+        self._record(keyspace, key, paths, loaded, final)
+        if loaded.meta_file and not _needs_meta(final):
+            self.after.append(Op("remove", paths.meta))
+        if not history:
+            self.primary.append(Op("remove", paths.history))
+            return
+        lines = [
+            encode_history_line(record, number, number)
+            for number, record in enumerate(reversed(history), 1)
+        ]
+        log = "".join(f"{line}\n" for line in lines).encode("utf-8")
+        self.primary.append(Op("write", paths.history, log))
+
     def _record(
         self, keyspace: Keyspace, key: str, paths: KeyPaths, loaded: Loaded, final: Entry | None
     ) -> None:

@@ -38,6 +38,7 @@ from ..base import (
     Capabilities,
     Entry,
     HistoryRecord,
+    KeyImport,
     KeyspaceInfo,
     Lease,
     Mutation,
@@ -69,7 +70,6 @@ from ._writes import FilePlan
 __all__ = ["FileBackend"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_POLL_INTERVAL = 0.005  # seconds between reads of the change counter while watching
 _LEASE_SUFFIX = ".lease"  # a lease file: hex(UTF-8 name) + this (_layout.lease_path)
 
 
@@ -268,6 +268,14 @@ class FileBackend(Backend):
         finish(journal, self._durable)  # durably gone before the locks are released
         return syncs
 
+    @_translating
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool, now: int
+    ) -> list[str]:
+        from ._import import import_keys
+
+        return import_keys(self, keyspace, items, replace=replace, now=now)
+
     # -- leases ----------------------------------------------------------------------------
 
     def _read_lease(self, name: str) -> Lease | None:
@@ -332,14 +340,13 @@ class FileBackend(Backend):
 
     @_translating
     def wait_for_change(self, keyspace: Keyspace, token: int, timeout: float) -> int:
-        # Polls one small counter file: never a read of the entries.
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            current = self._counter.read()[0]
-            remaining = deadline - time.monotonic()
-            if current != token or remaining <= 0:
-                return current
-            time.sleep(min(_POLL_INTERVAL, remaining))
+        # Sleeps until the counter file is written (inotify on its directory; a polling
+        # fallback elsewhere), then re-reads it: never a read of the entries, and no CPU
+        # while idle (backends/_fswait.py).
+        from .._fswait import wait_for_token  # only watchers need it
+
+        directory, name = os.path.split(self._layout.changes)
+        return wait_for_token(lambda: self._counter.read()[0], token, timeout, directory, (name,))
 
     @_translating
     def purge_expired(self, now: int, limit: int = 1000) -> int:

@@ -62,7 +62,7 @@ from ...core.errors import (
     quoted,
 )
 from ...core.model import Keyspace
-from ...core.records import Applied, Entry, HistoryRecord, Mutation, WriteContext
+from ...core.records import Applied, Entry, HistoryRecord, KeyImport, Mutation, WriteContext
 from ...core.secrecy import SecretPolicy, default_policy
 from ..base import Backend, GroupCommit, KeyspaceInfo, Lease, group_commit_of
 
@@ -300,6 +300,17 @@ class SealedBackend(Backend):
             reseal_after_race(self, keyspace, mutations, applied, ctx)
             for (keyspace, mutations), applied in zip(batches, results, strict=True)
         ]
+
+    def import_keys(
+        self, keyspace: Keyspace, items: Sequence[KeyImport], *, replace: bool, now: int
+    ) -> list[str]:
+        """Straight through for a plain keyspace; a secret one's values sealed first
+        (``_import``)."""
+        if not self.policy.is_secret(keyspace):
+            return self.inner.import_keys(keyspace, items, replace=replace, now=now)
+        from ._import import import_sealed
+
+        return import_sealed(self, keyspace, items, replace=replace, now=now)
 
     def previous_entry(self, keyspace: Keyspace, entry: Entry | None) -> Entry | None:
         """The entry a write replaced, opened. The write is done whatever happens here:

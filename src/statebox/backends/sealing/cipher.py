@@ -30,6 +30,7 @@ import json
 import os
 
 from ...core.errors import ConfigurationError, CorruptEntryError, SecretKeyError, quoted
+from ...core.install import extra_hint
 from ...core.model import Keyspace
 from .backend import SEALED_CONTENT_TYPE
 
@@ -60,7 +61,7 @@ def _aead() -> Any:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError:
         raise ConfigurationError(
-            'secret keyspaces need the cryptography package: run: pip install "statebox[secrets]"'
+            f"secret keyspaces need the cryptography package: run: {extra_hint('secrets')}"
         ) from None
     return AESGCM
 
