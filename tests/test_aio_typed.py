@@ -21,6 +21,7 @@ import statebox._aio_watch
 import statebox.aio
 from statebox import AsyncStateStore, InvalidValueError, RunContext, StateStore
 from statebox.core import results_beyond
+from statebox.core.records import KeyImport
 from statebox.transactions import DeleteOp, SetOp
 from statebox.watch import Watcher
 
@@ -31,6 +32,7 @@ _HIDDEN_NAMES = {
     "SetOp": SetOp,
     "DeleteOp": DeleteOp,
     "Watcher": Watcher,
+    "KeyImport": KeyImport,
     **{name: getattr(results_beyond, name) for name in results_beyond.__all__},
 }
 # Methods that do no I/O stay plain methods on the async face.

@@ -100,10 +100,10 @@ def test_positive_and_negative_data_meet_the_document(server: ServerProcess) -> 
     generated = re.search(r"(\d+) generated", done.stdout)
     assert tested is not None and generated is not None, report
     # 23, plus the keyspaces list and delete, the apply across keyspaces, test mode's
-    # reset, whoami and the leases list, and the web page's four (/, /ui, /ui/, its
-    # assets): the document is generated from the routes the server mounts, so it lists
-    # exactly what it serves
-    assert int(tested.group(1)) == 33, report
+    # reset, whoami, the leases list, the import of dumped keys, and the web page's four
+    # (/, /ui, /ui/, its assets): the document is generated from the routes the server
+    # mounts, so it lists exactly what it serves
+    assert int(tested.group(1)) == 34, report
     assert int(generated.group(1)) >= 25 * EXAMPLES, report
     assert "Traceback" not in server.log_text()
     assert server.alive

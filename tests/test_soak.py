@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from statebox.backends import _fswait
+
 from .server_util import running_server
 
 SECONDS = float(os.environ.get("STATEBOX_SOAK_SECONDS", "10"))
@@ -233,5 +235,7 @@ def test_soak_mixed_reads_writes_and_watches_stays_bounded(tmp_path: Path) -> No
     assert growth < RSS_GROWTH_MB, f"RSS grew {growth:.1f} MB after warm-up\n{report}"
     assert max(s.threads for s in [*samples, settled]) <= MAX_THREADS, report
     assert max(s.fds for s in [*samples, settled]) <= MAX_FDS, report
-    # Nothing the clients opened is still held once they are gone.
-    assert settled.fds <= samples[0].fds + 8, report
+    # Nothing the clients opened is still held once they are gone — but the few inotify
+    # instances the watchers' waits keep for the next waits (a bounded pool: closing one
+    # costs the kernel ~10 ms, see statebox.backends._fswait).
+    assert settled.fds <= samples[0].fds + 8 + _fswait.KEEP_IDLE, report

@@ -166,6 +166,34 @@ def test_a_failed_runs_step_log(
     shot(page, "run-failed-step.png", tmp_path)
 
 
+def test_a_run_redrawn_by_a_live_update_keeps_the_logs_the_reader_opened_or_closed(
+    page_watch: tuple[Page, PageWatch], ui: UiServer
+) -> None:
+    page, _ = page_watch
+    api = ui.api()
+    run_id = api.get("/v1/kv/statebox/runs").json()["entries"][0]["key"]
+    record = api.get(f"/v1/kv/statebox/runs/{run_id}").json()["value"]
+    page.click(tid("nav-runs"))
+    follow(page.locator(tid("run-row", run=run_id)))
+    fine = page.locator(tid("step-node", step="fetch"))
+    failed = page.locator(tid("step-node", step="load"))
+    expect(failed.locator(tid("step-log"))).to_be_visible()  # a failed step's log: open
+    expect(fine.locator(tid("step-log"))).to_be_hidden()
+    fine.locator("summary").click()
+    failed.locator("summary").click()
+    expect(fine.locator(tid("step-log"))).to_be_visible()
+    expect(failed.locator(tid("step-log"))).to_be_hidden()
+
+    changed = {**record, "params": [*(record.get("params") or []), "--redrawn"]}
+    try:
+        assert api.put(f"/v1/kv/statebox/runs/{run_id}", json=changed).status_code == 200
+        expect(page.locator("body")).to_contain_text("--redrawn")  # the page redrew it
+        expect(fine.locator(tid("step-log"))).to_be_visible()
+        expect(failed.locator(tid("step-log"))).to_be_hidden()
+    finally:
+        api.put(f"/v1/kv/statebox/runs/{run_id}", json=record)
+
+
 def test_a_token_limited_to_one_namespace_sees_nothing_else(browser: Browser, ui: UiServer) -> None:
     with open_page(browser, ui, ALPHA) as (page, watch):
         watch.allow_statuses.add(403)

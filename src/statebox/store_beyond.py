@@ -13,7 +13,7 @@ here too; :mod:`statebox.store` still exports them. Nothing here imports more th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from .backends.base import Lease, WriteContext
 from .core import params
@@ -36,7 +36,6 @@ from .core.model import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the CLI's `get` must not pay for them
-    from collections.abc import Sequence
     from typing import Any, Final
 
     from .backends import Backend

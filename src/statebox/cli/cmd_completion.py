@@ -33,9 +33,9 @@ def register(subparsers: Subparsers) -> None:
             "the shell looks for completions (see docs/cli.md#completion)."
         ),
         examples=[
-            'eval "$(statebox completion bash)"            # in ~/.bashrc',
             'statebox completion zsh >"${fpath[1]}/_statebox"',
             "statebox completion fish >~/.config/fish/completions/statebox.fish",
+            'eval "$(statebox completion bash)"            # in ~/.bashrc',
         ],
         common=(),
     )

@@ -77,6 +77,7 @@ export async function renderRuns(ui, token) {
 export async function renderRun(ui, token, runKey) {
   const holder = el("div");
   fill(ui.main, el("p", { class: "crumbs" }, el("a", { href: "#/runs" }, "Runs"), " /"), holder);
+  let shownVersion = 0; // the run record's version on screen: the stream starts after it
   const load = async () => {
     const [got, logs] = await Promise.all([
       api.get(SCOPE, "runs", runKey),
@@ -87,7 +88,14 @@ export async function renderRun(ui, token, runKey) {
       fill(holder, el("h1", {}, runKey), el("p", { class: "empty", "data-testid": "empty-state" }, "No such run in this store (its record may have expired)."));
       return;
     }
+    shownVersion = got.version;
     const r = got.value && typeof got.value === "object" ? got.value : {};
+    // A live update redraws the steps: a log the reader opened (or closed) stays so.
+    const opened = new Map();
+    for (const node of holder.querySelectorAll("li[data-step]")) {
+      const shown = node.querySelector("details");
+      if (shown) opened.set(node.dataset.step, shown.open);
+    }
     const byStep = new Map();
     for (const e of logs.entries || []) {
       const v = e.value;
@@ -123,7 +131,8 @@ export async function renderRun(ui, token, runKey) {
       const stderr = logOf(s, "stderr");
       const logText = stdout && stderr ? `${stdout}\n--- stderr ---\n${stderr}` : stdout || stderr || "";
       const shownLog = logText || (s.output ?? "");
-      const details = el("details", { class: "step-details", open: failed },
+      const wasOpen = opened.get(String(s.id || s.name));
+      const details = el("details", { class: "step-details", open: wasOpen ?? failed },
         el("summary", {}, failed ? "Log (failed step)" : "Log"),
         el("pre", { class: "log", "data-testid": "step-log" }, shownLog || "(no log kept)"));
       list.append(el("li", {
@@ -169,7 +178,7 @@ export async function renderRun(ui, token, runKey) {
   const reload = () => load().catch((exc) => { if (ui.current(token)) ui.error(exc); });
   const stop = follow(SCOPE, "runs", {
     key: runKey,
-    afterVersion: 0,
+    afterVersion: shownVersion,
     onEvent: () => { clearTimeout(timer); timer = setTimeout(reload, 200); },
     onState: (state) => { if (ui.current(token)) ui.live(state); },
     onReconnect: reload,
