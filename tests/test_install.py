@@ -227,8 +227,10 @@ def test_the_readme_pipx_commands_work_from_a_clone_and_a_git_url(
     run([*git, "init", "-q"], env=env, cwd=clone)
     run([*git, "add", "-A"], env=env, cwd=clone)
     run([*git, "commit", "-q", "-m", "snapshot"], env=env, cwd=clone)
-    url = re.search(r'"git\+https://[^"]+"', from_git)
+    url = re.search(r'@ (git\+https://[^"]+)"', from_git)
     assert url is not None
-    script = from_git.replace(url.group(0), f'"git+file://{clone}"')
+    # With a host: pip before 24 refuses a PEP 508 URL without one (git+file:///…).
+    script = from_git.replace(url.group(1), f"git+file://localhost{clone}")
     assert "usage: statebox" in run(script, env=env, cwd=tmp_path)
+    assert list(venvs.glob("python*/site-packages/starlette"))  # the extra named in brackets
     assert list(venvs.glob("python*/site-packages/psycopg_pool"))  # injected

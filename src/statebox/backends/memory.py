@@ -49,6 +49,16 @@ class _Space:
         self.entries: dict[bytes, Entry] = {}
         self.sorted_keys: list[bytes] = []
 
+    def place(self, raw_key: bytes, current: Entry | None) -> None:
+        """Make ``current`` the key's entry, or remove the key when it is None."""
+        if current is not None:
+            if raw_key not in self.entries:
+                bisect.insort(self.sorted_keys, raw_key)
+            self.entries[raw_key] = current
+        elif raw_key in self.entries:
+            del self.entries[raw_key]
+            self.sorted_keys.pop(bisect.bisect_left(self.sorted_keys, raw_key))
+
 
 #: A batch planned and not yet committed: its keyspace, mutations and outcomes.
 _Planned = tuple[Keyspace, _Space, Sequence[Mutation], list[Applied]]
@@ -171,13 +181,7 @@ class MemoryBackend(Backend):
     def _commit(
         self, keyspace: Keyspace, space: _Space, raw_key: bytes, applied: Applied, ctx: WriteContext
     ) -> None:
-        if applied.current is not None:
-            if raw_key not in space.entries:
-                bisect.insort(space.sorted_keys, raw_key)
-            space.entries[raw_key] = applied.current
-        elif raw_key in space.entries:
-            del space.entries[raw_key]
-            space.sorted_keys.pop(bisect.bisect_left(space.sorted_keys, raw_key))
+        space.place(raw_key, applied.current)
         record = history_record(applied.previous, applied.current, ctx)
         if record is None:
             return
@@ -229,13 +233,7 @@ class MemoryBackend(Backend):
         self, keyspace: Keyspace, space: _Space, raw_key: bytes, item: KeyImport
     ) -> None:
         """Put ``item`` in place of whatever the key held (holding the lock)."""
-        if item.current is not None:
-            if raw_key not in space.entries:
-                bisect.insort(space.sorted_keys, raw_key)
-            space.entries[raw_key] = item.current
-        elif raw_key in space.entries:
-            del space.entries[raw_key]
-            space.sorted_keys.pop(bisect.bisect_left(space.sorted_keys, raw_key))
+        space.place(raw_key, item.current)
         if item.history:
             # No maxlen: kept as given; the key's next write trims it (_commit).
             self._history[(keyspace, raw_key)] = deque(reversed(item.history))
