@@ -28,7 +28,8 @@ No busy re-reading: the watcher reads the backend's change token *before* each l
 the entries and then blocks in ``wait_for_change`` until the token moves (SQLite and the
 file backend sleep until their files are written — inotify, ``backends/_fswait.py`` —,
 PostgreSQL is woken by NOTIFY, memory by a condition variable). Only then does it look
-at the watched entries again.
+at the watched entries again — once per change: the look that found a change's events
+was made at the token the next :meth:`Watcher.poll` waits on, so that poll waits first.
 
 :meth:`Watcher.poll` blocks its thread while it waits. The server holds no thread per
 waiting client: it calls :meth:`Watcher.changes` (one look, no waiting) and waits for
@@ -85,6 +86,10 @@ class Watcher:
         #: rendered, unless revealed).
         self.secret = secret
         self._token = backend.change_token(keyspace)
+        #: Events may be due before any write: an ``after_version`` baseline that is
+        #: not the current state. Otherwise the last look was at ``_token`` and nothing
+        #: new can show until the token moves.
+        self._due = after_version is not None
         self._baseline: dict[str, _Known] = {}
         for entry_key, entry in self._look().items():
             if after_version is None or entry.version == after_version:
@@ -121,6 +126,7 @@ class Watcher:
     def _changes(self) -> list[WatchEvent]:
         """Events since the baseline; moves the baseline past them."""
         self._token = self.backend.change_token(self.keyspace)  # before looking
+        self._due = False
         current = self._look()
         events: list[WatchEvent] = []
         for entry_key in sorted(self._baseline.keys() | current.keys()):
@@ -152,14 +158,16 @@ class Watcher:
     def poll(self, timeout: float) -> list[WatchEvent]:
         """Events past the baseline, waiting up to ``timeout`` seconds for the first;
         ``[]`` when none came."""
-        events = self._changes()
         deadline = time.monotonic() + max(timeout, 0.0)
-        while not events:
+        # Right after a look (the last poll's), nothing can be new until the token
+        # moves, so wait first: a watcher looks once per change, not twice.
+        if self._due and (events := self._changes()):
+            return events
+        while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            seen = self.backend.wait_for_change(self.keyspace, self._token, remaining)
-            if seen == self._token:  # timed out; one last look catches expiries
+            if remaining <= 0:  # one last look catches expiries (they move no token)
                 return self._changes()
-            events = self._changes()
-        return events
+            token = self._token
+            moved = self.backend.wait_for_change(self.keyspace, token, remaining) != token
+            if moved and (events := self._changes()):
+                return events

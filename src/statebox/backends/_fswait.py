@@ -31,7 +31,7 @@ token (the token stays what the backend says; a file event only says *when* to l
 - **Fallback:** where inotify cannot be used (not Linux, the per-user limit of inotify
   instances or watches reached, the directory gone), the token is polled at
   :data:`POLL_FIRST` right after the wait starts — so right after a change — growing to
-  :data:`POLL_MOST` while idle, so a change still arrives within about 40 ms.
+  :data:`POLL_MOST` while idle, so a change still arrives within about 45 ms.
 
 ``STATEBOX_WATCH_POLL`` (a diagnostic, read at each wait) chooses: unset or ``auto`` —
 the above; ``backoff`` — the fallback even where inotify works; a fixed interval such
