@@ -249,3 +249,28 @@ def test_a_replaced_key_keeps_only_the_given_history(store: StateStore) -> None:
     bare = KeyImport("k", entry(record("k", 7, b"7")))  # imported without its history
     assert store.import_keys(KS, [bare], replace=True) == [IMPORT_REPLACED]
     assert read_back(store, "k") == expected(store, bare)
+
+
+# --- dump: selecting and resuming at any namespace ----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a", ".x", "b c", "feed"])
+def test_a_dump_selects_and_resumes_at_any_namespace(store: StateStore, name: str) -> None:
+    # A dump starts listing keyspaces just before the one it selects or resumes in: a
+    # name one character shorter, which is not always a valid namespace ("" or "." or
+    # "b " that a server trims), and a remote store's server refuses an invalid one.
+    from statebox.transfer import DumpPosition, dump_records
+
+    names = ("0", name, name + "z", "~")
+    for namespace in names:
+        for key in ("k1", "k2"):
+            store.set(key, key, scope="custom", namespace=namespace)
+
+    def listed(**options: object) -> list[tuple[str, str]]:
+        records = dump_records(store, scope="custom", **options)  # type: ignore[arg-type]
+        return [(r.namespace, r.key) for r in records]
+
+    assert listed(namespace=name) == [(name, "k1"), (name, "k2")]
+    resumed = listed(after=DumpPosition("custom", name, "k1"))
+    later = sorted((n for n in names if n.encode() > name.encode()), key=str.encode)
+    assert resumed == [(name, "k2")] + [(n, k) for n in later for k in ("k1", "k2")]

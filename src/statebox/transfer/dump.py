@@ -18,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..core.model import Keyspace, KeyspaceInfo, Scope, keyspace_sort_key
+from ..core.errors import InvalidReferenceError
+from ..core.model import (
+    Keyspace,
+    KeyspaceInfo,
+    Scope,
+    keyspace_sort_key,
+    validate_namespace,
+)
 from .codec import DumpRecord
 
 if TYPE_CHECKING:
@@ -83,12 +90,19 @@ def selected_keyspaces(
         after = page[-1].keyspace
 
 
-def _before(keyspace: Keyspace) -> Keyspace:
+def _before(keyspace: Keyspace) -> Keyspace | None:
     """A keyspace that sorts before ``keyspace`` and after every keyspace of an earlier
     scope (``list_keyspaces``'s ``after`` is exclusive, and a string has no immediate
     predecessor): its namespace less the last character. Those listed between the two
-    are skipped by the caller."""
-    return Keyspace(keyspace.scope, keyspace.namespace[:-1])
+    are skipped by the caller. None — list from the start — where that is no valid
+    namespace (``"a"`` → ``""``, ``".x"`` → ``"."``, ``"b c"`` → ``"b "``): a remote
+    store's server takes ``after`` only as a valid keyspace, and trims it."""
+    shorter = keyspace.namespace[:-1]
+    try:
+        valid = validate_namespace(shorter) == shorter
+    except InvalidReferenceError:
+        valid = False
+    return Keyspace(keyspace.scope, shorter) if valid else None
 
 
 def count_records(
