@@ -11,6 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import given, settings
@@ -343,6 +344,19 @@ def test_backup_refuses_other_stores_naming_the_way(tmp_path: Path, env: dict[st
     assert done.returncode == 2
     assert b"statebox copy --from URL --to sqlite:///PATH" in done.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_backup_refusing_a_postgres_store_does_not_show_its_password(
+    tmp_path: Path, env: dict[str, str], pg_server: str
+) -> None:
+    parts = urlsplit(pg_server)
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or "postgres"
+    url = urlunsplit(parts._replace(netloc=f"{user}:sekrit-pw@{host}"))  # trust auth
+    done = run_cli("backup", str(tmp_path / "x.db"), "--store", url, env=env)
+    assert done.returncode == 2, done.stderr
+    assert b"pg_dump" in done.stderr and b"***" in done.stderr
+    assert b"sekrit-pw" not in done.stderr
 
 
 def test_backup_of_a_sqlite_store(tmp_path: Path, env: dict[str, str]) -> None:

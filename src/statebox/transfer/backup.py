@@ -56,6 +56,8 @@ def _database_path(store: StateStore) -> str:
 
     if isinstance(inner, SqliteBackend):
         return str(inner.path)
+    from ..core.redaction import redact_url  # the URL may carry a password
+
     kind = type(inner).__name__
     if "Postgres" in kind:
         way = (
@@ -64,9 +66,10 @@ def _database_path(store: StateStore) -> str:
         )
     else:
         way = "use 'statebox dump --history --include-secrets --output FILE'"
+    shown = redact_url(backend.url) if backend.url else "no URL"
     raise ConfigurationError(
         f"statebox backup copies SQLite stores only, and this store is a {kind} "
-        f"({backend.url or 'no URL'}): {way}, or copy it into a SQLite file with "
+        f"({shown}): {way}, or copy it into a SQLite file with "
         "'statebox copy --from URL --to sqlite:///PATH' (see docs/move-and-backup.md)"
     )
 
