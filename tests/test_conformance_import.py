@@ -202,6 +202,8 @@ def _bad_items() -> dict[str, KeyImport]:
         "history oldest first": KeyImport("bad", entry(v3), (v2, v3)),
         "twice": live_item("good", b"3"),
         "not JSON": KeyImport("bad", entry(record("bad", 1, b"{nope"))),
+        "NaN": KeyImport("bad", entry(record("bad", 1, b"[1, NaN]"))),
+        "Infinity in history": KeyImport("bad", entry(v2), (v2, record("bad", 1, b"-Infinity"))),
         "invalid key": KeyImport("a//b", entry(record("a//b", 1, b"1"))),
     }
 

@@ -18,13 +18,13 @@ by the backend, in its atomic section (``backends/_imports.py``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from .core.errors import InvalidReferenceError, InvalidRequestError, quoted
+from .core.errors import InvalidReferenceError, InvalidRequestError, InvalidValueError, quoted
+from .core.exactjson import parse_literals
 from .core.model import validate_key
 from .core.records import Entry, HistoryRecord, KeyImport
-from .core.values import JSON_CONTENT_TYPE, check_depth, sha256_hex
+from .core.values import JSON_CONTENT_TYPE, sha256_hex
 
 __all__ = ["prepared"]
 
@@ -101,9 +101,12 @@ def _check_value(
             f"store's JSON limit of {json_limit}"
         )
     try:
-        check_depth(data, "value")
-        json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        parse_literals(data.decode("utf-8"))  # refuses NaN and Infinity, as every write does
+    except UnicodeDecodeError as exc:
         raise InvalidRequestError(
             f"{where}: version {record.version} is not valid JSON: {exc}"
+        ) from None
+    except InvalidValueError as exc:
+        raise InvalidRequestError(
+            f"{where}: version {record.version} is not valid JSON: {exc.message}"
         ) from None
