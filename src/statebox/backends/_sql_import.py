@@ -29,8 +29,9 @@ from ._imports import check_imports, outcome, written
 from .sql import (
     _CLEAR_HISTORY,
     _DELETE_ENTRY,
-    _ENTRY_COLUMNS,
     _HISTORY_COLUMNS,
+    _INSERT_ENTRY,
+    _INSERT_HISTORY_WITH_ID,
     _SELECT_ENTRY,
     _WHERE_KEY,
     SqlBackend,
@@ -45,17 +46,11 @@ __all__ = ["import_keys"]
 _SIGNATURE = (
     f"SELECT version, hash, deleted FROM statebox_history WHERE {_WHERE_KEY} ORDER BY id DESC"
 )
-_INSERT_ENTRY = (
-    f"INSERT INTO statebox_entries (scope, namespace, key, {_ENTRY_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+# PostgreSQL's history ids come from its identity column (SQLite's are given: sql.py's
+# _INSERT_HISTORY_WITH_ID).
 _INSERT_HISTORY = (
     f"INSERT INTO statebox_history (scope, namespace, {_HISTORY_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_HISTORY_WITH_ID = (
-    f"INSERT INTO statebox_history (id, scope, namespace, {_HISTORY_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

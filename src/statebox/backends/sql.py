@@ -80,36 +80,9 @@ class Dialect(NamedTuple):
 
     def schema(self) -> list[str]:
         """The DDL of the current :data:`SCHEMA_VERSION`, every statement idempotent."""
-        b, i = self.blob, self.bigint
-        end = ") WITHOUT ROWID" if self.clustered else ")"
-        history_key = ", PRIMARY KEY (scope, namespace, key, id)" if self.clustered else ""
-        tables = [
-            f"""CREATE TABLE IF NOT EXISTS statebox_entries (
-                scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
-                version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
-                data {b} NOT NULL, created_at {i} NOT NULL, updated_at {i} NOT NULL,
-                updated_by TEXT NOT NULL, expires_at {i},
-                PRIMARY KEY (scope, namespace, key){end}""",
-            f"""CREATE TABLE IF NOT EXISTS statebox_history (
-                id {self.history_id},
-                scope TEXT NOT NULL, namespace {b} NOT NULL, key {b} NOT NULL,
-                version {i} NOT NULL, hash TEXT NOT NULL, content_type TEXT NOT NULL,
-                data {b} NOT NULL, created_at {i} NOT NULL, updated_at {i} NOT NULL,
-                updated_by TEXT NOT NULL, deleted INTEGER NOT NULL{history_key}{end}""",
-        ]
-        if not self.clustered:
-            tables.append(
-                """CREATE INDEX IF NOT EXISTS statebox_history_by_key
-                ON statebox_history (scope, namespace, key, id)"""
-            )
-        tables += [
-            """CREATE INDEX IF NOT EXISTS statebox_entries_expiry
-                ON statebox_entries (expires_at) WHERE expires_at IS NOT NULL""",
-            f"""CREATE TABLE IF NOT EXISTS statebox_leases (
-                name TEXT PRIMARY KEY, holder TEXT NOT NULL, token {i} NOT NULL,
-                expires_at {i} NOT NULL)""",
-        ]
-        return tables
+        from ._sql_schema import schema  # only when a database is set up
+
+        return schema(self)
 
 
 _ENTRY_COLUMNS = "version, hash, content_type, data, created_at, updated_at, updated_by, expires_at"
@@ -121,8 +94,8 @@ _WHERE_KEY = "scope = ? AND namespace = ? AND key = ?"
 #: literal beyond a 64-bit integer ("datatype mismatch"), as PostgreSQL does beyond BIGINT.
 _MAX_LIMIT = 2**63 - 1
 # The statements of the hot paths, built once (``?`` markers; ``Dialect.q`` adapts them).
-# Those from _INSERT_ENTRY on are the clustered (SQLite) writer's only: PostgreSQL
-# writes with the statements of ._pg_write.
+# Those from _INSERT_ENTRY on are the clustered (SQLite) writer's: PostgreSQL writes with
+# the statements of ._pg_write (and imports, ._sql_import, with some of these).
 _SELECT_ENTRY = f"SELECT {_ENTRY_COLUMNS} FROM statebox_entries WHERE {_WHERE_KEY}"
 _INSERT_ENTRY = (
     f"INSERT INTO statebox_entries (scope, namespace, key, {_ENTRY_COLUMNS}) "
